@@ -1,0 +1,184 @@
+//! What workflows need from hypervisors and arrays, as traits: the runtime implements them
+//! with Wasm adapters, and engine tests may use in-process fakes.
+
+use async_trait::async_trait;
+
+use crate::contract::{
+    AdapterError, Device, Extent, HostInfo, LunInfo, LunMapping, NewDisk, SnapshotRef, VmInfo,
+    VmSpec,
+};
+
+/// Why a call to an endpoint failed: the adapter said so, or the sandbox stopped it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallErrorKind {
+    /// The adapter returned an `adapter-error`.
+    Adapter(AdapterError),
+    /// The call ran past the endpoint's deadline and was interrupted.
+    Timeout(std::time::Duration),
+    /// The instance tried to grow its memory past the endpoint's cap.
+    MemoryCap(u64),
+    /// The adapter trapped (a bug in it); the instance was thrown away.
+    Trap(String),
+    /// The host could not make the call (instantiation, unusable instance, bad answer).
+    Host(String),
+}
+
+/// A failed call, naming the endpoint and the call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("endpoint {endpoint}: {call}: {kind}")]
+pub struct CallError {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Contract function, e.g. `snapshot-disks`.
+    pub call: &'static str,
+    /// What happened.
+    pub kind: CallErrorKind,
+}
+
+impl CallError {
+    /// Whether the engine should retry (only `transient` adapter errors).
+    pub fn is_transient(&self) -> bool {
+        matches!(self.kind, CallErrorKind::Adapter(AdapterError::Transient(_)))
+    }
+
+    /// Whether the adapter said the thing does not exist (deleting it again is then done).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.kind, CallErrorKind::Adapter(AdapterError::NotFound(_)))
+    }
+}
+
+impl std::fmt::Display for CallErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallErrorKind::Adapter(e) => f.write_str(&crate::contract::describe_adapter_error(e)),
+            CallErrorKind::Timeout(d) => write!(
+                f,
+                "deadline of {} ms exceeded; the call was interrupted",
+                d.as_millis()
+            ),
+            CallErrorKind::MemoryCap(cap) => write!(
+                f,
+                "memory cap of {} exceeded; the instance was stopped",
+                crate::units::format_size(*cap)
+            ),
+            CallErrorKind::Trap(m) => write!(f, "adapter trapped: {m}"),
+            CallErrorKind::Host(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// Result of a call to an endpoint.
+pub type CallResult<T> = Result<T, CallError>;
+
+/// An open reader of device bytes, valid within the session that opened it.
+#[derive(Debug)]
+pub struct ReaderHandle(pub(crate) wasmtime::component::ResourceAny);
+
+/// An open writer of device bytes, valid within the session that opened it.
+#[derive(Debug)]
+pub struct WriterHandle(pub(crate) wasmtime::component::ResourceAny);
+
+/// Reading and writing device bytes through an adapter.
+#[async_trait]
+pub trait DataPath: Send {
+    /// Size of the opened device.
+    async fn reader_size(&mut self, reader: &ReaderHandle) -> CallResult<u64>;
+    /// Reads `length` bytes at `offset`.
+    async fn read(&mut self, reader: &ReaderHandle, offset: u64, length: u64) -> CallResult<Vec<u8>>;
+    /// Ranges holding data.
+    async fn allocated_extents(&mut self, reader: &ReaderHandle) -> CallResult<Vec<Extent>>;
+    /// Releases the reader.
+    async fn close_reader(&mut self, reader: ReaderHandle) -> CallResult<()>;
+    /// Size of the opened device.
+    async fn writer_size(&mut self, writer: &WriterHandle) -> CallResult<u64>;
+    /// Writes `data` at `offset`.
+    async fn write(&mut self, writer: &WriterHandle, offset: u64, data: &[u8]) -> CallResult<()>;
+    /// Makes writes durable.
+    async fn flush(&mut self, writer: &WriterHandle) -> CallResult<()>;
+    /// Releases the writer.
+    async fn close_writer(&mut self, writer: WriterHandle) -> CallResult<()>;
+}
+
+/// A hypervisor endpoint for the length of one job step.
+#[async_trait]
+pub trait Hypervisor: DataPath {
+    /// Endpoint name, for messages.
+    fn endpoint(&self) -> &str;
+    /// Hypervisor hosts.
+    async fn list_hosts(&mut self) -> CallResult<Vec<HostInfo>>;
+    /// VMs with devices.
+    async fn list_vms(&mut self) -> CallResult<Vec<VmInfo>>;
+    /// One VM.
+    async fn get_vm(&mut self, vm_id: &str) -> CallResult<VmInfo>;
+    /// Creates a VM.
+    async fn create_vm(&mut self, spec: &VmSpec, token: &str) -> CallResult<VmInfo>;
+    /// Deletes a VM.
+    async fn delete_vm(&mut self, vm_id: &str) -> CallResult<()>;
+    /// Powers on.
+    async fn power_on(&mut self, vm_id: &str) -> CallResult<()>;
+    /// Powers off.
+    async fn power_off(&mut self, vm_id: &str) -> CallResult<()>;
+    /// Adds a virtual disk.
+    async fn add_disk(&mut self, vm_id: &str, disk: &NewDisk, token: &str) -> CallResult<Device>;
+    /// Maps a LUN.
+    async fn map_lun(&mut self, vm_id: &str, mapping: &LunMapping, token: &str) -> CallResult<Device>;
+    /// Unmaps a LUN.
+    async fn unmap_lun(&mut self, vm_id: &str, wwn: &str) -> CallResult<()>;
+    /// Snapshots virtual disks together.
+    async fn snapshot_disks(&mut self, vm_id: &str, device_ids: &[String], token: &str) -> CallResult<Vec<SnapshotRef>>;
+    /// Reverts virtual disks.
+    async fn revert_disks(&mut self, vm_id: &str, snapshot_ids: &[String], token: &str) -> CallResult<()>;
+    /// Deletes a snapshot.
+    async fn delete_snapshot(&mut self, vm_id: &str, snapshot_id: &str) -> CallResult<()>;
+    /// Snapshots of a VM.
+    async fn list_snapshots(&mut self, vm_id: &str) -> CallResult<Vec<SnapshotRef>>;
+    /// Opens a virtual disk or snapshot for reading.
+    async fn open_reader(&mut self, vm_id: &str, device_id: &str, snapshot_id: Option<&str>) -> CallResult<ReaderHandle>;
+    /// Opens a virtual disk for writing.
+    async fn open_writer(&mut self, vm_id: &str, device_id: &str) -> CallResult<WriterHandle>;
+}
+
+/// A storage-array endpoint for the length of one job step.
+#[async_trait]
+pub trait StorageArray: DataPath {
+    /// Endpoint name, for messages.
+    fn endpoint(&self) -> &str;
+    /// LUNs.
+    async fn list_luns(&mut self) -> CallResult<Vec<LunInfo>>;
+    /// One LUN; not-found when the array does not own it.
+    async fn get_lun(&mut self, wwn: &str) -> CallResult<LunInfo>;
+    /// Creates a LUN.
+    async fn create_lun(&mut self, name: &str, capacity: u64, token: &str) -> CallResult<LunInfo>;
+    /// Deletes a LUN.
+    async fn delete_lun(&mut self, wwn: &str) -> CallResult<()>;
+    /// Exposes a LUN to a hypervisor host.
+    async fn expose(&mut self, wwn: &str, host_id: &str) -> CallResult<()>;
+    /// Hides a LUN from a hypervisor host.
+    async fn unexpose(&mut self, wwn: &str, host_id: &str) -> CallResult<()>;
+    /// Snapshots LUNs together.
+    async fn snapshot_luns(&mut self, wwns: &[String], token: &str) -> CallResult<Vec<SnapshotRef>>;
+    /// Reverts a LUN.
+    async fn revert_lun(&mut self, wwn: &str, snapshot_id: &str, token: &str) -> CallResult<()>;
+    /// Deletes a snapshot.
+    async fn delete_snapshot(&mut self, snapshot_id: &str) -> CallResult<()>;
+    /// Every snapshot.
+    async fn list_snapshots(&mut self) -> CallResult<Vec<SnapshotRef>>;
+    /// Clones a snapshot to a new LUN.
+    async fn clone_snapshot(&mut self, snapshot_id: &str, name: &str, token: &str) -> CallResult<LunInfo>;
+    /// Opens a LUN or snapshot for reading.
+    async fn open_reader(&mut self, wwn: &str, snapshot_id: Option<&str>) -> CallResult<ReaderHandle>;
+    /// Opens a LUN for writing.
+    async fn open_writer(&mut self, wwn: &str) -> CallResult<WriterHandle>;
+}
+
+/// Opens endpoints by name: one fresh sandboxed session per call, so no state leaks between
+/// job steps.
+#[async_trait]
+pub trait Endpoints: Send + Sync {
+    /// A session on a hypervisor endpoint.
+    async fn hypervisor(&self, endpoint: &str) -> anyhow::Result<Box<dyn Hypervisor>>;
+    /// A session on a storage-array endpoint.
+    async fn storage_array(&self, endpoint: &str) -> anyhow::Result<Box<dyn StorageArray>>;
+    /// Names of every storage-array endpoint (to find which one owns a WWN).
+    fn storage_array_names(&self) -> Vec<String>;
+}

@@ -1,0 +1,7 @@
+//! Tidemark: protects and moves virtual machines, including their physically mapped array
+//! LUNs, through sandboxed WebAssembly adapters.
+
+pub mod contract;
+pub mod engine;
+pub mod runtime;
+pub mod units;

@@ -1,0 +1,67 @@
+//! One configured instance of an adapter, as the runtime needs it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Per-call deadline when an endpoint sets none.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Memory cap of one adapter instance when an endpoint sets none.
+pub const DEFAULT_MEMORY_CAP: u64 = 256 * 1024 * 1024;
+/// The largest memory cap an endpoint may ask for (the instance pool's slot size).
+pub const MAX_MEMORY_CAP: u64 = 1024 * 1024 * 1024;
+
+/// What the runtime must know to give an endpoint a sandbox: which adapter, its settings,
+/// its private data directory, and its limits. Capabilities are granted here, by the host's
+/// configuration, never by the adapter.
+#[derive(Debug, Clone)]
+pub struct EndpointSpec {
+    /// Endpoint name, e.g. `lab-hypervisor` or `vcenter-prod`.
+    pub name: String,
+    /// Name of the loaded adapter it runs.
+    pub adapter: String,
+    /// Settings the adapter reads through the `host.setting` import.
+    pub settings: BTreeMap<String, String>,
+    /// Preopened as `/data` inside the sandbox; nothing else of the filesystem is visible.
+    pub data_dir: PathBuf,
+    /// Deadline of each call.
+    pub call_timeout: Duration,
+    /// Linear-memory cap of each instance.
+    pub memory_cap: u64,
+}
+
+impl EndpointSpec {
+    /// The endpoint with default limits, reading them from the reserved settings
+    /// `timeout` (`30s`, `500ms`) and `memory` (`256MiB`) where given.
+    pub fn new(
+        name: &str,
+        adapter: &str,
+        settings: BTreeMap<String, String>,
+        data_dir: PathBuf,
+    ) -> anyhow::Result<Self> {
+        let call_timeout = match settings.get("timeout") {
+            Some(raw) => crate::units::parse_duration(raw)
+                .map_err(|e| anyhow::anyhow!("endpoint {name}: setting timeout: {e}"))?,
+            None => DEFAULT_CALL_TIMEOUT,
+        };
+        let memory_cap = match settings.get("memory") {
+            Some(raw) => crate::units::parse_size(raw)
+                .map_err(|e| anyhow::anyhow!("endpoint {name}: setting memory: {e}"))?,
+            None => DEFAULT_MEMORY_CAP,
+        };
+        if memory_cap > MAX_MEMORY_CAP || memory_cap < 1024 * 1024 {
+            anyhow::bail!(
+                "endpoint {name}: setting memory must be between 1MiB and {}MiB",
+                MAX_MEMORY_CAP >> 20
+            );
+        }
+        Ok(Self {
+            name: name.to_string(),
+            adapter: adapter.to_string(),
+            settings,
+            data_dir,
+            call_timeout,
+            memory_cap,
+        })
+    }
+}

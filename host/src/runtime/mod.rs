@@ -1,0 +1,249 @@
+//! Loading, sandboxing and calling adapters (wasmtime component model).
+//!
+//! One `Engine` for the process; every adapter compiled once (and cached on disk) and
+//! pre-instantiated; a fresh `Store` and instance per job step. Each call has a deadline
+//! (epoch interruption) and each instance a memory cap; a trap, a deadline or a cap breach
+//! becomes a [`CallError`](crate::engine::ports::CallError) naming the endpoint and the call.
+
+mod array;
+mod connector;
+mod data_path;
+pub mod endpoint;
+mod hypervisor;
+pub mod loader;
+mod session;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+pub use connector::Connector;
+pub use endpoint::EndpointSpec;
+pub use loader::{AdapterKind, LoadedAdapter};
+pub use session::Session;
+use store::StoreState;
+
+/// How often the epoch advances; deadlines are rounded up to it.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The adapters bundled in the binary: the lab hypervisor and array, built for wasm32-wasip2
+/// by the build script.
+pub const EMBEDDED_ADAPTERS: &[(&str, &[u8])] = &[
+    ("lab-hypervisor", include_bytes!(concat!(env!("OUT_DIR"), "/lab_hypervisor.wasm"))),
+    ("lab-array", include_bytes!(concat!(env!("OUT_DIR"), "/lab_array.wasm"))),
+];
+
+/// The adapter runtime: engine, linker, loaded adapters, epoch ticker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    adapters: BTreeMap<String, Arc<LoadedAdapter>>,
+    /// Adapters that failed to load, with the reason (shown by `endpoint list` and friends).
+    pub rejected: Vec<(String, String)>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// A runtime with the embedded adapters and every `*.wasm` in `adapters_dir` (if given).
+    /// An external adapter that fails to load is recorded in `rejected`, never fatal.
+    pub async fn new(adapters_dir: Option<&Path>, cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let engine = new_engine()?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow!("linking WASI: {e:?}"))?;
+        crate::contract::HostView::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("linking host imports: {e:?}"))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
+        let mut runtime = Self {
+            engine,
+            linker,
+            adapters: BTreeMap::new(),
+            rejected: Vec::new(),
+            ticker_stop,
+        };
+        for (name, wasm) in EMBEDDED_ADAPTERS {
+            runtime
+                .add_adapter(name, wasm, "embedded".to_string(), cache_dir)
+                .await
+                .with_context(|| format!("loading embedded adapter {name}"))?;
+        }
+        if let Some(dir) = adapters_dir {
+            for path in wasm_files(dir)? {
+                let name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let outcome = match std::fs::read(&path) {
+                    Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
+                    Ok(_) if runtime.adapters.contains_key(&name) => {
+                        Err(anyhow!("an adapter named {name} is already loaded"))
+                    }
+                    Ok(wasm) => {
+                        runtime
+                            .add_adapter(&name, &wasm, path.display().to_string(), cache_dir)
+                            .await
+                    }
+                };
+                if let Err(e) = outcome {
+                    tracing::warn!(adapter = %name, "adapter not loaded: {e:#}");
+                    runtime.rejected.push((name, format!("{e:#}")));
+                }
+            }
+        }
+        Ok(runtime)
+    }
+
+    /// Compiles, checks, links and introduces one adapter.
+    async fn add_adapter(
+        &mut self,
+        name: &str,
+        wasm: &[u8],
+        source: String,
+        cache_dir: Option<&Path>,
+    ) -> anyhow::Result<()> {
+        let component = loader::compile(&self.engine, wasm, cache_dir)
+            .with_context(|| format!("adapter {name} is not a valid WebAssembly component"))?;
+        let kind = loader::inspect(&self.engine, &component, name)?;
+        let mut adapter = loader::prepare(&self.linker, &component, name, source, kind)?;
+        adapter.info = self.introduce(&adapter).await?;
+        self.adapters.insert(name.to_string(), Arc::new(adapter));
+        Ok(())
+    }
+
+    /// Asks a new adapter who it is, in a sandbox with no data dir, and checks its answer.
+    async fn introduce(&self, adapter: &LoadedAdapter) -> anyhow::Result<crate::contract::AdapterInfo> {
+        let spec = Arc::new(EndpointSpec::new(
+            &format!("adapter:{}", adapter.name),
+            &adapter.name,
+            BTreeMap::new(),
+            PathBuf::new(),
+        )?);
+        let pre = adapter.pre.clone();
+        let indices = &adapter.adapter_indices;
+        let info = async {
+            let mut store = self.new_store(&spec, false)?;
+            let instance = pre.instantiate_async(&mut store).await.map_err(|e| anyhow!("{e:?}"))?;
+            let guest = indices.load(&mut store, &instance).map_err(|e| anyhow!("{e:?}"))?;
+            guest.call_info(&mut store).await.map_err(|e| anyhow!("info call failed: {e:?}"))
+        }
+        .await
+        .with_context(|| format!("adapter {} failed its introduction", adapter.name))?;
+        if !crate::contract::contract_compatible(&info.contract) {
+            anyhow::bail!(
+                "adapter {} reports contract {:?}, but this host speaks {}",
+                adapter.name,
+                info.contract,
+                crate::contract::CONTRACT_VERSION
+            );
+        }
+        Ok(info)
+    }
+
+    /// A store for one step of `endpoint`, with its limits and its first deadline set.
+    pub(crate) fn new_store(&self, endpoint: &Arc<EndpointSpec>, with_data_dir: bool) -> anyhow::Result<Store<StoreState>> {
+        let state = StoreState::new(endpoint.clone(), with_data_dir)?;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| state);
+        store.set_epoch_deadline(deadline_ticks(endpoint.call_timeout));
+        Ok(store)
+    }
+
+    /// Opens a fresh sandboxed session on `endpoint` (its adapter must be loaded).
+    pub async fn open(&self, endpoint: Arc<EndpointSpec>) -> anyhow::Result<Session> {
+        let adapter = self.adapter(&endpoint.adapter)?;
+        std::fs::create_dir_all(&endpoint.data_dir).with_context(|| {
+            format!("creating data directory of endpoint {}", endpoint.name)
+        })?;
+        let mut store = self.new_store(&endpoint, true)?;
+        let instance = adapter
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| anyhow!("endpoint {}: instantiating adapter {}: {e:?}", endpoint.name, adapter.name))?;
+        Ok(Session::new(store, instance, adapter))
+    }
+
+    /// A loaded adapter by name.
+    pub fn adapter(&self, name: &str) -> anyhow::Result<Arc<LoadedAdapter>> {
+        self.adapters.get(name).cloned().ok_or_else(|| {
+            anyhow!(
+                "unknown adapter '{name}' (loaded: {})",
+                self.adapters.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+
+    /// Every loaded adapter.
+    pub fn adapters(&self) -> impl Iterator<Item = &Arc<LoadedAdapter>> {
+        self.adapters.values()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Epoch ticks for a deadline, rounded up, at least one.
+pub(crate) fn deadline_ticks(timeout: Duration) -> u64 {
+    (timeout.as_millis() as u64).div_ceil(EPOCH_TICK.as_millis() as u64) + 1
+}
+
+fn new_engine() -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(256)
+        .total_core_instances(512)
+        .total_memories(256)
+        .total_tables(512)
+        .total_stacks(256)
+        .max_memory_size(endpoint::MAX_MEMORY_CAP as usize);
+    let mut pooled = config.clone();
+    pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&pooled) {
+        Ok(engine) => Ok(engine),
+        Err(e) => {
+            // A host with little address space cannot reserve the pool; fall back rather
+            // than refuse to run.
+            tracing::warn!("pooling allocator unavailable ({e}); using on-demand allocation");
+            Engine::new(&config).map_err(|e| anyhow!("creating the wasm engine: {e:?}"))
+        }
+    }
+}
+
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}
+
+fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,192 @@
+//! VM records: one JSON file per VM under `vms/`.
+
+use std::collections::BTreeMap;
+
+use lab_common::lab;
+use serde::{Deserialize, Serialize};
+use tidemark_sdk::{AdapterError, AdapterResult, Device, DeviceBacking, MappingMode, MappedLun, PowerState, VmInfo};
+
+/// A snapshot of one virtual disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiskSnapshot {
+    pub device_id: String,
+    pub volume: String,
+    pub created_at: u64,
+}
+
+/// How a device is stored in the record (the contract types carry no serde).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    pub id: String,
+    pub mount_point: String,
+    pub capacity: u64,
+    /// Volume id for a virtual disk.
+    pub volume: Option<String>,
+    /// WWN and mode for a mapped LUN.
+    pub wwn: Option<String>,
+    pub physical: bool,
+}
+
+/// A VM as the lab keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VmRecord {
+    pub id: String,
+    pub name: String,
+    pub host_id: String,
+    pub powered_on: bool,
+    pub device_records: Vec<DeviceRecord>,
+    pub next_device: u32,
+    pub snapshots: BTreeMap<String, DiskSnapshot>,
+    #[serde(skip)]
+    pub devices: Vec<Device>,
+    #[serde(skip, default = "off")]
+    pub power: PowerState,
+}
+
+fn off() -> PowerState {
+    PowerState::Off
+}
+
+impl VmRecord {
+    pub fn new(id: &str, name: &str, host_id: &str) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            host_id: host_id.into(),
+            powered_on: false,
+            device_records: Vec::new(),
+            next_device: 1,
+            snapshots: BTreeMap::new(),
+            devices: Vec::new(),
+            power: PowerState::Off,
+        }
+    }
+
+    pub fn next_device_id(&mut self) -> String {
+        let id = format!("dev-{}", self.next_device);
+        self.next_device += 1;
+        id
+    }
+
+    /// Adds a device; a mount point or WWN used twice is a conflict.
+    pub fn add_device(&mut self, device: Device) -> AdapterResult<()> {
+        if self.devices.iter().any(|d| d.mount_point == device.mount_point) {
+            return Err(AdapterError::Conflict(format!(
+                "VM {} already has a device at {}",
+                self.name, device.mount_point
+            )));
+        }
+        if let DeviceBacking::MappedLun(lun) = &device.backing
+            && self
+                .devices
+                .iter()
+                .any(|d| matches!(&d.backing, DeviceBacking::MappedLun(l) if l.wwn == lun.wwn))
+        {
+            return Err(AdapterError::Conflict(format!("LUN {} is already mapped to VM {}", lun.wwn, self.name)));
+        }
+        self.devices.push(device);
+        Ok(())
+    }
+
+    pub fn device(&self, device_id: &str) -> AdapterResult<&Device> {
+        self.devices
+            .iter()
+            .find(|d| d.id == device_id)
+            .ok_or_else(|| AdapterError::NotFound(format!("VM {} has no device {device_id}", self.name)))
+    }
+
+    pub fn snapshot(&self, snapshot_id: &str) -> AdapterResult<&DiskSnapshot> {
+        self.snapshots
+            .get(snapshot_id)
+            .ok_or_else(|| AdapterError::NotFound(format!("VM {} has no snapshot {snapshot_id}", self.name)))
+    }
+
+    pub fn info(&self) -> VmInfo {
+        VmInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            host_id: self.host_id.clone(),
+            power: self.power,
+            devices: self.devices.clone(),
+        }
+    }
+
+    fn to_disk(&mut self) {
+        self.powered_on = self.power == PowerState::On;
+        self.device_records = self
+            .devices
+            .iter()
+            .map(|d| {
+                let (volume, wwn, physical) = match &d.backing {
+                    DeviceBacking::VirtualDisk(v) => (Some(v.clone()), None, false),
+                    DeviceBacking::MappedLun(l) => (None, Some(l.wwn.clone()), l.mode == MappingMode::Physical),
+                };
+                DeviceRecord { id: d.id.clone(), mount_point: d.mount_point.clone(), capacity: d.capacity, volume, wwn, physical }
+            })
+            .collect();
+    }
+
+    fn from_disk(&mut self) -> AdapterResult<()> {
+        self.power = if self.powered_on { PowerState::On } else { PowerState::Off };
+        self.devices = self
+            .device_records
+            .iter()
+            .map(|r| {
+                let backing = match (&r.volume, &r.wwn) {
+                    (Some(v), None) => DeviceBacking::VirtualDisk(v.clone()),
+                    (None, Some(w)) => DeviceBacking::MappedLun(MappedLun {
+                        wwn: w.clone(),
+                        mode: if r.physical { MappingMode::Physical } else { MappingMode::Virtual },
+                    }),
+                    _ => return Err(AdapterError::Internal(format!("VM {}: device {} is corrupt", self.name, r.id))),
+                };
+                Ok(Device { id: r.id.clone(), backing, capacity: r.capacity, mount_point: r.mount_point.clone() })
+            })
+            .collect::<AdapterResult<_>>()?;
+        Ok(())
+    }
+}
+
+fn check_id(vm_id: &str) -> AdapterResult<()> {
+    let ok = !vm_id.is_empty()
+        && vm_id.len() <= 64
+        && vm_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok { Ok(()) } else { Err(AdapterError::NotFound(format!("no VM with id '{vm_id}'"))) }
+}
+
+pub fn load(vm_id: &str) -> AdapterResult<VmRecord> {
+    check_id(vm_id)?;
+    let mut record: VmRecord = lab()?
+        .load("vms", vm_id)?
+        .ok_or_else(|| AdapterError::NotFound(format!("no VM with id '{vm_id}'")))?;
+    record.from_disk()?;
+    Ok(record)
+}
+
+pub fn all() -> AdapterResult<Vec<VmRecord>> {
+    let mut records: Vec<VmRecord> = lab()?.load_all("vms")?;
+    for record in &mut records {
+        record.from_disk()?;
+    }
+    Ok(records)
+}
+
+pub fn save(record: &VmRecord) -> AdapterResult<()> {
+    let mut record = record.clone();
+    record.to_disk();
+    lab()?.save("vms", &record.id, &record)
+}
+
+pub fn remove(vm_id: &str) -> AdapterResult<()> {
+    check_id(vm_id)?;
+    lab()?.remove("vms", vm_id).map(|_| ())
+}
+
+pub fn set_power(vm_id: &str, power: PowerState) -> AdapterResult<()> {
+    let mut record = load(vm_id)?;
+    if record.power != power {
+        record.power = power;
+        save(&record)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Write a Tidemark adapter in Rust.
+//!
+//! An adapter is a WebAssembly component that lets the Tidemark host reach one kind of system
+//! (a hypervisor, a storage array). Implement [`Hypervisor`] or [`StorageArray`] for a type
+//! and call [`export_hypervisor!`] or [`export_storage_array!`] once; build the crate as a
+//! `cdylib` for `wasm32-wasip2`. The SDK fills in the contract version, turns readers and
+//! writers into the contract's resources, and gives helpers for errors, settings and logs.
+//!
+//! ```ignore
+//! struct MyHypervisor;
+//! impl tidemark_sdk::Hypervisor for MyHypervisor { /* ... */ }
+//! tidemark_sdk::export_hypervisor!(MyHypervisor);
+//! ```
+
+extern crate self as tidemark_sdk;
+
+mod bindings;
+mod data_path;
+mod errors;
+mod host;
+#[cfg(feature = "hypervisor")]
+mod hypervisor;
+#[cfg(feature = "storage-array")]
+mod storage_array;
+
+pub use bindings::types::*;
+pub use data_path::{DeviceRead, DeviceWrite};
+pub use errors::{AdapterResult, OrInternal};
+pub use host::{log, now_ms, required_setting, setting, setting_or, setting_parse};
+#[cfg(feature = "hypervisor")]
+pub use hypervisor::{Hypervisor, HypervisorExports};
+#[cfg(feature = "storage-array")]
+pub use storage_array::{StorageArray, StorageArrayExports};
+
+/// The contract version this SDK is built against; the host checks it at load.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// Fills in the contract version the adapter was built against.
+pub(crate) fn adapter_info(about: About) -> AdapterInfo {
+    AdapterInfo {
+        contract: CONTRACT_VERSION.to_string(),
+        vendor: about.vendor,
+        version: about.version,
+        capabilities: about.capabilities,
+    }
+}
+
+/// Who an adapter is: the SDK adds the contract version to make the contract's `adapter-info`.
+#[derive(Debug, Clone)]
+pub struct About {
+    /// Who wrote the adapter, e.g. "Tidemark lab".
+    pub vendor: String,
+    /// The adapter's own version.
+    pub version: String,
+    /// Capability names the host may look for.
+    pub capabilities: Vec<String>,
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::bindings::world;
+    pub use wit_bindgen;
+}
+
+/// Exports `$t` (which implements `Hypervisor`) as this component's hypervisor adapter.
+#[cfg(feature = "hypervisor")]
+#[macro_export]
+macro_rules! export_hypervisor {
+    ($t:ty) => {
+        const _: () = {
+            type TidemarkHypervisorExports = $crate::HypervisorExports<$t>;
+            $crate::__private::world::__export_adapter_world!(
+                TidemarkHypervisorExports with_types_in $crate::__private::world
+            );
+        };
+    };
+}
+
+/// Exports `$t` (which implements `StorageArray`) as this component's storage-array adapter.
+#[cfg(feature = "storage-array")]
+#[macro_export]
+macro_rules! export_storage_array {
+    ($t:ty) => {
+        const _: () = {
+            type TidemarkStorageArrayExports = $crate::StorageArrayExports<$t>;
+            $crate::__private::world::__export_adapter_world!(
+                TidemarkStorageArrayExports with_types_in $crate::__private::world
+            );
+        };
+    };
+}
