@@ -1,7 +1,9 @@
 //! Tidemark: protects and moves virtual machines, including their physically mapped array
 //! LUNs, through sandboxed WebAssembly adapters.
 
+pub mod catalog;
 pub mod contract;
 pub mod engine;
+pub mod names;
 pub mod runtime;
 pub mod units;

@@ -1,0 +1,143 @@
+//! Jobs and their step journals.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Catalog, JobRecord, JobState, StepRecord, StepState, now_ms};
+
+fn parse<T: std::str::FromStr<Err = String>>(raw: String) -> rusqlite::Result<T> {
+    raw.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn json(raw: Option<String>) -> rusqlite::Result<Option<serde_json::Value>> {
+    raw.map(|s| {
+        serde_json::from_str(&s).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })
+    })
+    .transpose()
+}
+
+impl Catalog {
+    /// Records a new job in state `running`.
+    pub fn create_job(&self, id: &str, kind: &str, vm_name: Option<&str>, params: &serde_json::Value) -> anyhow::Result<()> {
+        let now = now_ms();
+        self.conn().execute(
+            "INSERT INTO jobs (id, kind, state, vm_name, params, created_at, updated_at) VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?5)",
+            params![id, kind, vm_name, params.to_string(), now],
+        )?;
+        Ok(())
+    }
+
+    /// Moves a job to a state, with its result or error.
+    pub fn set_job_state(
+        &self,
+        id: &str,
+        state: JobState,
+        result: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.conn().execute(
+            "UPDATE jobs SET state = ?2, result = COALESCE(?3, result), error = COALESCE(?4, error), updated_at = ?5 WHERE id = ?1",
+            params![id, state.as_str(), result.map(|r| r.to_string()), error, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// A job with its steps.
+    pub fn job(&self, id: &str) -> anyhow::Result<Option<JobRecord>> {
+        let conn = self.conn();
+        let job = conn
+            .query_row(
+                "SELECT id, kind, state, vm_name, params, result, error, created_at, updated_at FROM jobs WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(JobRecord {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        state: parse(r.get(2)?)?,
+                        vm_name: r.get(3)?,
+                        params: json(r.get(4)?)?.unwrap_or_default(),
+                        result: json(r.get(5)?)?,
+                        error: r.get(6)?,
+                        created_at: r.get(7)?,
+                        updated_at: r.get(8)?,
+                        steps: Vec::new(),
+                    })
+                },
+            )
+            .optional()?;
+        let Some(mut job) = job else { return Ok(None) };
+        let mut stmt = conn.prepare(
+            "SELECT seq, name, state, detail, output, undo, started_at, ended_at FROM job_steps WHERE job_id = ?1 ORDER BY seq",
+        )?;
+        job.steps = stmt
+            .query_map(params![id], |r| {
+                Ok(StepRecord {
+                    seq: r.get(0)?,
+                    name: r.get(1)?,
+                    state: parse(r.get(2)?)?,
+                    detail: r.get(3)?,
+                    output: json(r.get(4)?)?,
+                    undo: json(r.get(5)?)?,
+                    started_at: r.get(6)?,
+                    ended_at: r.get(7)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(job))
+    }
+
+    /// Job ids, newest first; only unfinished ones when asked.
+    pub fn job_ids(&self, unfinished_only: bool) -> anyhow::Result<Vec<String>> {
+        let conn = self.conn();
+        let sql = if unfinished_only {
+            "SELECT id FROM jobs WHERE state IN ('running', 'compensating') ORDER BY created_at, rowid"
+        } else {
+            "SELECT id FROM jobs ORDER BY created_at DESC, rowid DESC"
+        };
+        let mut stmt = conn.prepare(sql)?;
+        Ok(stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+    }
+
+    /// An unfinished job on a VM other than `except`, if any (one job per VM at a time).
+    pub fn unfinished_job_on(&self, vm_name: &str, except: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id FROM jobs WHERE vm_name = ?1 AND id != ?2 AND state IN ('running', 'compensating') LIMIT 1",
+                params![vm_name, except],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records that a step started (or restarted after a crash).
+    pub fn begin_step(&self, job_id: &str, seq: u32, name: &str) -> anyhow::Result<()> {
+        self.conn().execute(
+            "INSERT INTO job_steps (job_id, seq, name, state, started_at) VALUES (?1, ?2, ?3, 'running', ?4)
+             ON CONFLICT(job_id, seq) DO UPDATE SET name = ?3, state = 'running', started_at = ?4, ended_at = NULL",
+            params![job_id, seq, name, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Records how a step ended, with its output and undo (for a success).
+    pub fn end_step(
+        &self,
+        job_id: &str,
+        seq: u32,
+        state: StepState,
+        detail: &str,
+        output: Option<&serde_json::Value>,
+        undo: Option<&serde_json::Value>,
+    ) -> anyhow::Result<()> {
+        self.conn().execute(
+            "UPDATE job_steps SET state = ?3, detail = ?4, output = COALESCE(?5, output), undo = COALESCE(?6, undo), ended_at = ?7
+             WHERE job_id = ?1 AND seq = ?2",
+            params![job_id, seq, state.as_str(), detail, output.map(|o| o.to_string()), undo.map(|u| u.to_string()), now_ms()],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! Schema migrations, applied in order and recorded in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `index` to `index + 1`. Append only.
+const MIGRATIONS: &[&str] = &[
+    // 1: the tracking store of the foundation.
+    r#"
+    CREATE TABLE endpoints (
+        name        TEXT PRIMARY KEY,
+        adapter     TEXT NOT NULL,
+        settings    TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE vms (
+        name        TEXT PRIMARY KEY,
+        endpoint    TEXT NOT NULL REFERENCES endpoints(name),
+        vm_ref      TEXT NOT NULL,
+        host        TEXT NOT NULL,
+        power       TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        UNIQUE (endpoint, vm_ref)
+    );
+    CREATE TABLE devices (
+        vm_name     TEXT NOT NULL REFERENCES vms(name) ON DELETE CASCADE,
+        device_ref  TEXT NOT NULL,
+        mount_point TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('virtual-disk', 'mapped-lun')),
+        disk_ref    TEXT,
+        wwn         TEXT,
+        mode        TEXT CHECK (mode IN ('physical', 'virtual')),
+        capacity    INTEGER NOT NULL,
+        PRIMARY KEY (vm_name, device_ref),
+        UNIQUE (vm_name, mount_point)
+    );
+    CREATE TABLE lun_owners (
+        wwn         TEXT PRIMARY KEY,
+        endpoint    TEXT NOT NULL,
+        found_at    INTEGER NOT NULL
+    );
+    CREATE TABLE recovery_points (
+        id          TEXT PRIMARY KEY,
+        vm_name     TEXT NOT NULL REFERENCES vms(name),
+        created_at  INTEGER NOT NULL,
+        job_id      TEXT NOT NULL
+    );
+    CREATE INDEX recovery_points_by_vm ON recovery_points (vm_name, created_at);
+    CREATE TABLE snapshot_refs (
+        point_id    TEXT NOT NULL REFERENCES recovery_points(id) ON DELETE CASCADE,
+        device_ref  TEXT NOT NULL,
+        mount_point TEXT NOT NULL,
+        device_kind TEXT NOT NULL,
+        wwn         TEXT,
+        mode        TEXT,
+        endpoint    TEXT NOT NULL,
+        snapshot    TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (point_id, device_ref)
+    );
+    CREATE TABLE copy_refs (
+        point_id    TEXT NOT NULL REFERENCES recovery_points(id) ON DELETE CASCADE,
+        device_ref  TEXT NOT NULL,
+        store       TEXT NOT NULL,
+        copy        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (point_id, device_ref)
+    );
+    CREATE TABLE jobs (
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        vm_name     TEXT,
+        params      TEXT NOT NULL,
+        result      TEXT,
+        error       TEXT,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE INDEX jobs_by_state ON jobs (state);
+    CREATE TABLE job_steps (
+        job_id      TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        seq         INTEGER NOT NULL,
+        name        TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        detail      TEXT NOT NULL DEFAULT '',
+        output      TEXT,
+        undo        TEXT,
+        started_at  INTEGER NOT NULL,
+        ended_at    INTEGER,
+        PRIMARY KEY (job_id, seq)
+    );
+    "#,
+];
+
+/// Brings the schema up to date; refuses a catalog written by a newer Tidemark.
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if current > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the catalog has schema version {current}, newer than this Tidemark knows ({}); \
+             upgrade Tidemark",
+            MIGRATIONS.len()
+        );
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

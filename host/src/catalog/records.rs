@@ -1,0 +1,193 @@
+//! What the catalog stores, as plain records (serialized as the CLI's JSON).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+fn as_time<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::format_time(*ms))
+}
+
+fn as_opt_time<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&super::format_time(*ms)),
+        None => s.serialize_none(),
+    }
+}
+
+/// One configured instance of an adapter.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EndpointRecord {
+    pub name: String,
+    pub adapter: String,
+    /// Settings given at `endpoint add`.
+    pub settings: BTreeMap<String, String>,
+    #[serde(serialize_with = "as_time")]
+    pub created_at: i64,
+}
+
+/// A VM under protection, as last discovered.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VmRecord {
+    /// Tidemark's name for it (unique).
+    pub name: String,
+    /// The hypervisor endpoint that manages it.
+    pub endpoint: String,
+    /// The hypervisor's id of the VM.
+    pub vm_ref: String,
+    /// Hypervisor host id.
+    pub host: String,
+    /// `on` or `off`.
+    pub power: String,
+    pub devices: Vec<DeviceRecord>,
+}
+
+/// A disk of a VM: a virtual disk or a mapped LUN, at a mount point.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeviceRecord {
+    /// The hypervisor's id of the device within the VM.
+    pub device_ref: String,
+    pub mount_point: String,
+    /// `virtual-disk` or `mapped-lun`.
+    pub kind: String,
+    /// The hypervisor's disk id, for a virtual disk.
+    pub disk_ref: Option<String>,
+    /// For a mapped LUN.
+    pub wwn: Option<String>,
+    /// `physical` or `virtual`, for a mapped LUN.
+    pub mode: Option<String>,
+    pub capacity: u64,
+}
+
+/// Device kind names used in records and JSON.
+pub const VIRTUAL_DISK: &str = "virtual-disk";
+/// Device kind names used in records and JSON.
+pub const MAPPED_LUN: &str = "mapped-lun";
+
+/// A recovery point: the snapshots of all devices of one VM, taken together.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PointRecord {
+    pub id: String,
+    pub vm_name: String,
+    #[serde(serialize_with = "as_time")]
+    pub created_at: i64,
+    pub job_id: String,
+    pub snapshots: Vec<SnapshotRefRecord>,
+}
+
+/// Where one device's snapshot of a recovery point lives.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SnapshotRefRecord {
+    pub device_ref: String,
+    pub mount_point: String,
+    /// `virtual-disk` or `mapped-lun`.
+    pub device_kind: String,
+    pub wwn: Option<String>,
+    pub mode: Option<String>,
+    /// The endpoint that holds the snapshot (hypervisor or array).
+    pub endpoint: String,
+    /// The endpoint's snapshot id.
+    #[serde(rename = "ref")]
+    pub snapshot: String,
+    #[serde(serialize_with = "as_time")]
+    pub created_at: i64,
+}
+
+/// A durable run of a workflow.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JobRecord {
+    pub id: String,
+    /// `snapshot`, `revert`, ...
+    pub kind: String,
+    pub state: JobState,
+    pub vm_name: Option<String>,
+    pub params: serde_json::Value,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    #[serde(serialize_with = "as_time")]
+    pub created_at: i64,
+    #[serde(serialize_with = "as_time")]
+    pub updated_at: i64,
+    pub steps: Vec<StepRecord>,
+}
+
+/// One step of a job's journal.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StepRecord {
+    /// 1-based position in the job.
+    pub seq: u32,
+    pub name: String,
+    pub state: StepState,
+    /// What happened, for people.
+    pub detail: String,
+    /// The step's result, replayed on resume instead of running it again.
+    pub output: Option<serde_json::Value>,
+    /// How to undo the step, run by compensation.
+    pub undo: Option<serde_json::Value>,
+    #[serde(serialize_with = "as_time")]
+    pub started_at: i64,
+    #[serde(serialize_with = "as_opt_time")]
+    pub ended_at: Option<i64>,
+}
+
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            /// The stored and displayed name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(format!("unknown {} '{other}'", stringify!($name))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Where a job stands. `compensated`: it failed and every completed step was undone;
+    /// `failed`: it failed and some undo failed too (see the steps).
+    JobState {
+        Running = "running",
+        Compensating = "compensating",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Compensated = "compensated",
+    }
+);
+
+string_enum!(
+    /// Where a step stands.
+    StepState {
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Compensated = "compensated",
+        CompensationFailed = "compensation-failed",
+    }
+);
+
+impl JobState {
+    /// Whether `resume` has work to do for a job in this state.
+    pub fn is_unfinished(self) -> bool {
+        matches!(self, JobState::Running | JobState::Compensating)
+    }
+}

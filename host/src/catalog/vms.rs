@@ -1,0 +1,134 @@
+//! Endpoints, VMs with their devices, and which array owns each LUN.
+
+use anyhow::{Context, bail};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Catalog, DeviceRecord, EndpointRecord, VmRecord, now_ms};
+
+impl Catalog {
+    /// Adds an endpoint; an existing name is a conflict.
+    pub fn add_endpoint(&self, endpoint: &EndpointRecord) -> anyhow::Result<()> {
+        let settings = serde_json::to_string(&endpoint.settings)?;
+        let conn = self.conn();
+        let inserted = conn.execute(
+            "INSERT OR IGNORE INTO endpoints (name, adapter, settings, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![endpoint.name, endpoint.adapter, settings, endpoint.created_at],
+        )?;
+        if inserted == 0 {
+            bail!("an endpoint named '{}' exists already", endpoint.name);
+        }
+        Ok(())
+    }
+
+    /// Every endpoint, by name.
+    pub fn endpoints(&self) -> anyhow::Result<Vec<EndpointRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT name, adapter, settings, created_at FROM endpoints ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, adapter, settings, created_at) = row?;
+            let settings = serde_json::from_str(&settings)
+                .with_context(|| format!("endpoint {name}: stored settings are corrupt"))?;
+            out.push(EndpointRecord { name, adapter, settings, created_at });
+        }
+        Ok(out)
+    }
+
+    /// Inserts or replaces a VM and its devices, as just discovered.
+    pub fn upsert_vm(&self, vm: &VmRecord) -> anyhow::Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO vms (name, endpoint, vm_ref, host, power, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(name) DO UPDATE SET endpoint = ?2, vm_ref = ?3, host = ?4, power = ?5, updated_at = ?6",
+            params![vm.name, vm.endpoint, vm.vm_ref, vm.host, vm.power, now_ms()],
+        )?;
+        tx.execute("DELETE FROM devices WHERE vm_name = ?1", params![vm.name])?;
+        for d in &vm.devices {
+            tx.execute(
+                "INSERT INTO devices (vm_name, device_ref, mount_point, kind, disk_ref, wwn, mode, capacity)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![vm.name, d.device_ref, d.mount_point, d.kind, d.disk_ref, d.wwn, d.mode, d.capacity as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A VM by name.
+    pub fn vm(&self, name: &str) -> anyhow::Result<Option<VmRecord>> {
+        let conn = self.conn();
+        let vm = conn
+            .query_row(
+                "SELECT name, endpoint, vm_ref, host, power FROM vms WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(VmRecord {
+                        name: r.get(0)?,
+                        endpoint: r.get(1)?,
+                        vm_ref: r.get(2)?,
+                        host: r.get(3)?,
+                        power: r.get(4)?,
+                        devices: Vec::new(),
+                    })
+                },
+            )
+            .optional()?;
+        let Some(mut vm) = vm else { return Ok(None) };
+        let mut stmt = conn.prepare(
+            "SELECT device_ref, mount_point, kind, disk_ref, wwn, mode, capacity FROM devices
+             WHERE vm_name = ?1 ORDER BY mount_point",
+        )?;
+        vm.devices = stmt
+            .query_map(params![name], |r| {
+                Ok(DeviceRecord {
+                    device_ref: r.get(0)?,
+                    mount_point: r.get(1)?,
+                    kind: r.get(2)?,
+                    disk_ref: r.get(3)?,
+                    wwn: r.get(4)?,
+                    mode: r.get(5)?,
+                    capacity: r.get::<_, i64>(6)? as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(vm))
+    }
+
+    /// Every VM, by name.
+    pub fn vms(&self) -> anyhow::Result<Vec<VmRecord>> {
+        let names: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT name FROM vms ORDER BY name")?;
+            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(vm) = self.vm(&name)? {
+                out.push(vm);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The array endpoint remembered as the owner of a LUN.
+    pub fn lun_owner(&self, wwn: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT endpoint FROM lun_owners WHERE wwn = ?1", params![wwn], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Remembers which array endpoint owns a LUN.
+    pub fn set_lun_owner(&self, wwn: &str, endpoint: &str) -> anyhow::Result<()> {
+        self.conn().execute(
+            "INSERT INTO lun_owners (wwn, endpoint, found_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(wwn) DO UPDATE SET endpoint = ?2, found_at = ?3",
+            params![wwn, endpoint, now_ms()],
+        )?;
+        Ok(())
+    }
+}

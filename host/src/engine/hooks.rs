@@ -1,0 +1,39 @@
+//! Test hooks, documented as such: they let tests crash or fail a job at an exact step.
+//!
+//! - `TIDEMARK_CRASH_AFTER_STEP=N` aborts the process right after the Nth step of a job is
+//!   recorded (as `kill -9` would, but at a known point).
+//! - `TIDEMARK_FAIL_STEP=N` makes the Nth step of a job fail with an injected error instead
+//!   of running.
+//!
+//! Neither is meant for production use; both are read once when the engine starts.
+
+/// The hooks in force.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestHooks {
+    /// Abort after this step is recorded.
+    pub crash_after_step: Option<u32>,
+    /// Fail this step.
+    pub fail_step: Option<u32>,
+}
+
+impl TestHooks {
+    /// Reads the hooks from the environment; a malformed value is an error, not ignored.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let read = |name: &str| -> anyhow::Result<Option<u32>> {
+            match std::env::var(name) {
+                Ok(raw) => raw
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .map(Some)
+                    .ok_or_else(|| anyhow::anyhow!("{name} must be a step number >= 1, not '{raw}'")),
+                Err(_) => Ok(None),
+            }
+        };
+        Ok(Self {
+            crash_after_step: read("TIDEMARK_CRASH_AFTER_STEP")?,
+            fail_step: read("TIDEMARK_FAIL_STEP")?,
+        })
+    }
+}
