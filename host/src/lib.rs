@@ -2,6 +2,7 @@
 //! LUNs, through sandboxed WebAssembly adapters.
 
 pub mod catalog;
+pub mod cli;
 pub mod contract;
 pub mod engine;
 pub mod names;

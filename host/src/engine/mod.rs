@@ -4,8 +4,10 @@
 //! changes nothing); each step's outcome is recorded before the next begins; a failed job is
 //! compensated in reverse; `resume` continues every unfinished job after a crash.
 
+pub mod device_io;
 pub mod discover;
 pub mod hooks;
+pub mod inventory;
 pub mod journal;
 pub mod ports;
 pub mod revert;

@@ -1,0 +1,216 @@
+//! Command-line arguments (clap). Malformed values are usage errors (exit 2).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::contract::MappingMode;
+use crate::names::check_mount_point;
+use crate::units::parse_size;
+
+/// Protects and moves virtual machines, including physically mapped array LUNs.
+#[derive(Debug, Parser)]
+#[command(name = "tidemark", version, about)]
+pub struct Cli {
+    /// Data directory (catalog, endpoints' data, adapters). Default: $TIDEMARK_DATA_DIR,
+    /// else the XDG data directory.
+    #[arg(long, global = true, env = "TIDEMARK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `text` for people, `json` for one machine-readable document on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Builds a lab, snapshots a VM with a physically mapped LUN, overwrites, reverts, compares.
+    Demo,
+    /// The bundled lab: file-backed hypervisor and array.
+    #[command(subcommand)]
+    Lab(LabCommand),
+    /// VMs in the catalog.
+    #[command(subcommand)]
+    Vm(VmCommand),
+    /// Snapshots every device of a VM into one recovery point.
+    Snapshot { vm: String },
+    /// Recovery points of a VM.
+    Points { vm: String },
+    /// Reverts a VM in place to a recovery point.
+    Revert { vm: String, point: String },
+    /// Jobs, newest first.
+    Jobs,
+    /// One job with its steps.
+    Job { id: String },
+    /// Continues every unfinished job (after a crash), or finishes compensating it.
+    Resume,
+    /// What the adapters themselves report: hosts, VMs, LUNs, snapshots.
+    Inventory {
+        /// Only this endpoint.
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+    /// Differences between the catalog and the adapters; exit 1 if any.
+    Reconcile,
+    /// Configured endpoints.
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+    /// Loaded adapters (embedded and from <data-dir>/adapters).
+    Adapters,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Configures the lab endpoints `lab-hypervisor` and `lab-array`.
+    Init,
+    /// Lab VMs.
+    #[command(subcommand)]
+    Vm(LabVmCommand),
+    /// Writes a file into a VM's device, as its guest would.
+    Write {
+        vm: String,
+        #[arg(value_parser = mount_point)]
+        mount: String,
+        #[arg(long, value_parser = size)]
+        offset: u64,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Reads bytes of a VM's device, as its guest would (to stdout, or --out).
+    Read {
+        vm: String,
+        #[arg(value_parser = mount_point)]
+        mount: String,
+        #[arg(long, value_parser = size)]
+        offset: u64,
+        #[arg(long, value_parser = size)]
+        length: u64,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabVmCommand {
+    /// Creates a VM with virtual disks and LUNs (created on the array, exposed, mapped).
+    Create(CreateVm),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateVm {
+    pub name: String,
+    /// Hypervisor host, e.g. esx-a.
+    #[arg(long)]
+    pub host: String,
+    /// A virtual disk: MOUNT=SIZE, e.g. C:=1GiB.
+    #[arg(long = "disk", value_parser = disk_arg)]
+    pub disks: Vec<(String, u64)>,
+    /// A LUN: MOUNT=SIZE:physical|virtual, e.g. D:=2GiB:physical.
+    #[arg(long = "lun", value_parser = lun_arg)]
+    pub luns: Vec<(String, u64, MappingMode)>,
+    /// Hypervisor endpoint.
+    #[arg(long, default_value = "lab-hypervisor")]
+    pub hypervisor: String,
+    /// Array endpoint for the LUNs.
+    #[arg(long, default_value = "lab-array")]
+    pub array: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Every VM.
+    List,
+    /// One VM with its devices.
+    Show { vm: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Adds an endpoint of a loaded adapter.
+    Add {
+        name: String,
+        #[arg(long)]
+        adapter: String,
+        /// key=value, repeatable. Reserved: timeout (30s), memory (256MiB).
+        #[arg(long = "setting", value_parser = setting_arg)]
+        settings: Vec<(String, String)>,
+    },
+    /// Every endpoint.
+    List,
+}
+
+fn size(raw: &str) -> Result<u64, String> {
+    parse_size(raw)
+}
+
+fn mount_point(raw: &str) -> Result<String, String> {
+    check_mount_point(raw).map(|_| raw.to_string())
+}
+
+fn split_mount(raw: &str) -> Result<(String, &str), String> {
+    // A drive mount contains ':' itself, so split on the last '=' before the size.
+    let (mount, rest) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("'{raw}': expected MOUNT=SIZE"))?;
+    check_mount_point(mount)?;
+    Ok((mount.to_string(), rest))
+}
+
+fn disk_arg(raw: &str) -> Result<(String, u64), String> {
+    let (mount, size_text) = split_mount(raw)?;
+    Ok((mount, positive(parse_size(size_text)?, raw)?))
+}
+
+fn lun_arg(raw: &str) -> Result<(String, u64, MappingMode), String> {
+    let (mount, rest) = split_mount(raw)?;
+    let (size_text, mode) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{raw}': expected MOUNT=SIZE:physical or MOUNT=SIZE:virtual"))?;
+    let mode = match mode {
+        "physical" => MappingMode::Physical,
+        "virtual" => MappingMode::Virtual,
+        other => return Err(format!("'{raw}': mapping mode '{other}' must be physical or virtual")),
+    };
+    Ok((mount, positive(parse_size(size_text)?, raw)?, mode))
+}
+
+fn positive(size: u64, raw: &str) -> Result<u64, String> {
+    if size == 0 || size % 512 != 0 {
+        return Err(format!("'{raw}': size must be a positive multiple of 512 bytes"));
+    }
+    Ok(size)
+}
+
+fn setting_arg(raw: &str) -> Result<(String, String), String> {
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("'{raw}': expected key=value"))?;
+    if key.is_empty() {
+        return Err(format!("'{raw}': empty setting key"));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_and_lun_arguments() {
+        assert_eq!(disk_arg("C:=1GiB"), Ok(("C:".into(), 1 << 30)));
+        assert_eq!(disk_arg("/data=64MiB"), Ok(("/data".into(), 64 << 20)));
+        assert_eq!(lun_arg("D:=2GiB:physical"), Ok(("D:".into(), 2 << 30, MappingMode::Physical)));
+        assert!(lun_arg("D:=2GiB:sideways").unwrap_err().contains("sideways"));
+        assert!(disk_arg("C:=12XB").unwrap_err().contains("12XB"));
+        assert!(disk_arg("C=1GiB").unwrap_err().contains("mount point"));
+        assert!(disk_arg("C:=0").is_err());
+    }
+}

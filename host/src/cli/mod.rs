@@ -1,0 +1,94 @@
+//! The command line. Today every command runs embedded on a data directory; each returns an
+//! [`Outcome`] that is printed as text or as one JSON document.
+
+mod args;
+mod context;
+mod demo;
+mod endpoints;
+mod inventory;
+mod jobs;
+mod lab;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+pub use args::{Cli, Command, OutputFormat};
+pub use context::Context;
+
+/// What a command produced: a JSON document, its text rendering, and whether it succeeded
+/// (a failed job, differences found or a failed comparison exit 1).
+pub struct Outcome {
+    pub json: serde_json::Value,
+    pub text: String,
+    pub ok: bool,
+}
+
+impl Outcome {
+    /// A successful outcome.
+    pub fn ok(json: serde_json::Value, text: impl Into<String>) -> Self {
+        Self { json, text: text.into(), ok: true }
+    }
+}
+
+/// The data directory: `--data-dir`, `$TIDEMARK_DATA_DIR`, else `$XDG_DATA_HOME/tidemark`.
+pub fn default_data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(dir) => Ok(dir),
+        None => dirs::data_dir()
+            .map(|d| d.join("tidemark"))
+            .context("no --data-dir given, TIDEMARK_DATA_DIR unset, and no XDG data directory known"),
+    }
+}
+
+/// Runs one command line; returns the process exit code (0 ok, 1 failure; clap exits 2 for
+/// usage errors before this runs).
+pub async fn run(cli: Cli) -> ExitCode {
+    let format = cli.output;
+    match dispatch(cli).await {
+        Ok(outcome) => {
+            match format {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&outcome.json).unwrap_or_default()),
+                OutputFormat::Text => {
+                    if !outcome.text.is_empty() {
+                        println!("{}", outcome.text.trim_end());
+                    }
+                }
+            }
+            if outcome.ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(error) => {
+            let message = format!("{error:#}");
+            if format == OutputFormat::Json {
+                println!("{}", serde_json::json!({ "error": message }));
+            }
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Command::Demo = cli.command {
+        return demo::run(cli.data_dir).await;
+    }
+    let data_dir = default_data_dir(cli.data_dir)?;
+    let ctx = Context::open(&data_dir).await?;
+    match cli.command {
+        Command::Demo => unreachable!("handled above"),
+        Command::Lab(command) => lab::run(&ctx, command).await,
+        Command::Vm(args::VmCommand::List) => jobs::vm_list(&ctx),
+        Command::Vm(args::VmCommand::Show { vm }) => jobs::vm_show(&ctx, &vm),
+        Command::Snapshot { vm } => jobs::snapshot(&ctx, &vm).await,
+        Command::Points { vm } => jobs::points(&ctx, &vm),
+        Command::Revert { vm, point } => jobs::revert(&ctx, &vm, &point).await,
+        Command::Jobs => jobs::list(&ctx),
+        Command::Job { id } => jobs::show(&ctx, &id),
+        Command::Resume => jobs::resume(&ctx).await,
+        Command::Inventory { endpoint } => inventory::inventory(&ctx, endpoint.as_deref()).await,
+        Command::Reconcile => inventory::reconcile(&ctx).await,
+        Command::Endpoint(command) => endpoints::run(&ctx, command),
+        Command::Adapters => endpoints::adapters(&ctx),
+    }
+}
