@@ -84,6 +84,12 @@ pub enum LabCommand {
         #[arg(long)]
         file: PathBuf,
     },
+    /// Powers a lab VM on or off.
+    Power {
+        vm: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
     /// Reads bytes of a VM's device, as its guest would (to stdout, or --out).
     Read {
         vm: String,

@@ -45,9 +45,12 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
             temp.path().to_path_buf()
         }
     };
-    let ctx = Context::open(&data_dir).await?;
+    let mut ctx = Context::open(&data_dir).await?;
     let mut log = vec![format!("data directory: {}", data_dir.display())];
-    lab::init(&ctx)?;
+    if !lab::init(&ctx)?.is_empty() {
+        // New endpoints are picked up when a data directory is opened.
+        ctx = Context::open(&data_dir).await?;
+    }
     let vm = lab::create_vm(
         &ctx,
         &CreateVm {

@@ -32,6 +32,18 @@ pub async fn run(ctx: &Context, command: LabCommand) -> anyhow::Result<Outcome> 
             let text = format!("created VM {} ({}) on {} with {} device(s)", vm.name, vm.vm_ref, vm.host, vm.devices.len());
             Ok(Outcome::ok(serde_json::to_value(&vm)?, text))
         }
+        LabCommand::Power { vm, state } => {
+            let record = ctx.catalog.vm(&vm)?.ok_or_else(|| anyhow!("unknown VM '{vm}' (see `tidemark vm list`)"))?;
+            let mut hv = ctx.endpoints().hypervisor(&record.endpoint).await?;
+            if state == "on" {
+                hv.power_on(&record.vm_ref).await?;
+            } else {
+                hv.power_off(&record.vm_ref).await?;
+            }
+            let info = hv.get_vm(&record.vm_ref).await?;
+            ctx.catalog.upsert_vm(&vm_record(&vm, &record.endpoint, &info))?;
+            Ok(Outcome::ok(json!({ "vm": vm, "power": state }), format!("{vm} powered {state}")))
+        }
         LabCommand::Write { vm, mount, offset, file } => {
             let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             write(ctx, &vm, &mount, offset, &data).await?;

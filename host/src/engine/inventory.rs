@@ -29,6 +29,9 @@ async fn hypervisor_inventory(endpoints: &dyn Endpoints, name: &str) -> anyhow::
     let mut hv = endpoints.hypervisor(name).await?;
     let hosts = hv.list_hosts().await?;
     let vms = hv.list_vms().await?;
+    for vm in &vms {
+        super::discover::validate_vm(name, vm)?;
+    }
     let mut snapshots = Vec::new();
     for vm in &vms {
         snapshots.extend(hv.list_snapshots(&vm.id).await?);
