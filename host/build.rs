@@ -9,14 +9,25 @@ use std::process::Command;
 
 /// (package, file name in OUT_DIR, env var naming its path for tests)
 const ADAPTERS: &[(&str, &str, &str)] = &[
-    ("lab-hypervisor", "lab_hypervisor.wasm", "TIDEMARK_LAB_HYPERVISOR_WASM"),
+    (
+        "lab-hypervisor",
+        "lab_hypervisor.wasm",
+        "TIDEMARK_LAB_HYPERVISOR_WASM",
+    ),
     ("lab-array", "lab_array.wasm", "TIDEMARK_LAB_ARRAY_WASM"),
-    ("misbehaving", "misbehaving.wasm", "TIDEMARK_MISBEHAVING_WASM"),
+    (
+        "misbehaving",
+        "misbehaving.wasm",
+        "TIDEMARK_MISBEHAVING_WASM",
+    ),
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("host/ lives in the workspace").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("host/ lives in the workspace")
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
     let target_dir = match env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir).join("wasm-adapters"),
@@ -39,7 +50,14 @@ fn build_adapter(root: &Path, target_dir: &Path, package: &str) -> PathBuf {
     let mut command = Command::new(cargo);
     command
         .current_dir(root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--package", package])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--package",
+            package,
+        ])
         .arg("--target-dir")
         .arg(target_dir);
     // Flags meant for the host build (clippy's wrapper, host rustflags) must not leak into
@@ -58,7 +76,10 @@ fn build_adapter(root: &Path, target_dir: &Path, package: &str) -> PathBuf {
     let status = command
         .status()
         .unwrap_or_else(|e| panic!("running cargo to build adapter {package}: {e}"));
-    assert!(status.success(), "building adapter {package} for wasm32-wasip2 failed");
+    assert!(
+        status.success(),
+        "building adapter {package} for wasm32-wasip2 failed"
+    );
     target_dir
         .join("wasm32-wasip2")
         .join("release")

@@ -22,7 +22,10 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 pub fn contract_compatible(version: &str) -> bool {
     let minor = |v: &str| {
         let mut parts = v.split('.');
-        (parts.next().map(str::to_string), parts.next().map(str::to_string))
+        (
+            parts.next().map(str::to_string),
+            parts.next().map(str::to_string),
+        )
     };
     let (ours, theirs) = (minor(CONTRACT_VERSION), minor(version));
     ours.0.is_some() && ours == theirs && version.split('.').count() == 3

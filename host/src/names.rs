@@ -23,8 +23,13 @@ pub fn check_mount_point(mount: &str) -> Result<(), String> {
 pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(())
     } else {
@@ -42,7 +47,9 @@ pub fn check_wwn(wwn: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("malformed WWN '{wwn}': expected naa. followed by 16 or 32 hex digits"))
+        Err(format!(
+            "malformed WWN '{wwn}': expected naa. followed by 16 or 32 hex digits"
+        ))
     }
 }
 
@@ -56,7 +63,12 @@ mod tests {
             assert!(check_mount_point(good).is_ok(), "{good}");
         }
         for bad in ["", "C", "CD:", "data", "/data/../etc", "1:", "/a\nb"] {
-            assert!(check_mount_point(bad).unwrap_err().contains("malformed mount point"), "{bad}");
+            assert!(
+                check_mount_point(bad)
+                    .unwrap_err()
+                    .contains("malformed mount point"),
+                "{bad}"
+            );
         }
     }
 

@@ -15,7 +15,8 @@ pub fn setting_or(key: &str, default: &str) -> String {
 
 /// A setting the adapter cannot work without: `invalid` naming the key when it is missing.
 pub fn required_setting(key: &str) -> Result<String, AdapterError> {
-    setting(key).ok_or_else(|| AdapterError::Invalid(format!("endpoint setting '{key}' is required")))
+    setting(key)
+        .ok_or_else(|| AdapterError::Invalid(format!("endpoint setting '{key}' is required")))
 }
 
 /// A setting parsed as `T`, `default` when absent, `invalid` naming the key when malformed.
@@ -23,7 +24,9 @@ pub fn setting_parse<T: std::str::FromStr>(key: &str, default: T) -> Result<T, A
     match setting(key) {
         None => Ok(default),
         Some(raw) => raw.trim().parse().map_err(|_| {
-            AdapterError::Invalid(format!("endpoint setting '{key}' has a malformed value '{raw}'"))
+            AdapterError::Invalid(format!(
+                "endpoint setting '{key}' has a malformed value '{raw}'"
+            ))
         }),
     }
 }

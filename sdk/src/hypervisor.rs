@@ -2,12 +2,12 @@
 
 use std::marker::PhantomData;
 
-use crate::bindings::world::exports::tidemark::adapter::{adapter, data_path, hypervisor};
 use crate::adapter_info;
+use crate::bindings::world::exports::tidemark::adapter::{adapter, data_path, hypervisor};
 use crate::data_path::{ReaderResource, WriterResource};
 use crate::{
-    About, AdapterInfo, AdapterResult, Device, DeviceRead, DeviceWrite,
-    HostInfo, LunMapping, NewDisk, SnapshotRef, VmInfo, VmSpec,
+    About, AdapterInfo, AdapterResult, Device, DeviceRead, DeviceWrite, HostInfo, LunMapping,
+    NewDisk, SnapshotRef, VmInfo, VmSpec,
 };
 
 /// A hypervisor as Tidemark sees it. Each function is one call of the contract's `hypervisor`

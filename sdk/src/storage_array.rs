@@ -2,8 +2,8 @@
 
 use std::marker::PhantomData;
 
-use crate::bindings::world::exports::tidemark::adapter::{adapter, data_path, storage_array};
 use crate::adapter_info;
+use crate::bindings::world::exports::tidemark::adapter::{adapter, data_path, storage_array};
 use crate::data_path::{ReaderResource, WriterResource};
 use crate::{About, AdapterInfo, AdapterResult, DeviceRead, DeviceWrite, LunInfo, SnapshotRef};
 
@@ -94,10 +94,14 @@ impl<T: StorageArray + 'static> storage_array::Guest for StorageArrayExports<T> 
         snapshot_id: Option<String>,
     ) -> AdapterResult<storage_array::DeviceReader> {
         let reader = T::open_reader(wwn, snapshot_id)?;
-        Ok(storage_array::DeviceReader::new(ReaderResource::new(reader)))
+        Ok(storage_array::DeviceReader::new(ReaderResource::new(
+            reader,
+        )))
     }
     fn open_writer(wwn: String) -> AdapterResult<storage_array::DeviceWriter> {
         let writer = T::open_writer(wwn)?;
-        Ok(storage_array::DeviceWriter::new(WriterResource::new(writer)))
+        Ok(storage_array::DeviceWriter::new(WriterResource::new(
+            writer,
+        )))
     }
 }

@@ -21,7 +21,13 @@ fn json(raw: Option<String>) -> rusqlite::Result<Option<serde_json::Value>> {
 
 impl Catalog {
     /// Records a new job in state `running`.
-    pub fn create_job(&self, id: &str, kind: &str, vm_name: Option<&str>, params: &serde_json::Value) -> anyhow::Result<()> {
+    pub fn create_job(
+        &self,
+        id: &str,
+        kind: &str,
+        vm_name: Option<&str>,
+        params: &serde_json::Value,
+    ) -> anyhow::Result<()> {
         let now = now_ms();
         self.conn().execute(
             "INSERT INTO jobs (id, kind, state, vm_name, params, created_at, updated_at) VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?5)",
@@ -98,7 +104,9 @@ impl Catalog {
             "SELECT id FROM jobs ORDER BY created_at DESC, rowid DESC"
         };
         let mut stmt = conn.prepare(sql)?;
-        Ok(stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+        Ok(stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
     }
 
     /// An unfinished job on a VM other than `except`, if any (one job per VM at a time).

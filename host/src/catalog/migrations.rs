@@ -94,7 +94,8 @@ const MIGRATIONS: &[&str] = &[
 
 /// Brings the schema up to date; refuses a catalog written by a newer Tidemark.
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    let current: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if current > MIGRATIONS.len() {
         anyhow::bail!(
             "the catalog has schema version {current}, newer than this Tidemark knows ({}); \

@@ -29,7 +29,8 @@ impl Catalog {
 
     /// Deletes a recovery point and its refs (the snapshots themselves are the caller's).
     pub fn delete_point(&self, id: &str) -> anyhow::Result<()> {
-        self.conn().execute("DELETE FROM recovery_points WHERE id = ?1", params![id])?;
+        self.conn()
+            .execute("DELETE FROM recovery_points WHERE id = ?1", params![id])?;
         Ok(())
     }
 
@@ -51,7 +52,9 @@ impl Catalog {
                 },
             )
             .optional()?;
-        let Some(mut point) = point else { return Ok(None) };
+        let Some(mut point) = point else {
+            return Ok(None);
+        };
         let mut stmt = conn.prepare(
             "SELECT device_ref, mount_point, device_kind, wwn, mode, endpoint, snapshot, created_at
              FROM snapshot_refs WHERE point_id = ?1 ORDER BY mount_point",
@@ -80,7 +83,8 @@ impl Catalog {
             let mut stmt = conn.prepare(
                 "SELECT id FROM recovery_points WHERE vm_name = ?1 ORDER BY created_at, rowid",
             )?;
-            stmt.query_map(params![vm_name], |r| r.get(0))?.collect::<Result<_, _>>()?
+            stmt.query_map(params![vm_name], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
         };
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -92,7 +96,10 @@ impl Catalog {
     }
 
     /// Every snapshot ref held by a given endpoint, with its point id.
-    pub fn snapshot_refs_on(&self, endpoint: &str) -> anyhow::Result<Vec<(String, SnapshotRefRecord)>> {
+    pub fn snapshot_refs_on(
+        &self,
+        endpoint: &str,
+    ) -> anyhow::Result<Vec<(String, SnapshotRefRecord)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT point_id, device_ref, mount_point, device_kind, wwn, mode, endpoint, snapshot, created_at

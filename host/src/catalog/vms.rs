@@ -23,16 +23,27 @@ impl Catalog {
     /// Every endpoint, by name.
     pub fn endpoints(&self) -> anyhow::Result<Vec<EndpointRecord>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT name, adapter, settings, created_at FROM endpoints ORDER BY name")?;
+        let mut stmt = conn
+            .prepare("SELECT name, adapter, settings, created_at FROM endpoints ORDER BY name")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (name, adapter, settings, created_at) = row?;
             let settings = serde_json::from_str(&settings)
                 .with_context(|| format!("endpoint {name}: stored settings are corrupt"))?;
-            out.push(EndpointRecord { name, adapter, settings, created_at });
+            out.push(EndpointRecord {
+                name,
+                adapter,
+                settings,
+                created_at,
+            });
         }
         Ok(out)
     }
@@ -103,7 +114,8 @@ impl Catalog {
         let names: Vec<String> = {
             let conn = self.conn();
             let mut stmt = conn.prepare("SELECT name FROM vms ORDER BY name")?;
-            stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
         };
         let mut out = Vec::with_capacity(names.len());
         for name in names {
@@ -118,7 +130,11 @@ impl Catalog {
     pub fn lun_owner(&self, wwn: &str) -> anyhow::Result<Option<String>> {
         Ok(self
             .conn()
-            .query_row("SELECT endpoint FROM lun_owners WHERE wwn = ?1", params![wwn], |r| r.get(0))
+            .query_row(
+                "SELECT endpoint FROM lun_owners WHERE wwn = ?1",
+                params![wwn],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 

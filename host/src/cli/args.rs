@@ -183,14 +183,20 @@ fn lun_arg(raw: &str) -> Result<(String, u64, MappingMode), String> {
     let mode = match mode {
         "physical" => MappingMode::Physical,
         "virtual" => MappingMode::Virtual,
-        other => return Err(format!("'{raw}': mapping mode '{other}' must be physical or virtual")),
+        other => {
+            return Err(format!(
+                "'{raw}': mapping mode '{other}' must be physical or virtual"
+            ));
+        }
     };
     Ok((mount, positive(parse_size(size_text)?, raw)?, mode))
 }
 
 fn positive(size: u64, raw: &str) -> Result<u64, String> {
-    if size == 0 || size % 512 != 0 {
-        return Err(format!("'{raw}': size must be a positive multiple of 512 bytes"));
+    if size == 0 || !size.is_multiple_of(512) {
+        return Err(format!(
+            "'{raw}': size must be a positive multiple of 512 bytes"
+        ));
     }
     Ok(size)
 }
@@ -213,8 +219,15 @@ mod tests {
     fn disk_and_lun_arguments() {
         assert_eq!(disk_arg("C:=1GiB"), Ok(("C:".into(), 1 << 30)));
         assert_eq!(disk_arg("/data=64MiB"), Ok(("/data".into(), 64 << 20)));
-        assert_eq!(lun_arg("D:=2GiB:physical"), Ok(("D:".into(), 2 << 30, MappingMode::Physical)));
-        assert!(lun_arg("D:=2GiB:sideways").unwrap_err().contains("sideways"));
+        assert_eq!(
+            lun_arg("D:=2GiB:physical"),
+            Ok(("D:".into(), 2 << 30, MappingMode::Physical))
+        );
+        assert!(
+            lun_arg("D:=2GiB:sideways")
+                .unwrap_err()
+                .contains("sideways")
+        );
         assert!(disk_arg("C:=12XB").unwrap_err().contains("12XB"));
         assert!(disk_arg("C=1GiB").unwrap_err().contains("mount point"));
         assert!(disk_arg("C:=0").is_err());

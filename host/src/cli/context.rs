@@ -34,10 +34,17 @@ impl Context {
         let root = Dir::open_ambient_dir(data_dir, ambient_authority())
             .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
         for dir in ["adapters", "endpoints", "cache"] {
-            root.create_dir_all(dir).with_context(|| format!("creating {dir}/ in the data directory"))?;
+            root.create_dir_all(dir)
+                .with_context(|| format!("creating {dir}/ in the data directory"))?;
         }
         let catalog = Arc::new(Catalog::open(&data_dir.join(CATALOG_FILE))?);
-        let runtime = Arc::new(Runtime::new(Some(&data_dir.join("adapters")), Some(&data_dir.join("cache"))).await?);
+        let runtime = Arc::new(
+            Runtime::new(
+                Some(&data_dir.join("adapters")),
+                Some(&data_dir.join("cache")),
+            )
+            .await?,
+        );
         for (name, reason) in &runtime.rejected {
             tracing::warn!("adapter {name} not loaded: {reason}");
         }
@@ -49,7 +56,14 @@ impl Context {
         let connector = Arc::new(Connector::new(runtime.clone(), specs));
         let endpoints: Arc<dyn Endpoints> = connector.clone();
         let engine = Engine::new(catalog.clone(), endpoints)?;
-        Ok(Self { data_dir: data_dir.to_path_buf(), root, catalog, runtime, connector, engine })
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            root,
+            catalog,
+            runtime,
+            connector,
+            engine,
+        })
     }
 
     /// The endpoints as the engine sees them.
@@ -69,10 +83,19 @@ impl Context {
 }
 
 /// The runtime's view of a configured endpoint, with its private data directory created.
-pub fn endpoint_spec(root: &Dir, data_dir: &Path, endpoint: &EndpointRecord) -> anyhow::Result<EndpointSpec> {
+pub fn endpoint_spec(
+    root: &Dir,
+    data_dir: &Path,
+    endpoint: &EndpointRecord,
+) -> anyhow::Result<EndpointSpec> {
     crate::names::check_name("endpoint", &endpoint.name).map_err(anyhow::Error::msg)?;
     let relative = format!("endpoints/{}", endpoint.name);
     root.create_dir_all(&relative)
         .with_context(|| format!("creating the data directory of endpoint {}", endpoint.name))?;
-    EndpointSpec::new(&endpoint.name, &endpoint.adapter, endpoint.settings.clone(), data_dir.join(relative))
+    EndpointSpec::new(
+        &endpoint.name,
+        &endpoint.adapter,
+        endpoint.settings.clone(),
+        data_dir.join(relative),
+    )
 }

@@ -32,7 +32,13 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
 fn regions(capacity: u64) -> Vec<(u64, usize)> {
     REGIONS
         .iter()
-        .map(|&(offset, len)| if offset + len as u64 > capacity { (capacity - len as u64, len) } else { (offset, len) })
+        .map(|&(offset, len)| {
+            if offset + len as u64 > capacity {
+                (capacity - len as u64, len)
+            } else {
+                (offset, len)
+            }
+        })
         .collect()
 }
 
@@ -41,7 +47,10 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     let data_dir = match given {
         Some(dir) => dir,
         None => {
-            temp = tempfile::Builder::new().prefix("tidemark-demo-").tempdir().context("creating a temporary data directory")?;
+            temp = tempfile::Builder::new()
+                .prefix("tidemark-demo-")
+                .tempdir()
+                .context("creating a temporary data directory")?;
             temp.path().to_path_buf()
         }
     };
@@ -63,33 +72,72 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
         },
     )
     .await?;
-    log.push(format!("created VM app01 on esx-a: C: 1 GiB virtual disk, D: 2 GiB LUN {} mapped physical", vm.devices.iter().find_map(|d| d.wwn.clone()).unwrap_or_default()));
+    log.push(format!(
+        "created VM app01 on esx-a: C: 1 GiB virtual disk, D: 2 GiB LUN {} mapped physical",
+        vm.devices
+            .iter()
+            .find_map(|d| d.wwn.clone())
+            .unwrap_or_default()
+    ));
 
-    let devices: Vec<(String, u64)> = vm.devices.iter().map(|d| (d.mount_point.clone(), d.capacity)).collect();
+    let devices: Vec<(String, u64)> = vm
+        .devices
+        .iter()
+        .map(|d| (d.mount_point.clone(), d.capacity))
+        .collect();
     for (seed, (mount, capacity)) in devices.iter().enumerate() {
         for (i, (offset, len)) in regions(*capacity).into_iter().enumerate() {
-            lab::write(&ctx, "app01", mount, offset, &pattern(seed as u64 * 10 + i as u64, len)).await?;
+            lab::write(
+                &ctx,
+                "app01",
+                mount,
+                offset,
+                &pattern(seed as u64 * 10 + i as u64, len),
+            )
+            .await?;
         }
     }
     log.push("wrote known data to C: and D:".into());
 
     let job = ctx.engine.snapshot("app01").await?;
     if job.state != JobState::Succeeded {
-        anyhow::bail!("snapshot job {} {}: {}", job.id, job.state, job.error.unwrap_or_default());
+        anyhow::bail!(
+            "snapshot job {} {}: {}",
+            job.id,
+            job.state,
+            job.error.unwrap_or_default()
+        );
     }
-    let point = job.result.as_ref().and_then(|r| r["recovery_point"].as_str()).unwrap_or_default().to_string();
+    let point = job
+        .result
+        .as_ref()
+        .and_then(|r| r["recovery_point"].as_str())
+        .unwrap_or_default()
+        .to_string();
     log.push(format!("snapshot job {} → recovery point {point} (C: through the hypervisor, D: through the array)", job.id));
 
     for (seed, (mount, capacity)) in devices.iter().enumerate() {
         for (i, (offset, len)) in regions(*capacity).into_iter().enumerate() {
-            lab::write(&ctx, "app01", mount, offset, &pattern(1000 + seed as u64 * 10 + i as u64, len)).await?;
+            lab::write(
+                &ctx,
+                "app01",
+                mount,
+                offset,
+                &pattern(1000 + seed as u64 * 10 + i as u64, len),
+            )
+            .await?;
         }
     }
     log.push("overwrote C: and D:".into());
 
     let job = ctx.engine.revert("app01", &point).await?;
     if job.state != JobState::Succeeded {
-        anyhow::bail!("revert job {} {}: {}", job.id, job.state, job.error.unwrap_or_default());
+        anyhow::bail!(
+            "revert job {} {}: {}",
+            job.id,
+            job.state,
+            job.error.unwrap_or_default()
+        );
     }
     log.push(format!("revert job {} → app01 back at {point}", job.id));
 
@@ -104,13 +152,24 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
             bytes += len;
         }
         all_equal &= equal;
-        log.push(format!("{mount} {bytes} bytes read back: {}", if equal { "identical to the snapshot" } else { "DIFFERENT" }));
+        log.push(format!(
+            "{mount} {bytes} bytes read back: {}",
+            if equal {
+                "identical to the snapshot"
+            } else {
+                "DIFFERENT"
+            }
+        ));
         compared.push(json!({ "mount_point": mount, "bytes": bytes, "equal": equal }));
     }
     log.push(String::new());
     log.push(tracking(&ctx.catalog, "app01")?);
     log.push(String::new());
-    log.push(if all_equal { "demo passed".into() } else { "demo FAILED: data differs after revert".into() });
+    log.push(if all_equal {
+        "demo passed".into()
+    } else {
+        "demo FAILED: data differs after revert".into()
+    });
     Ok(Outcome {
         json: json!({ "data_dir": data_dir, "recovery_point": point, "compared": compared, "passed": all_equal,
                       "points": ctx.catalog.points("app01")? }),

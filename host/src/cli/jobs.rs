@@ -13,13 +13,27 @@ pub fn vm_list(ctx: &Context) -> anyhow::Result<Outcome> {
     let vms = ctx.catalog.vms()?;
     let rows = vms
         .iter()
-        .map(|v| vec![v.name.clone(), v.endpoint.clone(), v.host.clone(), v.power.clone(), v.devices.len().to_string()])
+        .map(|v| {
+            vec![
+                v.name.clone(),
+                v.endpoint.clone(),
+                v.host.clone(),
+                v.power.clone(),
+                v.devices.len().to_string(),
+            ]
+        })
         .collect::<Vec<_>>();
-    Ok(Outcome::ok(serde_json::to_value(&vms)?, render(&["VM", "ENDPOINT", "HOST", "POWER", "DEVICES"], &rows)))
+    Ok(Outcome::ok(
+        serde_json::to_value(&vms)?,
+        render(&["VM", "ENDPOINT", "HOST", "POWER", "DEVICES"], &rows),
+    ))
 }
 
 pub fn vm_show(ctx: &Context, name: &str) -> anyhow::Result<Outcome> {
-    let vm = ctx.catalog.vm(name)?.ok_or_else(|| anyhow!("unknown VM '{name}' (see `tidemark vm list`)"))?;
+    let vm = ctx
+        .catalog
+        .vm(name)?
+        .ok_or_else(|| anyhow!("unknown VM '{name}' (see `tidemark vm list`)"))?;
     let rows = vm
         .devices
         .iter()
@@ -27,7 +41,9 @@ pub fn vm_show(ctx: &Context, name: &str) -> anyhow::Result<Outcome> {
             vec![
                 d.mount_point.clone(),
                 d.kind.clone(),
-                d.wwn.clone().unwrap_or_else(|| d.disk_ref.clone().unwrap_or_default()),
+                d.wwn
+                    .clone()
+                    .unwrap_or_else(|| d.disk_ref.clone().unwrap_or_default()),
                 d.mode.clone().unwrap_or_else(|| "-".into()),
                 format_size(d.capacity),
             ]
@@ -50,13 +66,19 @@ pub fn points(ctx: &Context, vm: &str) -> anyhow::Result<Outcome> {
         return Err(anyhow!("unknown VM '{vm}' (see `tidemark vm list`)"));
     }
     let points = ctx.catalog.points(vm)?;
-    Ok(Outcome::ok(serde_json::to_value(&points)?, tracking(&ctx.catalog, vm)?))
+    Ok(Outcome::ok(
+        serde_json::to_value(&points)?,
+        tracking(&ctx.catalog, vm)?,
+    ))
 }
 
 /// A job's outcome as a command result: ok only if it succeeded.
 fn job_outcome(job: &JobRecord, extra: serde_json::Value) -> Outcome {
     let mut doc = json!({ "job": job.id, "kind": job.kind, "state": job.state });
-    if let (Some(obj), Some(result)) = (doc.as_object_mut(), job.result.as_ref().and_then(|r| r.as_object())) {
+    if let (Some(obj), Some(result)) = (
+        doc.as_object_mut(),
+        job.result.as_ref().and_then(|r| r.as_object()),
+    ) {
         for (k, v) in result {
             obj.insert(k.clone(), v.clone());
         }
@@ -73,21 +95,43 @@ fn job_outcome(job: &JobRecord, extra: serde_json::Value) -> Outcome {
     let text = if ok {
         format!("{} job {} succeeded", job.kind, job.id)
     } else {
-        format!("{} job {} {}: {}", job.kind, job.id, job.state, job.error.clone().unwrap_or_default())
+        format!(
+            "{} job {} {}: {}",
+            job.kind,
+            job.id,
+            job.state,
+            job.error.clone().unwrap_or_default()
+        )
     };
-    Outcome { json: doc, text, ok }
+    Outcome {
+        json: doc,
+        text,
+        ok,
+    }
 }
 
 pub async fn snapshot(ctx: &Context, vm: &str) -> anyhow::Result<Outcome> {
     let job = ctx.engine.snapshot(vm).await?;
-    let point = job.result.as_ref().and_then(|r| r["recovery_point"].as_str()).map(str::to_string);
+    let point = job
+        .result
+        .as_ref()
+        .and_then(|r| r["recovery_point"].as_str())
+        .map(str::to_string);
     let snapshots = match &point {
-        Some(id) => ctx.catalog.point(id)?.map(|p| p.snapshots).unwrap_or_default(),
+        Some(id) => ctx
+            .catalog
+            .point(id)?
+            .map(|p| p.snapshots)
+            .unwrap_or_default(),
         None => Vec::new(),
     };
     let mut outcome = job_outcome(&job, json!({ "snapshots": snapshots }));
     if let Some(id) = point {
-        outcome.text = format!("{}\nrecovery point {id}\n{}", outcome.text, tracking(&ctx.catalog, vm)?);
+        outcome.text = format!(
+            "{}\nrecovery point {id}\n{}",
+            outcome.text,
+            tracking(&ctx.catalog, vm)?
+        );
     }
     Ok(outcome)
 }
@@ -106,9 +150,18 @@ pub fn list(ctx: &Context) -> anyhow::Result<Outcome> {
             "id": job.id, "kind": job.kind, "state": job.state, "vm": job.vm_name,
             "created_at": format_time(job.created_at), "error": job.error,
         }));
-        rows.push(vec![job.id, job.kind, job.state.to_string(), job.vm_name.unwrap_or_default(), format_time(job.created_at)]);
+        rows.push(vec![
+            job.id,
+            job.kind,
+            job.state.to_string(),
+            job.vm_name.unwrap_or_default(),
+            format_time(job.created_at),
+        ]);
     }
-    Ok(Outcome::ok(json!(docs), render(&["JOB", "KIND", "STATE", "VM", "CREATED"], &rows)))
+    Ok(Outcome::ok(
+        json!(docs),
+        render(&["JOB", "KIND", "STATE", "VM", "CREATED"], &rows),
+    ))
 }
 
 pub fn show(ctx: &Context, id: &str) -> anyhow::Result<Outcome> {
@@ -116,14 +169,24 @@ pub fn show(ctx: &Context, id: &str) -> anyhow::Result<Outcome> {
     let rows = job
         .steps
         .iter()
-        .map(|s| vec![s.seq.to_string(), s.name.clone(), s.state.to_string(), s.detail.clone()])
+        .map(|s| {
+            vec![
+                s.seq.to_string(),
+                s.name.clone(),
+                s.state.to_string(),
+                s.detail.clone(),
+            ]
+        })
         .collect::<Vec<_>>();
     let text = format!(
         "job {} ({}) {}{}\n{}",
         job.id,
         job.kind,
         job.state,
-        job.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default(),
+        job.error
+            .as_ref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default(),
         render(&["#", "STEP", "STATE", "DETAIL"], &rows)
     );
     Ok(Outcome::ok(serde_json::to_value(&job)?, text))
@@ -131,11 +194,17 @@ pub fn show(ctx: &Context, id: &str) -> anyhow::Result<Outcome> {
 
 pub async fn resume(ctx: &Context) -> anyhow::Result<Outcome> {
     let jobs = ctx.engine.resume().await?;
-    let docs: Vec<_> = jobs.iter().map(|j| json!({ "id": j.id, "kind": j.kind, "state": j.state, "error": j.error })).collect();
+    let docs: Vec<_> = jobs
+        .iter()
+        .map(|j| json!({ "id": j.id, "kind": j.kind, "state": j.state, "error": j.error }))
+        .collect();
     let text = if jobs.is_empty() {
         "no unfinished jobs".to_string()
     } else {
-        jobs.iter().map(|j| format!("{} ({}): {}", j.id, j.kind, j.state)).collect::<Vec<_>>().join("\n")
+        jobs.iter()
+            .map(|j| format!("{} ({}): {}", j.id, j.kind, j.state))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     Ok(Outcome::ok(json!({ "resumed": docs }), text))
 }

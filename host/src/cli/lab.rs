@@ -24,16 +24,32 @@ pub async fn run(ctx: &Context, command: LabCommand) -> anyhow::Result<Outcome> 
     match command {
         LabCommand::Init => {
             let added = init(ctx)?;
-            let text = if added.is_empty() { "lab endpoints already configured".to_string() } else { format!("added endpoints: {}", added.join(", ")) };
-            Ok(Outcome::ok(json!({ "added": added, "endpoints": [LAB_HYPERVISOR, LAB_ARRAY] }), text))
+            let text = if added.is_empty() {
+                "lab endpoints already configured".to_string()
+            } else {
+                format!("added endpoints: {}", added.join(", "))
+            };
+            Ok(Outcome::ok(
+                json!({ "added": added, "endpoints": [LAB_HYPERVISOR, LAB_ARRAY] }),
+                text,
+            ))
         }
         LabCommand::Vm(LabVmCommand::Create(args)) => {
             let vm = create_vm(ctx, &args).await?;
-            let text = format!("created VM {} ({}) on {} with {} device(s)", vm.name, vm.vm_ref, vm.host, vm.devices.len());
+            let text = format!(
+                "created VM {} ({}) on {} with {} device(s)",
+                vm.name,
+                vm.vm_ref,
+                vm.host,
+                vm.devices.len()
+            );
             Ok(Outcome::ok(serde_json::to_value(&vm)?, text))
         }
         LabCommand::Power { vm, state } => {
-            let record = ctx.catalog.vm(&vm)?.ok_or_else(|| anyhow!("unknown VM '{vm}' (see `tidemark vm list`)"))?;
+            let record = ctx
+                .catalog
+                .vm(&vm)?
+                .ok_or_else(|| anyhow!("unknown VM '{vm}' (see `tidemark vm list`)"))?;
             let mut hv = ctx.endpoints().hypervisor(&record.endpoint).await?;
             if state == "on" {
                 hv.power_on(&record.vm_ref).await?;
@@ -41,22 +57,48 @@ pub async fn run(ctx: &Context, command: LabCommand) -> anyhow::Result<Outcome> 
                 hv.power_off(&record.vm_ref).await?;
             }
             let info = hv.get_vm(&record.vm_ref).await?;
-            ctx.catalog.upsert_vm(&vm_record(&vm, &record.endpoint, &info))?;
-            Ok(Outcome::ok(json!({ "vm": vm, "power": state }), format!("{vm} powered {state}")))
+            ctx.catalog
+                .upsert_vm(&vm_record(&vm, &record.endpoint, &info))?;
+            Ok(Outcome::ok(
+                json!({ "vm": vm, "power": state }),
+                format!("{vm} powered {state}"),
+            ))
         }
-        LabCommand::Write { vm, mount, offset, file } => {
-            let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        LabCommand::Write {
+            vm,
+            mount,
+            offset,
+            file,
+        } => {
+            let data =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             write(ctx, &vm, &mount, offset, &data).await?;
-            let text = format!("wrote {} bytes at offset {offset} of {vm} {mount}", data.len());
-            Ok(Outcome::ok(json!({ "vm": vm, "mount_point": mount, "offset": offset, "bytes": data.len(), "sha256": sha256(&data) }), text))
+            let text = format!(
+                "wrote {} bytes at offset {offset} of {vm} {mount}",
+                data.len()
+            );
+            Ok(Outcome::ok(
+                json!({ "vm": vm, "mount_point": mount, "offset": offset, "bytes": data.len(), "sha256": sha256(&data) }),
+                text,
+            ))
         }
-        LabCommand::Read { vm, mount, offset, length, out } => {
+        LabCommand::Read {
+            vm,
+            mount,
+            offset,
+            length,
+            out,
+        } => {
             let data = read(ctx, &vm, &mount, offset, length).await?;
             let doc = json!({ "vm": vm, "mount_point": mount, "offset": offset, "bytes": data.len(), "sha256": sha256(&data) });
             match out {
                 Some(path) => {
-                    std::fs::write(&path, &data).with_context(|| format!("writing {}", path.display()))?;
-                    Ok(Outcome::ok(doc, format!("read {} bytes into {}", data.len(), path.display())))
+                    std::fs::write(&path, &data)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    Ok(Outcome::ok(
+                        doc,
+                        format!("read {} bytes into {}", data.len(), path.display()),
+                    ))
                 }
                 None => {
                     // Raw bytes to stdout, unless a JSON document was asked for.
@@ -77,7 +119,12 @@ pub fn sha256(data: &[u8]) -> String {
 
 /// Configures the lab endpoints that are not configured yet; returns those added.
 pub fn init(ctx: &Context) -> anyhow::Result<Vec<String>> {
-    let existing: BTreeSet<String> = ctx.catalog.endpoints()?.into_iter().map(|e| e.name).collect();
+    let existing: BTreeSet<String> = ctx
+        .catalog
+        .endpoints()?
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     let mut added = Vec::new();
     for name in [LAB_HYPERVISOR, LAB_ARRAY] {
         if !existing.contains(name) {
@@ -97,7 +144,12 @@ pub async fn create_vm(ctx: &Context, args: &CreateVm) -> anyhow::Result<VmRecor
         bail!("a VM needs at least one --disk or --lun");
     }
     let mut mounts = BTreeSet::new();
-    for mount in args.disks.iter().map(|d| &d.0).chain(args.luns.iter().map(|l| &l.0)) {
+    for mount in args
+        .disks
+        .iter()
+        .map(|d| &d.0)
+        .chain(args.luns.iter().map(|l| &l.0))
+    {
         if !mounts.insert(mount.clone()) {
             bail!("mount point {mount} is given twice");
         }
@@ -112,63 +164,110 @@ pub async fn create_vm(ctx: &Context, args: &CreateVm) -> anyhow::Result<VmRecor
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let mut hv = ctx.endpoints().hypervisor(&args.hypervisor).await?;
     if !hv.list_hosts().await?.iter().any(|h| h.id == args.host) {
-        bail!("endpoint {} has no hypervisor host '{}'", args.hypervisor, args.host);
+        bail!(
+            "endpoint {} has no hypervisor host '{}'",
+            args.hypervisor,
+            args.host
+        );
     }
     let mut created_luns = Vec::new();
     let outcome = async {
         let mut devices: Vec<DeviceSpec> = args
             .disks
             .iter()
-            .map(|(mount, size)| DeviceSpec::NewVirtualDisk(NewDisk { capacity: *size, mount_point: mount.clone() }))
+            .map(|(mount, size)| {
+                DeviceSpec::NewVirtualDisk(NewDisk {
+                    capacity: *size,
+                    mount_point: mount.clone(),
+                })
+            })
             .collect();
         if !args.luns.is_empty() {
             let mut array = ctx.endpoints().storage_array(&args.array).await?;
             for (mount, size, mode) in &args.luns {
-                let label = mount.trim_matches(|c| c == '/' || c == ':').replace('/', "-");
-                let lun = array.create_lun(&format!("{}-{label}", args.name), *size, &format!("{nonce}:{mount}")).await?;
+                let label = mount
+                    .trim_matches(|c| c == '/' || c == ':')
+                    .replace('/', "-");
+                let lun = array
+                    .create_lun(
+                        &format!("{}-{label}", args.name),
+                        *size,
+                        &format!("{nonce}:{mount}"),
+                    )
+                    .await?;
                 created_luns.push(lun.wwn.clone());
                 array.expose(&lun.wwn, &args.host).await?;
                 ctx.catalog.set_lun_owner(&lun.wwn, &args.array)?;
                 devices.push(DeviceSpec::MapLun(LunMapping {
-                    lun: MappedLun { wwn: lun.wwn, mode: *mode },
+                    lun: MappedLun {
+                        wwn: lun.wwn,
+                        mode: *mode,
+                    },
                     capacity: *size,
                     mount_point: mount.clone(),
                 }));
             }
         }
-        let spec = VmSpec { name: args.name.clone(), host_id: args.host.clone(), devices };
+        let spec = VmSpec {
+            name: args.name.clone(),
+            host_id: args.host.clone(),
+            devices,
+        };
         let info = hv.create_vm(&spec, &format!("{nonce}:vm")).await?;
         let record = vm_record(&args.name, &args.hypervisor, &info);
         ctx.catalog.upsert_vm(&record)?;
         anyhow::Ok(record)
     }
     .await;
-    if outcome.is_err() && !created_luns.is_empty() {
-        if let Ok(mut array) = ctx.endpoints().storage_array(&args.array).await {
-            for wwn in &created_luns {
-                let _ = array.unexpose(wwn, &args.host).await;
-                let _ = array.delete_lun(wwn).await;
-            }
+    if outcome.is_err()
+        && !created_luns.is_empty()
+        && let Ok(mut array) = ctx.endpoints().storage_array(&args.array).await
+    {
+        // Best effort: the original error is what the operator needs to see.
+        for wwn in &created_luns {
+            let _ = array.unexpose(wwn, &args.host).await;
+            let _ = array.delete_lun(wwn).await;
         }
     }
     outcome
 }
 
 async fn target(ctx: &Context, vm: &str, mount: &str) -> anyhow::Result<device_io::DeviceTarget> {
-    let record = ctx.catalog.vm(vm)?.ok_or_else(|| anyhow!("unknown VM '{vm}' (see `tidemark vm list`)"))?;
+    let record = ctx
+        .catalog
+        .vm(vm)?
+        .ok_or_else(|| anyhow!("unknown VM '{vm}' (see `tidemark vm list`)"))?;
     device_io::locate(&ctx.catalog, ctx.endpoints(), &record, mount).await
 }
 
 /// Writes bytes into a VM's device as its guest would.
-pub async fn write(ctx: &Context, vm: &str, mount: &str, offset: u64, data: &[u8]) -> anyhow::Result<()> {
+pub async fn write(
+    ctx: &Context,
+    vm: &str,
+    mount: &str,
+    offset: u64,
+    data: &[u8],
+) -> anyhow::Result<()> {
     let target = target(ctx, vm, mount).await?;
     device_io::write(ctx.endpoints(), &target, offset, data)
         .await
-        .with_context(|| format!("writing {} at {offset} of {vm} {mount} ({})", format_size(data.len() as u64), format_size(target.capacity())))
+        .with_context(|| {
+            format!(
+                "writing {} at {offset} of {vm} {mount} ({})",
+                format_size(data.len() as u64),
+                format_size(target.capacity())
+            )
+        })
 }
 
 /// Reads bytes of a VM's device as its guest would.
-pub async fn read(ctx: &Context, vm: &str, mount: &str, offset: u64, length: u64) -> anyhow::Result<Vec<u8>> {
+pub async fn read(
+    ctx: &Context,
+    vm: &str,
+    mount: &str,
+    offset: u64,
+    length: u64,
+) -> anyhow::Result<Vec<u8>> {
     let target = target(ctx, vm, mount).await?;
     device_io::read(ctx.endpoints(), &target, offset, length)
         .await

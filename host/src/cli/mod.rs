@@ -28,7 +28,11 @@ pub struct Outcome {
 impl Outcome {
     /// A successful outcome.
     pub fn ok(json: serde_json::Value, text: impl Into<String>) -> Self {
-        Self { json, text: text.into(), ok: true }
+        Self {
+            json,
+            text: text.into(),
+            ok: true,
+        }
     }
 }
 
@@ -36,9 +40,9 @@ impl Outcome {
 pub fn default_data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     match given {
         Some(dir) => Ok(dir),
-        None => dirs::data_dir()
-            .map(|d| d.join("tidemark"))
-            .context("no --data-dir given, TIDEMARK_DATA_DIR unset, and no XDG data directory known"),
+        None => dirs::data_dir().map(|d| d.join("tidemark")).context(
+            "no --data-dir given, TIDEMARK_DATA_DIR unset, and no XDG data directory known",
+        ),
     }
 }
 
@@ -49,14 +53,21 @@ pub async fn run(cli: Cli) -> ExitCode {
     match dispatch(cli).await {
         Ok(outcome) => {
             match format {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&outcome.json).unwrap_or_default()),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&outcome.json).unwrap_or_default()
+                ),
                 OutputFormat::Text => {
                     if !outcome.text.is_empty() {
                         println!("{}", outcome.text.trim_end());
                     }
                 }
             }
-            if outcome.ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if outcome.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(error) => {
             let message = format!("{error:#}");

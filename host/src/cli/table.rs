@@ -35,12 +35,26 @@ pub fn tracking(catalog: &Catalog, vm: &str) -> anyhow::Result<String> {
                 vm.to_string(),
                 point.id.clone(),
                 s.device_kind.clone(),
-                s.wwn.as_ref().map(|w| format!("{w} ({})", s.mode.clone().unwrap_or_default())).unwrap_or_else(|| "-".into()),
+                s.wwn
+                    .as_ref()
+                    .map(|w| format!("{w} ({})", s.mode.clone().unwrap_or_default()))
+                    .unwrap_or_else(|| "-".into()),
                 s.mount_point.clone(),
                 format!("{}:{}", s.endpoint, s.snapshot),
                 "-".into(),
             ]);
         }
     }
-    Ok(render(&["VM", "POINT", "DEVICE", "MAPPED LUN", "MOUNT", "SNAPSHOT REF", "COPY REF"], &rows))
+    Ok(render(
+        &[
+            "VM",
+            "POINT",
+            "DEVICE",
+            "MAPPED LUN",
+            "MOUNT",
+            "SNAPSHOT REF",
+            "COPY REF",
+        ],
+        &rows,
+    ))
 }

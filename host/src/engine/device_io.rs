@@ -15,9 +15,18 @@ pub const IO_CHUNK: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub enum DeviceTarget {
     /// A virtual disk of a VM, through its hypervisor endpoint.
-    Disk { endpoint: String, vm_ref: String, device_ref: String, capacity: u64 },
+    Disk {
+        endpoint: String,
+        vm_ref: String,
+        device_ref: String,
+        capacity: u64,
+    },
     /// A LUN, through the array endpoint that owns it.
-    Lun { endpoint: String, wwn: String, capacity: u64 },
+    Lun {
+        endpoint: String,
+        wwn: String,
+        capacity: u64,
+    },
 }
 
 impl DeviceTarget {
@@ -30,15 +39,35 @@ impl DeviceTarget {
 }
 
 /// Finds the device of `vm` at `mount` and who serves its bytes.
-pub async fn locate(catalog: &Catalog, endpoints: &dyn Endpoints, vm: &VmRecord, mount: &str) -> anyhow::Result<DeviceTarget> {
-    let device = vm.devices.iter().find(|d| d.mount_point == mount).ok_or_else(|| {
-        let mounts: Vec<&str> = vm.devices.iter().map(|d| d.mount_point.as_str()).collect();
-        anyhow!("VM {} has no device at {mount} (it has: {})", vm.name, mounts.join(", "))
-    })?;
+pub async fn locate(
+    catalog: &Catalog,
+    endpoints: &dyn Endpoints,
+    vm: &VmRecord,
+    mount: &str,
+) -> anyhow::Result<DeviceTarget> {
+    let device = vm
+        .devices
+        .iter()
+        .find(|d| d.mount_point == mount)
+        .ok_or_else(|| {
+            let mounts: Vec<&str> = vm.devices.iter().map(|d| d.mount_point.as_str()).collect();
+            anyhow!(
+                "VM {} has no device at {mount} (it has: {})",
+                vm.name,
+                mounts.join(", ")
+            )
+        })?;
     if device.kind == MAPPED_LUN {
-        let wwn = device.wwn.clone().ok_or_else(|| anyhow!("catalog: LUN at {mount} has no WWN"))?;
+        let wwn = device
+            .wwn
+            .clone()
+            .ok_or_else(|| anyhow!("catalog: LUN at {mount} has no WWN"))?;
         let endpoint = lun_owner(catalog, endpoints, &wwn).await?;
-        Ok(DeviceTarget::Lun { endpoint, wwn, capacity: device.capacity })
+        Ok(DeviceTarget::Lun {
+            endpoint,
+            wwn,
+            capacity: device.capacity,
+        })
     } else {
         Ok(DeviceTarget::Disk {
             endpoint: vm.endpoint.clone(),
@@ -50,7 +79,9 @@ pub async fn locate(catalog: &Catalog, endpoints: &dyn Endpoints, vm: &VmRecord,
 }
 
 fn check_range(target: &DeviceTarget, offset: u64, length: u64) -> anyhow::Result<()> {
-    let end = offset.checked_add(length).ok_or_else(|| anyhow!("offset + length overflows"))?;
+    let end = offset
+        .checked_add(length)
+        .ok_or_else(|| anyhow!("offset + length overflows"))?;
     if end > target.capacity() {
         bail!(
             "range {offset}..{end} is past the end of the device ({} bytes)",
@@ -61,10 +92,20 @@ fn check_range(target: &DeviceTarget, offset: u64, length: u64) -> anyhow::Resul
 }
 
 /// Writes `data` at `offset` and flushes.
-pub async fn write(endpoints: &dyn Endpoints, target: &DeviceTarget, offset: u64, data: &[u8]) -> anyhow::Result<()> {
+pub async fn write(
+    endpoints: &dyn Endpoints,
+    target: &DeviceTarget,
+    offset: u64,
+    data: &[u8],
+) -> anyhow::Result<()> {
     check_range(target, offset, data.len() as u64)?;
     let (mut session, writer): (Box<dyn DataPath>, _) = match target {
-        DeviceTarget::Disk { endpoint, vm_ref, device_ref, .. } => {
+        DeviceTarget::Disk {
+            endpoint,
+            vm_ref,
+            device_ref,
+            ..
+        } => {
             let mut hv = endpoints.hypervisor(endpoint).await?;
             let w = hv.open_writer(vm_ref, device_ref).await?;
             (hv, w)
@@ -86,10 +127,20 @@ pub async fn write(endpoints: &dyn Endpoints, target: &DeviceTarget, offset: u64
 }
 
 /// Reads `length` bytes at `offset`.
-pub async fn read(endpoints: &dyn Endpoints, target: &DeviceTarget, offset: u64, length: u64) -> anyhow::Result<Vec<u8>> {
+pub async fn read(
+    endpoints: &dyn Endpoints,
+    target: &DeviceTarget,
+    offset: u64,
+    length: u64,
+) -> anyhow::Result<Vec<u8>> {
     check_range(target, offset, length)?;
     let (mut session, reader): (Box<dyn DataPath>, _) = match target {
-        DeviceTarget::Disk { endpoint, vm_ref, device_ref, .. } => {
+        DeviceTarget::Disk {
+            endpoint,
+            vm_ref,
+            device_ref,
+            ..
+        } => {
             let mut hv = endpoints.hypervisor(endpoint).await?;
             let r = hv.open_reader(vm_ref, device_ref, None).await?;
             (hv, r)
@@ -107,7 +158,10 @@ pub async fn read(endpoints: &dyn Endpoints, target: &DeviceTarget, offset: u64,
         let want = (end - at).min(IO_CHUNK as u64);
         let bytes = session.read(&reader, at, want).await?;
         if bytes.len() as u64 != want {
-            bail!("short read at {at}: asked {want} bytes, got {}", bytes.len());
+            bail!(
+                "short read at {at}: asked {want} bytes, got {}",
+                bytes.len()
+            );
         }
         out.extend_from_slice(&bytes);
         at += want;

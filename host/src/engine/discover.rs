@@ -50,13 +50,21 @@ pub fn validate_vm(endpoint: &str, vm: &VmInfo) -> anyhow::Result<()> {
     if problems.is_empty() {
         Ok(())
     } else {
-        bail!("endpoint {endpoint} described VM '{}' nonsensically: {}", vm.id, problems.join("; "))
+        bail!(
+            "endpoint {endpoint} described VM '{}' nonsensically: {}",
+            vm.id,
+            problems.join("; ")
+        )
     }
 }
 
 /// The array endpoint that owns a LUN: the catalog's memory, else ask every array (as real
 /// systems match an RDM to its LUN by NAA id) and remember the answer.
-pub async fn lun_owner(catalog: &Catalog, endpoints: &dyn Endpoints, wwn: &str) -> anyhow::Result<String> {
+pub async fn lun_owner(
+    catalog: &Catalog,
+    endpoints: &dyn Endpoints,
+    wwn: &str,
+) -> anyhow::Result<String> {
     if let Some(owner) = catalog.lun_owner(wwn)? {
         return Ok(owner);
     }
@@ -72,11 +80,17 @@ pub async fn lun_owner(catalog: &Catalog, endpoints: &dyn Endpoints, wwn: &str) 
                 catalog.set_lun_owner(wwn, name)?;
                 return Ok(name.clone());
             }
-            Err(e) if e.downcast_ref::<super::ports::CallError>().is_some_and(|c| c.is_not_found()) => {}
+            Err(e)
+                if e.downcast_ref::<super::ports::CallError>()
+                    .is_some_and(|c| c.is_not_found()) => {}
             Err(e) => failures.push(format!("{name}: {e:#}")),
         }
     }
-    let asked = if arrays.is_empty() { "no array endpoints are configured".to_string() } else { format!("asked {}", arrays.join(", ")) };
+    let asked = if arrays.is_empty() {
+        "no array endpoints are configured".to_string()
+    } else {
+        format!("asked {}", arrays.join(", "))
+    };
     let mut message = format!("no array endpoint owns LUN {wwn} ({asked})");
     if !failures.is_empty() {
         message.push_str(&format!("; failures: {}", failures.join("; ")));
@@ -85,18 +99,28 @@ pub async fn lun_owner(catalog: &Catalog, endpoints: &dyn Endpoints, wwn: &str) 
 }
 
 /// Asks the hypervisor for the VM, checks it, resolves LUN owners, updates the catalog.
-pub async fn discover(catalog: &Catalog, endpoints: &dyn Endpoints, vm: &VmRecord) -> anyhow::Result<Discovered> {
+pub async fn discover(
+    catalog: &Catalog,
+    endpoints: &dyn Endpoints,
+    vm: &VmRecord,
+) -> anyhow::Result<Discovered> {
     let mut hv = endpoints.hypervisor(&vm.endpoint).await?;
     let info = hv.get_vm(&vm.vm_ref).await?;
     validate_vm(&vm.endpoint, &info)?;
     let mut lun_owners = BTreeMap::new();
     for device in &info.devices {
         if let DeviceBacking::MappedLun(lun) = &device.backing {
-            lun_owners.insert(lun.wwn.clone(), lun_owner(catalog, endpoints, &lun.wwn).await?);
+            lun_owners.insert(
+                lun.wwn.clone(),
+                lun_owner(catalog, endpoints, &lun.wwn).await?,
+            );
         }
     }
     catalog.upsert_vm(&vm_record(&vm.name, &vm.endpoint, &info))?;
-    Ok(Discovered { vm: info, lun_owners })
+    Ok(Discovered {
+        vm: info,
+        lun_owners,
+    })
 }
 
 /// The catalog's record of a VM as the hypervisor describes it.
@@ -112,8 +136,15 @@ pub fn vm_record(name: &str, endpoint: &str, info: &VmInfo) -> VmRecord {
             .iter()
             .map(|d| {
                 let (kind, disk_ref, wwn, mode) = match &d.backing {
-                    DeviceBacking::VirtualDisk(disk) => (VIRTUAL_DISK, Some(disk.clone()), None, None),
-                    DeviceBacking::MappedLun(lun) => (MAPPED_LUN, None, Some(lun.wwn.clone()), Some(lun.mode.to_string())),
+                    DeviceBacking::VirtualDisk(disk) => {
+                        (VIRTUAL_DISK, Some(disk.clone()), None, None)
+                    }
+                    DeviceBacking::MappedLun(lun) => (
+                        MAPPED_LUN,
+                        None,
+                        Some(lun.wwn.clone()),
+                        Some(lun.mode.to_string()),
+                    ),
                 };
                 DeviceRecord {
                     device_ref: d.id.clone(),

@@ -27,7 +27,9 @@ impl TestHooks {
                     .ok()
                     .filter(|n| *n >= 1)
                     .map(Some)
-                    .ok_or_else(|| anyhow::anyhow!("{name} must be a step number >= 1, not '{raw}'")),
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{name} must be a step number >= 1, not '{raw}'")
+                    }),
                 Err(_) => Ok(None),
             }
         };

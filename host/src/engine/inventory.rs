@@ -25,7 +25,10 @@ pub struct EndpointInventory {
     pub error: Option<String>,
 }
 
-async fn hypervisor_inventory(endpoints: &dyn Endpoints, name: &str) -> anyhow::Result<EndpointInventory> {
+async fn hypervisor_inventory(
+    endpoints: &dyn Endpoints,
+    name: &str,
+) -> anyhow::Result<EndpointInventory> {
     let mut hv = endpoints.hypervisor(name).await?;
     let hosts = hv.list_hosts().await?;
     let vms = hv.list_vms().await?;
@@ -36,30 +39,68 @@ async fn hypervisor_inventory(endpoints: &dyn Endpoints, name: &str) -> anyhow::
     for vm in &vms {
         snapshots.extend(hv.list_snapshots(&vm.id).await?);
     }
-    Ok(EndpointInventory { endpoint: name.into(), kind: AdapterKind::Hypervisor.to_string(), hosts: Some(hosts), vms: Some(vms), luns: None, snapshots, error: None })
+    Ok(EndpointInventory {
+        endpoint: name.into(),
+        kind: AdapterKind::Hypervisor.to_string(),
+        hosts: Some(hosts),
+        vms: Some(vms),
+        luns: None,
+        snapshots,
+        error: None,
+    })
 }
 
-async fn array_inventory(endpoints: &dyn Endpoints, name: &str) -> anyhow::Result<EndpointInventory> {
+async fn array_inventory(
+    endpoints: &dyn Endpoints,
+    name: &str,
+) -> anyhow::Result<EndpointInventory> {
     let mut sa = endpoints.storage_array(name).await?;
     let luns = sa.list_luns().await?;
     let snapshots = sa.list_snapshots().await?;
-    Ok(EndpointInventory { endpoint: name.into(), kind: AdapterKind::StorageArray.to_string(), hosts: None, vms: None, luns: Some(luns), snapshots, error: None })
+    Ok(EndpointInventory {
+        endpoint: name.into(),
+        kind: AdapterKind::StorageArray.to_string(),
+        hosts: None,
+        vms: None,
+        luns: Some(luns),
+        snapshots,
+        error: None,
+    })
 }
 
 /// Asks each endpoint (or the one named) for what it has; an endpoint that fails is
 /// reported with its error, not fatal.
-pub async fn inventory(endpoints: &dyn Endpoints, hypervisors: &[String], arrays: &[String]) -> Vec<EndpointInventory> {
+pub async fn inventory(
+    endpoints: &dyn Endpoints,
+    hypervisors: &[String],
+    arrays: &[String],
+) -> Vec<EndpointInventory> {
     let mut out = Vec::new();
-    for (name, is_hv) in hypervisors.iter().map(|n| (n, true)).chain(arrays.iter().map(|n| (n, false))) {
-        let result = if is_hv { hypervisor_inventory(endpoints, name).await } else { array_inventory(endpoints, name).await };
-        out.push(result.unwrap_or_else(|e| EndpointInventory {
-            endpoint: name.clone(),
-            kind: if is_hv { AdapterKind::Hypervisor } else { AdapterKind::StorageArray }.to_string(),
-            hosts: None,
-            vms: None,
-            luns: None,
-            snapshots: Vec::new(),
-            error: Some(format!("{e:#}")),
+    for (name, is_hv) in hypervisors
+        .iter()
+        .map(|n| (n, true))
+        .chain(arrays.iter().map(|n| (n, false)))
+    {
+        let result = if is_hv {
+            hypervisor_inventory(endpoints, name).await
+        } else {
+            array_inventory(endpoints, name).await
+        };
+        out.push(result.unwrap_or_else(|e| {
+            EndpointInventory {
+                endpoint: name.clone(),
+                kind: if is_hv {
+                    AdapterKind::Hypervisor
+                } else {
+                    AdapterKind::StorageArray
+                }
+                .to_string(),
+                hosts: None,
+                vms: None,
+                luns: None,
+                snapshots: Vec::new(),
+                error: Some(format!("{e:#}")),
+            }
         }));
     }
     out
@@ -78,11 +119,24 @@ pub struct Finding {
 
 /// Compares the catalog's recovery points with the snapshots the adapters hold, for the
 /// VMs and LUNs the catalog tracks.
-pub async fn reconcile(catalog: &Catalog, endpoints: &dyn Endpoints, hypervisors: &[String], arrays: &[String]) -> anyhow::Result<Vec<Finding>> {
+pub async fn reconcile(
+    catalog: &Catalog,
+    endpoints: &dyn Endpoints,
+    hypervisors: &[String],
+    arrays: &[String],
+) -> anyhow::Result<Vec<Finding>> {
     let mut findings = Vec::new();
-    let finding = |kind: &str, endpoint: &str, detail: String| Finding { kind: kind.into(), endpoint: endpoint.into(), detail };
+    let finding = |kind: &str, endpoint: &str, detail: String| Finding {
+        kind: kind.into(),
+        endpoint: endpoint.into(),
+        detail,
+    };
     for job in catalog.job_ids(true)? {
-        findings.push(finding("unfinished-job", "", format!("job {job} is unfinished; run `tidemark resume`")));
+        findings.push(finding(
+            "unfinished-job",
+            "",
+            format!("job {job} is unfinished; run `tidemark resume`"),
+        ));
     }
     let vms = catalog.vms()?;
     for name in hypervisors {
@@ -105,17 +159,32 @@ pub async fn reconcile(catalog: &Catalog, endpoints: &dyn Endpoints, hypervisors
                 Ok(snaps) => {
                     for s in snaps {
                         if !known.contains(&s.id) {
-                            findings.push(finding("orphan-snapshot", name, format!("snapshot {} of VM {} device {} is in no recovery point", s.id, vm.name, s.source)));
+                            findings.push(finding(
+                                "orphan-snapshot",
+                                name,
+                                format!(
+                                    "snapshot {} of VM {} device {} is in no recovery point",
+                                    s.id, vm.name, s.source
+                                ),
+                            ));
                         }
                         held.insert(s.id);
                     }
                 }
-                Err(e) if e.is_not_found() => findings.push(finding("missing-vm", name, format!("VM {} ({}) is gone from the hypervisor", vm.name, vm.vm_ref))),
+                Err(e) if e.is_not_found() => findings.push(finding(
+                    "missing-vm",
+                    name,
+                    format!("VM {} ({}) is gone from the hypervisor", vm.name, vm.vm_ref),
+                )),
                 Err(e) => findings.push(finding("unreachable-endpoint", name, e.to_string())),
             }
         }
         for id in known.difference(&held) {
-            findings.push(finding("missing-snapshot", name, format!("snapshot {id} of a recovery point is gone from the hypervisor")));
+            findings.push(finding(
+                "missing-snapshot",
+                name,
+                format!("snapshot {id} of a recovery point is gone from the hypervisor"),
+            ));
         }
     }
     let tracked_luns: BTreeSet<String> = vms
@@ -125,7 +194,11 @@ pub async fn reconcile(catalog: &Catalog, endpoints: &dyn Endpoints, hypervisors
         .filter_map(|d| d.wwn.clone())
         .collect();
     for name in arrays {
-        let known: BTreeSet<String> = catalog.snapshot_refs_on(name)?.into_iter().map(|(_, r)| r.snapshot).collect();
+        let known: BTreeSet<String> = catalog
+            .snapshot_refs_on(name)?
+            .into_iter()
+            .map(|(_, r)| r.snapshot)
+            .collect();
         let snaps = match endpoints.storage_array(name).await {
             Ok(mut sa) => sa.list_snapshots().await.map_err(anyhow::Error::from),
             Err(e) => Err(e),
@@ -138,11 +211,25 @@ pub async fn reconcile(catalog: &Catalog, endpoints: &dyn Endpoints, hypervisors
             }
         };
         let held: BTreeSet<String> = snaps.iter().map(|s| s.id.clone()).collect();
-        for s in snaps.iter().filter(|s| tracked_luns.contains(&s.source) && !known.contains(&s.id)) {
-            findings.push(finding("orphan-snapshot", name, format!("snapshot {} of LUN {} is in no recovery point", s.id, s.source)));
+        for s in snaps
+            .iter()
+            .filter(|s| tracked_luns.contains(&s.source) && !known.contains(&s.id))
+        {
+            findings.push(finding(
+                "orphan-snapshot",
+                name,
+                format!(
+                    "snapshot {} of LUN {} is in no recovery point",
+                    s.id, s.source
+                ),
+            ));
         }
         for id in known.difference(&held) {
-            findings.push(finding("missing-snapshot", name, format!("snapshot {id} of a recovery point is gone from the array")));
+            findings.push(finding(
+                "missing-snapshot",
+                name,
+                format!("snapshot {id} of a recovery point is gone from the array"),
+            ));
         }
     }
     Ok(findings)

@@ -32,7 +32,11 @@ pub struct Done<T> {
 impl<T> Done<T> {
     /// A step result with nothing to undo.
     pub fn new(value: T, detail: impl Into<String>) -> Self {
-        Self { value, detail: detail.into(), undo: Vec::new() }
+        Self {
+            value,
+            detail: detail.into(),
+            undo: Vec::new(),
+        }
     }
 
     /// Adds what undoes the step.
@@ -54,12 +58,24 @@ pub struct JobCtx {
 
 impl JobCtx {
     /// A context for `job_id`, loading whatever its journal already holds.
-    pub fn new(catalog: Arc<Catalog>, endpoints: Arc<dyn Endpoints>, job_id: &str, hooks: TestHooks) -> anyhow::Result<Self> {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        endpoints: Arc<dyn Endpoints>,
+        job_id: &str,
+        hooks: TestHooks,
+    ) -> anyhow::Result<Self> {
         let recorded = catalog
             .job(job_id)?
             .ok_or_else(|| anyhow!("job {job_id} is not in the catalog"))?
             .steps;
-        Ok(Self { catalog, endpoints, job_id: job_id.to_string(), recorded, seq: 0, hooks })
+        Ok(Self {
+            catalog,
+            endpoints,
+            job_id: job_id.to_string(),
+            recorded,
+            seq: 0,
+            hooks,
+        })
     }
 
     /// Runs (or replays) the next step. `run` gets the step's idempotency token and may be
@@ -82,14 +98,25 @@ impl JobCtx {
             }
             if record.state == StepState::Succeeded {
                 let output = record.output.clone().unwrap_or(serde_json::Value::Null);
-                return serde_json::from_value(output)
-                    .map_err(|e| anyhow!("job {} step {seq} ({name}): recorded output unreadable: {e}", self.job_id));
+                return serde_json::from_value(output).map_err(|e| {
+                    anyhow!(
+                        "job {} step {seq} ({name}): recorded output unreadable: {e}",
+                        self.job_id
+                    )
+                });
             }
         }
         self.catalog.begin_step(&self.job_id, seq, name)?;
         if self.hooks.fail_step == Some(seq) {
             let error = anyhow!("injected failure at step {seq} ({name}) by TIDEMARK_FAIL_STEP");
-            self.catalog.end_step(&self.job_id, seq, StepState::Failed, &format!("{error}"), None, None)?;
+            self.catalog.end_step(
+                &self.job_id,
+                seq,
+                StepState::Failed,
+                &format!("{error}"),
+                None,
+                None,
+            )?;
             return Err(error);
         }
         let token = format!("{}:{seq}", self.job_id);
@@ -105,17 +132,33 @@ impl JobCtx {
                 }
                 Err(e) => {
                     let detail = format!("{e:#}");
-                    self.catalog.end_step(&self.job_id, seq, StepState::Failed, &detail, None, None)?;
+                    self.catalog.end_step(
+                        &self.job_id,
+                        seq,
+                        StepState::Failed,
+                        &detail,
+                        None,
+                        None,
+                    )?;
                     return Err(e);
                 }
             }
         };
         let output = serde_json::to_value(&done.value)?;
         let undo = serde_json::to_value(&done.undo)?;
-        self.catalog
-            .end_step(&self.job_id, seq, StepState::Succeeded, &done.detail, Some(&output), Some(&undo))?;
+        self.catalog.end_step(
+            &self.job_id,
+            seq,
+            StepState::Succeeded,
+            &done.detail,
+            Some(&output),
+            Some(&undo),
+        )?;
         if self.hooks.crash_after_step == Some(seq) {
-            eprintln!("TIDEMARK_CRASH_AFTER_STEP={seq}: aborting after step {seq} ({name}) of job {}", self.job_id);
+            eprintln!(
+                "TIDEMARK_CRASH_AFTER_STEP={seq}: aborting after step {seq} ({name}) of job {}",
+                self.job_id
+            );
             std::process::abort();
         }
         Ok(done.value)
@@ -123,5 +166,9 @@ impl JobCtx {
 }
 
 fn is_transient(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.downcast_ref::<CallError>().is_some_and(CallError::is_transient))
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<CallError>()
+            .is_some_and(CallError::is_transient)
+    })
 }

@@ -41,11 +41,17 @@ enum Workflow {
 impl Engine {
     /// An engine over a catalog and endpoints, with the test hooks from the environment.
     pub fn new(catalog: Arc<Catalog>, endpoints: Arc<dyn Endpoints>) -> anyhow::Result<Self> {
-        Ok(Self { catalog, endpoints, hooks: TestHooks::from_env()? })
+        Ok(Self {
+            catalog,
+            endpoints,
+            hooks: TestHooks::from_env()?,
+        })
     }
 
     fn known_vm(&self, name: &str) -> anyhow::Result<VmRecord> {
-        self.catalog.vm(name)?.ok_or_else(|| anyhow!("unknown VM '{name}' (see `tidemark vm list`)"))
+        self.catalog
+            .vm(name)?
+            .ok_or_else(|| anyhow!("unknown VM '{name}' (see `tidemark vm list`)"))
     }
 
     fn check_idle(&self, vm: &str) -> anyhow::Result<()> {
@@ -65,12 +71,14 @@ impl Engine {
     /// Reverts a VM in place to one of its recovery points.
     pub async fn revert(&self, vm_name: &str, point_id: &str) -> anyhow::Result<JobRecord> {
         let vm = self.known_vm(vm_name)?;
-        let point = self
-            .catalog
-            .point(point_id)?
-            .ok_or_else(|| anyhow!("unknown recovery point '{point_id}' (see `tidemark points {vm_name}`)"))?;
+        let point = self.catalog.point(point_id)?.ok_or_else(|| {
+            anyhow!("unknown recovery point '{point_id}' (see `tidemark points {vm_name}`)")
+        })?;
         if point.vm_name != vm.name {
-            bail!("recovery point {point_id} belongs to VM {}, not {vm_name}", point.vm_name);
+            bail!(
+                "recovery point {point_id} belongs to VM {}, not {vm_name}",
+                point.vm_name
+            );
         }
         self.check_idle(vm_name)?;
         self.start(Workflow::Revert { vm, point }).await
@@ -80,25 +88,37 @@ impl Engine {
         let id = format!("job-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let (kind, vm, params) = match &workflow {
             Workflow::Snapshot { vm } => ("snapshot", vm, json!({ "vm": vm.name })),
-            Workflow::Revert { vm, point } => ("revert", vm, json!({ "vm": vm.name, "point": point.id })),
+            Workflow::Revert { vm, point } => {
+                ("revert", vm, json!({ "vm": vm.name, "point": point.id }))
+            }
         };
-        self.catalog.create_job(&id, kind, Some(&vm.name), &params)?;
+        self.catalog
+            .create_job(&id, kind, Some(&vm.name), &params)?;
         self.drive(&id, workflow).await
     }
 
     /// Runs a job's workflow to its end (replaying recorded steps), compensating on failure.
     async fn drive(&self, job_id: &str, workflow: Workflow) -> anyhow::Result<JobRecord> {
-        let mut ctx = JobCtx::new(self.catalog.clone(), self.endpoints.clone(), job_id, self.hooks)?;
+        let mut ctx = JobCtx::new(
+            self.catalog.clone(),
+            self.endpoints.clone(),
+            job_id,
+            self.hooks,
+        )?;
         let outcome = match &workflow {
             Workflow::Snapshot { vm } => snapshot::run(&mut ctx, vm).await,
             Workflow::Revert { vm, point } => revert::run(&mut ctx, vm, point).await,
         };
         match outcome {
-            Ok(result) => self.catalog.set_job_state(job_id, JobState::Succeeded, Some(&result), None)?,
+            Ok(result) => {
+                self.catalog
+                    .set_job_state(job_id, JobState::Succeeded, Some(&result), None)?
+            }
             Err(error) => {
                 let message = format!("{error:#}");
                 tracing::warn!(job = job_id, "job failed, compensating: {message}");
-                self.catalog.set_job_state(job_id, JobState::Compensating, None, Some(&message))?;
+                self.catalog
+                    .set_job_state(job_id, JobState::Compensating, None, Some(&message))?;
                 undo::compensate(&self.catalog, &self.endpoints, job_id).await?;
             }
         }
@@ -107,7 +127,9 @@ impl Engine {
 
     /// A job with its steps.
     pub fn job(&self, job_id: &str) -> anyhow::Result<JobRecord> {
-        self.catalog.job(job_id)?.ok_or_else(|| anyhow!("unknown job '{job_id}'"))
+        self.catalog
+            .job(job_id)?
+            .ok_or_else(|| anyhow!("unknown job '{job_id}'"))
     }
 
     /// Continues every unfinished job from its last recorded step, or finishes compensating it.
@@ -122,12 +144,19 @@ impl Engine {
                     self.job(&id)?
                 }
                 _ => {
-                    let workflow = self.workflow_of(&job).with_context(|| format!("resuming job {id}"));
+                    let workflow = self
+                        .workflow_of(&job)
+                        .with_context(|| format!("resuming job {id}"));
                     match workflow {
                         Ok(workflow) => self.drive(&id, workflow).await?,
                         Err(e) => {
                             // Its inputs are gone (e.g. the point was deleted): undo what it did.
-                            self.catalog.set_job_state(&id, JobState::Compensating, None, Some(&format!("{e:#}")))?;
+                            self.catalog.set_job_state(
+                                &id,
+                                JobState::Compensating,
+                                None,
+                                Some(&format!("{e:#}")),
+                            )?;
                             undo::compensate(&self.catalog, &self.endpoints, &id).await?;
                             self.job(&id)?
                         }
@@ -152,7 +181,10 @@ impl Engine {
             "snapshot" => Ok(Workflow::Snapshot { vm }),
             "revert" => {
                 let point_id = param("point")?;
-                let point = self.catalog.point(&point_id)?.ok_or_else(|| anyhow!("recovery point {point_id} is gone"))?;
+                let point = self
+                    .catalog
+                    .point(&point_id)?
+                    .ok_or_else(|| anyhow!("recovery point {point_id} is gone"))?;
                 Ok(Workflow::Revert { vm, point })
             }
             other => bail!("job {} has unknown kind '{other}'", job.id),

@@ -38,7 +38,10 @@ pub struct CallError {
 impl CallError {
     /// Whether the engine should retry (only `transient` adapter errors).
     pub fn is_transient(&self) -> bool {
-        matches!(self.kind, CallErrorKind::Adapter(AdapterError::Transient(_)))
+        matches!(
+            self.kind,
+            CallErrorKind::Adapter(AdapterError::Transient(_))
+        )
     }
 
     /// Whether the adapter said the thing does not exist (deleting it again is then done).
@@ -84,7 +87,12 @@ pub trait DataPath: Send {
     /// Size of the opened device.
     async fn reader_size(&mut self, reader: &ReaderHandle) -> CallResult<u64>;
     /// Reads `length` bytes at `offset`.
-    async fn read(&mut self, reader: &ReaderHandle, offset: u64, length: u64) -> CallResult<Vec<u8>>;
+    async fn read(
+        &mut self,
+        reader: &ReaderHandle,
+        offset: u64,
+        length: u64,
+    ) -> CallResult<Vec<u8>>;
     /// Ranges holding data.
     async fn allocated_extents(&mut self, reader: &ReaderHandle) -> CallResult<Vec<Extent>>;
     /// Releases the reader.
@@ -121,19 +129,39 @@ pub trait Hypervisor: DataPath {
     /// Adds a virtual disk.
     async fn add_disk(&mut self, vm_id: &str, disk: &NewDisk, token: &str) -> CallResult<Device>;
     /// Maps a LUN.
-    async fn map_lun(&mut self, vm_id: &str, mapping: &LunMapping, token: &str) -> CallResult<Device>;
+    async fn map_lun(
+        &mut self,
+        vm_id: &str,
+        mapping: &LunMapping,
+        token: &str,
+    ) -> CallResult<Device>;
     /// Unmaps a LUN.
     async fn unmap_lun(&mut self, vm_id: &str, wwn: &str) -> CallResult<()>;
     /// Snapshots virtual disks together.
-    async fn snapshot_disks(&mut self, vm_id: &str, device_ids: &[String], token: &str) -> CallResult<Vec<SnapshotRef>>;
+    async fn snapshot_disks(
+        &mut self,
+        vm_id: &str,
+        device_ids: &[String],
+        token: &str,
+    ) -> CallResult<Vec<SnapshotRef>>;
     /// Reverts virtual disks.
-    async fn revert_disks(&mut self, vm_id: &str, snapshot_ids: &[String], token: &str) -> CallResult<()>;
+    async fn revert_disks(
+        &mut self,
+        vm_id: &str,
+        snapshot_ids: &[String],
+        token: &str,
+    ) -> CallResult<()>;
     /// Deletes a snapshot.
     async fn delete_snapshot(&mut self, vm_id: &str, snapshot_id: &str) -> CallResult<()>;
     /// Snapshots of a VM.
     async fn list_snapshots(&mut self, vm_id: &str) -> CallResult<Vec<SnapshotRef>>;
     /// Opens a virtual disk or snapshot for reading.
-    async fn open_reader(&mut self, vm_id: &str, device_id: &str, snapshot_id: Option<&str>) -> CallResult<ReaderHandle>;
+    async fn open_reader(
+        &mut self,
+        vm_id: &str,
+        device_id: &str,
+        snapshot_id: Option<&str>,
+    ) -> CallResult<ReaderHandle>;
     /// Opens a virtual disk for writing.
     async fn open_writer(&mut self, vm_id: &str, device_id: &str) -> CallResult<WriterHandle>;
 }
@@ -156,7 +184,8 @@ pub trait StorageArray: DataPath {
     /// Hides a LUN from a hypervisor host.
     async fn unexpose(&mut self, wwn: &str, host_id: &str) -> CallResult<()>;
     /// Snapshots LUNs together.
-    async fn snapshot_luns(&mut self, wwns: &[String], token: &str) -> CallResult<Vec<SnapshotRef>>;
+    async fn snapshot_luns(&mut self, wwns: &[String], token: &str)
+    -> CallResult<Vec<SnapshotRef>>;
     /// Reverts a LUN.
     async fn revert_lun(&mut self, wwn: &str, snapshot_id: &str, token: &str) -> CallResult<()>;
     /// Deletes a snapshot.
@@ -164,9 +193,18 @@ pub trait StorageArray: DataPath {
     /// Every snapshot.
     async fn list_snapshots(&mut self) -> CallResult<Vec<SnapshotRef>>;
     /// Clones a snapshot to a new LUN.
-    async fn clone_snapshot(&mut self, snapshot_id: &str, name: &str, token: &str) -> CallResult<LunInfo>;
+    async fn clone_snapshot(
+        &mut self,
+        snapshot_id: &str,
+        name: &str,
+        token: &str,
+    ) -> CallResult<LunInfo>;
     /// Opens a LUN or snapshot for reading.
-    async fn open_reader(&mut self, wwn: &str, snapshot_id: Option<&str>) -> CallResult<ReaderHandle>;
+    async fn open_reader(
+        &mut self,
+        wwn: &str,
+        snapshot_id: Option<&str>,
+    ) -> CallResult<ReaderHandle>;
     /// Opens a LUN for writing.
     async fn open_writer(&mut self, wwn: &str) -> CallResult<WriterHandle>;
 }

@@ -15,7 +15,11 @@ use crate::catalog::{MAPPED_LUN, PointRecord, VIRTUAL_DISK, VmRecord};
 use crate::contract::{DeviceBacking, PowerState, SnapshotRef};
 
 /// Runs (or resumes) a revert of `vm` to `point`; returns the job's result document.
-pub async fn run(ctx: &mut JobCtx, vm: &VmRecord, point: &PointRecord) -> anyhow::Result<serde_json::Value> {
+pub async fn run(
+    ctx: &mut JobCtx,
+    vm: &VmRecord,
+    point: &PointRecord,
+) -> anyhow::Result<serde_json::Value> {
     let (catalog_handle, endpoints_handle) = (ctx.catalog.clone(), ctx.endpoints.clone());
     let (catalog, endpoints) = (catalog_handle.as_ref(), endpoints_handle.as_ref());
     let found: Discovered = ctx
@@ -46,16 +50,32 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord, point: &PointRecord) -> anyhow
 
     if was_on {
         ctx.step("power-off", |_| async {
-            endpoints.hypervisor(&vm.endpoint).await?.power_off(&vm_ref).await?;
-            Ok(Done::new((), format!("powered off {}", vm.name))
-                .undo(vec![Undo::PowerOn { endpoint: vm.endpoint.clone(), vm_ref: vm_ref.clone() }]))
+            endpoints
+                .hypervisor(&vm.endpoint)
+                .await?
+                .power_off(&vm_ref)
+                .await?;
+            Ok(
+                Done::new((), format!("powered off {}", vm.name)).undo(vec![Undo::PowerOn {
+                    endpoint: vm.endpoint.clone(),
+                    vm_ref: vm_ref.clone(),
+                }]),
+            )
         })
         .await?;
     }
 
-    let disk_refs: Vec<_> = point.snapshots.iter().filter(|s| s.device_kind == VIRTUAL_DISK).collect();
+    let disk_refs: Vec<_> = point
+        .snapshots
+        .iter()
+        .filter(|s| s.device_kind == VIRTUAL_DISK)
+        .collect();
     let mut lun_refs: BTreeMap<&str, Vec<_>> = BTreeMap::new();
-    for s in point.snapshots.iter().filter(|s| s.device_kind == MAPPED_LUN) {
+    for s in point
+        .snapshots
+        .iter()
+        .filter(|s| s.device_kind == MAPPED_LUN)
+    {
         lun_refs.entry(s.endpoint.as_str()).or_default().push(s);
     }
 
@@ -66,13 +86,25 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord, point: &PointRecord) -> anyhow
     if !disk_ids.is_empty() {
         disk_safety = ctx
             .step("safety-snapshot-virtual-disks", |token| async move {
-                let taken = endpoints.hypervisor(&vm.endpoint).await?.snapshot_disks(vm_ref, disk_ids_ref, &token).await?;
+                let taken = endpoints
+                    .hypervisor(&vm.endpoint)
+                    .await?
+                    .snapshot_disks(vm_ref, disk_ids_ref, &token)
+                    .await?;
                 let undo = taken
                     .iter()
-                    .map(|s| Undo::DeleteDiskSnapshot { endpoint: vm.endpoint.clone(), vm_ref: vm_ref.clone(), snapshot: s.id.clone() })
+                    .map(|s| Undo::DeleteDiskSnapshot {
+                        endpoint: vm.endpoint.clone(),
+                        vm_ref: vm_ref.clone(),
+                        snapshot: s.id.clone(),
+                    })
                     .collect();
                 let by_source = match_refs(&vm.endpoint, disk_ids_ref, taken)?;
-                Ok(Done::new(by_source, format!("{} safety snapshot(s) of virtual disks", disk_ids_ref.len())).undo(undo))
+                Ok(Done::new(
+                    by_source,
+                    format!("{} safety snapshot(s) of virtual disks", disk_ids_ref.len()),
+                )
+                .undo(undo))
             })
             .await?;
     }
@@ -81,15 +113,29 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord, point: &PointRecord) -> anyhow
         let wwns: Vec<String> = refs.iter().filter_map(|s| s.wwn.clone()).collect();
         let wwns = &wwns;
         let safety = ctx
-            .step(&format!("safety-snapshot-luns@{array}"), |token| async move {
-                let taken = endpoints.storage_array(array).await?.snapshot_luns(wwns, &token).await?;
-                let undo = taken
-                    .iter()
-                    .map(|s| Undo::DeleteLunSnapshot { endpoint: array.to_string(), snapshot: s.id.clone() })
-                    .collect();
-                let by_source = match_refs(array, wwns, taken)?;
-                Ok(Done::new(by_source, format!("{} safety snapshot(s) of LUNs on {array}", wwns.len())).undo(undo))
-            })
+            .step(
+                &format!("safety-snapshot-luns@{array}"),
+                |token| async move {
+                    let taken = endpoints
+                        .storage_array(array)
+                        .await?
+                        .snapshot_luns(wwns, &token)
+                        .await?;
+                    let undo = taken
+                        .iter()
+                        .map(|s| Undo::DeleteLunSnapshot {
+                            endpoint: array.to_string(),
+                            snapshot: s.id.clone(),
+                        })
+                        .collect();
+                    let by_source = match_refs(array, wwns, taken)?;
+                    Ok(Done::new(
+                        by_source,
+                        format!("{} safety snapshot(s) of LUNs on {array}", wwns.len()),
+                    )
+                    .undo(undo))
+                },
+            )
             .await?;
         lun_safety.insert(array.to_string(), safety);
     }
@@ -98,12 +144,30 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord, point: &PointRecord) -> anyhow
         let targets: Vec<String> = disk_refs.iter().map(|s| s.snapshot.clone()).collect();
         let (targets, disk_safety, disk_refs) = (&targets, &disk_safety, &disk_refs);
         ctx.step("revert-virtual-disks", |token| async move {
-            endpoints.hypervisor(&vm.endpoint).await?.revert_disks(vm_ref, targets, &token).await?;
-            let back: Vec<String> = disk_ids_ref.iter().map(|d| disk_safety[d].id.clone()).collect();
+            endpoints
+                .hypervisor(&vm.endpoint)
+                .await?
+                .revert_disks(vm_ref, targets, &token)
+                .await?;
+            let back: Vec<String> = disk_ids_ref
+                .iter()
+                .map(|d| disk_safety[d].id.clone())
+                .collect();
             let mounts: Vec<&str> = disk_refs.iter().map(|s| s.mount_point.as_str()).collect();
-            Ok(Done::new((), format!("reverted virtual disk(s) {} to point {}", mounts.join(", "), point.id)).undo(vec![
-                Undo::RevertDisks { endpoint: vm.endpoint.clone(), vm_ref: vm_ref.clone(), snapshots: back, token: format!("{token}:undo") },
-            ]))
+            Ok(Done::new(
+                (),
+                format!(
+                    "reverted virtual disk(s) {} to point {}",
+                    mounts.join(", "),
+                    point.id
+                ),
+            )
+            .undo(vec![Undo::RevertDisks {
+                endpoint: vm.endpoint.clone(),
+                vm_ref: vm_ref.clone(),
+                snapshots: back,
+                token: format!("{token}:undo"),
+            }]))
         })
         .await?;
     }
@@ -114,7 +178,8 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord, point: &PointRecord) -> anyhow
             let mut undo = Vec::new();
             for s in refs {
                 let wwn = s.wwn.clone().unwrap_or_default();
-                sa.revert_lun(&wwn, &s.snapshot, &format!("{token}:{wwn}")).await?;
+                sa.revert_lun(&wwn, &s.snapshot, &format!("{token}:{wwn}"))
+                    .await?;
                 undo.push(Undo::RevertLun {
                     endpoint: array.to_string(),
                     snapshot: lun_safety_ref[*array][&wwn].id.clone(),
@@ -123,16 +188,32 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord, point: &PointRecord) -> anyhow
                 });
             }
             let mounts: Vec<&str> = refs.iter().map(|s| s.mount_point.as_str()).collect();
-            Ok(Done::new((), format!("reverted LUN(s) at {} on array {array} to point {}", mounts.join(", "), point.id)).undo(undo))
+            Ok(Done::new(
+                (),
+                format!(
+                    "reverted LUN(s) at {} on array {array} to point {}",
+                    mounts.join(", "),
+                    point.id
+                ),
+            )
+            .undo(undo))
         })
         .await?;
     }
 
     if was_on {
         ctx.step("power-on", |_| async {
-            endpoints.hypervisor(&vm.endpoint).await?.power_on(&vm_ref).await?;
-            Ok(Done::new((), format!("powered on {}", vm.name))
-                .undo(vec![Undo::PowerOff { endpoint: vm.endpoint.clone(), vm_ref: vm_ref.clone() }]))
+            endpoints
+                .hypervisor(&vm.endpoint)
+                .await?
+                .power_on(vm_ref)
+                .await?;
+            Ok(
+                Done::new((), format!("powered on {}", vm.name)).undo(vec![Undo::PowerOff {
+                    endpoint: vm.endpoint.clone(),
+                    vm_ref: vm_ref.clone(),
+                }]),
+            )
         })
         .await?;
     }
@@ -140,20 +221,30 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord, point: &PointRecord) -> anyhow
     ctx.step("release-safety-snapshots", |_| async {
         let mut released = 0;
         for s in disk_safety.values() {
-            Undo::DeleteDiskSnapshot { endpoint: vm.endpoint.clone(), vm_ref: vm_ref.clone(), snapshot: s.id.clone() }
-                .run(catalog, endpoints)
-                .await?;
+            Undo::DeleteDiskSnapshot {
+                endpoint: vm.endpoint.clone(),
+                vm_ref: vm_ref.clone(),
+                snapshot: s.id.clone(),
+            }
+            .run(catalog, endpoints)
+            .await?;
             released += 1;
         }
         for (array, safety) in &lun_safety {
             for s in safety.values() {
-                Undo::DeleteLunSnapshot { endpoint: array.clone(), snapshot: s.id.clone() }
-                    .run(catalog, endpoints)
-                    .await?;
+                Undo::DeleteLunSnapshot {
+                    endpoint: array.clone(),
+                    snapshot: s.id.clone(),
+                }
+                .run(catalog, endpoints)
+                .await?;
                 released += 1;
             }
         }
-        Ok(Done::new((), format!("released {released} safety snapshot(s)")))
+        Ok(Done::new(
+            (),
+            format!("released {released} safety snapshot(s)"),
+        ))
     })
     .await?;
     Ok(json!({ "vm": vm.name, "recovery_point": point.id, "powered_on": was_on }))

@@ -14,11 +14,19 @@ use crate::catalog::{MAPPED_LUN, PointRecord, SnapshotRefRecord, VIRTUAL_DISK, V
 use crate::contract::{DeviceBacking, SnapshotRef};
 
 /// Checks an adapter returned exactly one snapshot per thing asked for, keyed by source.
-pub fn match_refs(endpoint: &str, asked: &[String], refs: Vec<SnapshotRef>) -> anyhow::Result<BTreeMap<String, SnapshotRef>> {
+pub fn match_refs(
+    endpoint: &str,
+    asked: &[String],
+    refs: Vec<SnapshotRef>,
+) -> anyhow::Result<BTreeMap<String, SnapshotRef>> {
     let mut by_source = BTreeMap::new();
     for r in refs {
         if !asked.contains(&r.source) || r.id.is_empty() {
-            bail!("endpoint {endpoint} returned a snapshot '{}' of '{}', which was not asked for", r.id, r.source);
+            bail!(
+                "endpoint {endpoint} returned a snapshot '{}' of '{}', which was not asked for",
+                r.id,
+                r.source
+            );
         }
         if by_source.insert(r.source.clone(), r).is_some() {
             bail!("endpoint {endpoint} returned two snapshots of the same source");
@@ -37,7 +45,12 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord) -> anyhow::Result<serde_json::
     let found: Discovered = ctx
         .step("discover", |_| async {
             let found = discover(catalog, endpoints, vm).await?;
-            let detail = format!("VM {} on {} with {} device(s)", vm.name, found.vm.host_id, found.vm.devices.len());
+            let detail = format!(
+                "VM {} on {} with {} device(s)",
+                vm.name,
+                found.vm.host_id,
+                found.vm.devices.len()
+            );
             Ok(Done::new(found, detail))
         })
         .await?;
@@ -58,10 +71,18 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord) -> anyhow::Result<serde_json::
                 let taken = hv.snapshot_disks(&found.vm.id, ids, &token).await?;
                 let undo = taken
                     .iter()
-                    .map(|s| Undo::DeleteDiskSnapshot { endpoint: vm.endpoint.clone(), vm_ref: found.vm.id.clone(), snapshot: s.id.clone() })
+                    .map(|s| Undo::DeleteDiskSnapshot {
+                        endpoint: vm.endpoint.clone(),
+                        vm_ref: found.vm.id.clone(),
+                        snapshot: s.id.clone(),
+                    })
                     .collect();
                 let by_source = match_refs(&vm.endpoint, ids, taken)?;
-                let detail = format!("{} virtual disk snapshot(s) on {}", by_source.len(), vm.endpoint);
+                let detail = format!(
+                    "{} virtual disk snapshot(s) on {}",
+                    by_source.len(),
+                    vm.endpoint
+                );
                 Ok(Done::new(by_source, detail).undo(undo))
             })
             .await?;
@@ -84,7 +105,10 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord) -> anyhow::Result<serde_json::
     let mut by_array: BTreeMap<&str, Vec<&crate::contract::Device>> = BTreeMap::new();
     for d in &found.vm.devices {
         if let DeviceBacking::MappedLun(lun) = &d.backing {
-            by_array.entry(found.lun_owners[&lun.wwn].as_str()).or_default().push(d);
+            by_array
+                .entry(found.lun_owners[&lun.wwn].as_str())
+                .or_default()
+                .push(d);
         }
     }
     for (array, devices) in by_array {
@@ -102,15 +126,24 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord) -> anyhow::Result<serde_json::
                 let taken = sa.snapshot_luns(wwns, &token).await?;
                 let undo = taken
                     .iter()
-                    .map(|s| Undo::DeleteLunSnapshot { endpoint: array.to_string(), snapshot: s.id.clone() })
+                    .map(|s| Undo::DeleteLunSnapshot {
+                        endpoint: array.to_string(),
+                        snapshot: s.id.clone(),
+                    })
                     .collect();
                 let by_source = match_refs(array, wwns, taken)?;
-                let detail = format!("{} LUN snapshot(s) taken together on array {array}: {}", by_source.len(), wwns.join(", "));
+                let detail = format!(
+                    "{} LUN snapshot(s) taken together on array {array}: {}",
+                    by_source.len(),
+                    wwns.join(", ")
+                );
                 Ok(Done::new(by_source, detail).undo(undo))
             })
             .await?;
         for d in devices {
-            let DeviceBacking::MappedLun(lun) = &d.backing else { continue };
+            let DeviceBacking::MappedLun(lun) = &d.backing else {
+                continue;
+            };
             let s = &snaps[&lun.wwn];
             refs.push(SnapshotRefRecord {
                 device_ref: d.id.clone(),
@@ -129,14 +162,25 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord) -> anyhow::Result<serde_json::
     let point = PointRecord {
         id: point_id.clone(),
         vm_name: vm.name.clone(),
-        created_at: refs.iter().map(|r| r.created_at).min().unwrap_or_else(crate::catalog::now_ms),
+        created_at: refs
+            .iter()
+            .map(|r| r.created_at)
+            .min()
+            .unwrap_or_else(crate::catalog::now_ms),
         job_id: ctx.job_id.clone(),
         snapshots: refs,
     };
     ctx.step("record-point", |_| async {
         catalog.insert_point(&point)?;
-        let detail = format!("recovery point {} of {} with {} snapshot(s)", point.id, vm.name, point.snapshots.len());
-        Ok(Done::new((), detail).undo(vec![Undo::DeletePoint { id: point.id.clone() }]))
+        let detail = format!(
+            "recovery point {} of {} with {} snapshot(s)",
+            point.id,
+            vm.name,
+            point.snapshots.len()
+        );
+        Ok(Done::new((), detail).undo(vec![Undo::DeletePoint {
+            id: point.id.clone(),
+        }]))
     })
     .await?;
     Ok(json!({ "recovery_point": point_id, "vm": vm.name, "snapshots": point.snapshots.len() }))

@@ -29,12 +29,19 @@ impl Connector {
         let spec = self.endpoints.get(name).ok_or_else(|| {
             anyhow!(
                 "unknown endpoint '{name}' (configured: {})",
-                self.endpoints.keys().cloned().collect::<Vec<_>>().join(", ")
+                self.endpoints
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?;
         let adapter = self.runtime.adapter(&spec.adapter)?;
         if adapter.kind != kind {
-            bail!("endpoint {name} is a {} endpoint, not a {kind} endpoint", adapter.kind);
+            bail!(
+                "endpoint {name} is a {} endpoint, not a {kind} endpoint",
+                adapter.kind
+            );
         }
         Ok(spec.clone())
     }
@@ -43,7 +50,11 @@ impl Connector {
     pub fn names_of(&self, kind: AdapterKind) -> Vec<String> {
         self.endpoints
             .values()
-            .filter(|e| self.runtime.adapter(&e.adapter).is_ok_and(|a| a.kind == kind))
+            .filter(|e| {
+                self.runtime
+                    .adapter(&e.adapter)
+                    .is_ok_and(|a| a.kind == kind)
+            })
             .map(|e| e.name.clone())
             .collect()
     }

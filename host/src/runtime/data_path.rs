@@ -14,16 +14,29 @@ impl DataPath for Session {
             .call_size(store, reader.0))
     }
 
-    async fn read(&mut self, reader: &ReaderHandle, offset: u64, length: u64) -> CallResult<Vec<u8>> {
-        guest_call!(self, Interface::DataPath, data_path, "device-reader.read", |g, store| g
-            .device_reader()
-            .call_read(store, reader.0, offset, length))
+    async fn read(
+        &mut self,
+        reader: &ReaderHandle,
+        offset: u64,
+        length: u64,
+    ) -> CallResult<Vec<u8>> {
+        guest_call!(
+            self,
+            Interface::DataPath,
+            data_path,
+            "device-reader.read",
+            |g, store| g.device_reader().call_read(store, reader.0, offset, length)
+        )
     }
 
     async fn allocated_extents(&mut self, reader: &ReaderHandle) -> CallResult<Vec<Extent>> {
-        guest_call!(self, Interface::DataPath, data_path, "device-reader.allocated-extents", |g, store| g
-            .device_reader()
-            .call_allocated_extents(store, reader.0))
+        guest_call!(
+            self,
+            Interface::DataPath,
+            data_path,
+            "device-reader.allocated-extents",
+            |g, store| g.device_reader().call_allocated_extents(store, reader.0)
+        )
     }
 
     async fn close_reader(&mut self, reader: ReaderHandle) -> CallResult<()> {
@@ -39,15 +52,23 @@ impl DataPath for Session {
     }
 
     async fn write(&mut self, writer: &WriterHandle, offset: u64, data: &[u8]) -> CallResult<()> {
-        guest_call!(self, Interface::DataPath, data_path, "device-writer.write", |g, store| g
-            .device_writer()
-            .call_write(store, writer.0, offset, data))
+        guest_call!(
+            self,
+            Interface::DataPath,
+            data_path,
+            "device-writer.write",
+            |g, store| g.device_writer().call_write(store, writer.0, offset, data)
+        )
     }
 
     async fn flush(&mut self, writer: &WriterHandle) -> CallResult<()> {
-        guest_call!(self, Interface::DataPath, data_path, "device-writer.flush", |g, store| g
-            .device_writer()
-            .call_flush(store, writer.0))
+        guest_call!(
+            self,
+            Interface::DataPath,
+            data_path,
+            "device-writer.flush",
+            |g, store| g.device_writer().call_flush(store, writer.0)
+        )
     }
 
     async fn close_writer(&mut self, writer: WriterHandle) -> CallResult<()> {

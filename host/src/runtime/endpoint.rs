@@ -49,7 +49,7 @@ impl EndpointSpec {
                 .map_err(|e| anyhow::anyhow!("endpoint {name}: setting memory: {e}"))?,
             None => DEFAULT_MEMORY_CAP,
         };
-        if memory_cap > MAX_MEMORY_CAP || memory_cap < 1024 * 1024 {
+        if !(1024 * 1024..=MAX_MEMORY_CAP).contains(&memory_cap) {
             anyhow::bail!(
                 "endpoint {name}: setting memory must be between 1MiB and {}MiB",
                 MAX_MEMORY_CAP >> 20

@@ -14,53 +14,88 @@ impl Hypervisor for Session {
         self.endpoint_name()
     }
     async fn list_hosts(&mut self) -> CallResult<Vec<HostInfo>> {
-        guest_call!(self, HV, hypervisor, "list-hosts", |g, s| g.call_list_hosts(s))
+        guest_call!(self, HV, hypervisor, "list-hosts", |g, s| g
+            .call_list_hosts(s))
     }
     async fn list_vms(&mut self) -> CallResult<Vec<VmInfo>> {
         guest_call!(self, HV, hypervisor, "list-vms", |g, s| g.call_list_vms(s))
     }
     async fn get_vm(&mut self, vm_id: &str) -> CallResult<VmInfo> {
-        guest_call!(self, HV, hypervisor, "get-vm", |g, s| g.call_get_vm(s, vm_id))
+        guest_call!(self, HV, hypervisor, "get-vm", |g, s| g
+            .call_get_vm(s, vm_id))
     }
     async fn create_vm(&mut self, spec: &VmSpec, token: &str) -> CallResult<VmInfo> {
-        guest_call!(self, HV, hypervisor, "create-vm", |g, s| g.call_create_vm(s, spec, token))
+        guest_call!(self, HV, hypervisor, "create-vm", |g, s| g
+            .call_create_vm(s, spec, token))
     }
     async fn delete_vm(&mut self, vm_id: &str) -> CallResult<()> {
-        guest_call!(self, HV, hypervisor, "delete-vm", |g, s| g.call_delete_vm(s, vm_id))
+        guest_call!(self, HV, hypervisor, "delete-vm", |g, s| g
+            .call_delete_vm(s, vm_id))
     }
     async fn power_on(&mut self, vm_id: &str) -> CallResult<()> {
-        guest_call!(self, HV, hypervisor, "power-on", |g, s| g.call_power_on(s, vm_id))
+        guest_call!(self, HV, hypervisor, "power-on", |g, s| g
+            .call_power_on(s, vm_id))
     }
     async fn power_off(&mut self, vm_id: &str) -> CallResult<()> {
-        guest_call!(self, HV, hypervisor, "power-off", |g, s| g.call_power_off(s, vm_id))
+        guest_call!(self, HV, hypervisor, "power-off", |g, s| g
+            .call_power_off(s, vm_id))
     }
     async fn add_disk(&mut self, vm_id: &str, disk: &NewDisk, token: &str) -> CallResult<Device> {
-        guest_call!(self, HV, hypervisor, "add-disk", |g, s| g.call_add_disk(s, vm_id, disk, token))
+        guest_call!(self, HV, hypervisor, "add-disk", |g, s| g
+            .call_add_disk(s, vm_id, disk, token))
     }
-    async fn map_lun(&mut self, vm_id: &str, mapping: &LunMapping, token: &str) -> CallResult<Device> {
-        guest_call!(self, HV, hypervisor, "map-lun", |g, s| g.call_map_lun(s, vm_id, mapping, token))
+    async fn map_lun(
+        &mut self,
+        vm_id: &str,
+        mapping: &LunMapping,
+        token: &str,
+    ) -> CallResult<Device> {
+        guest_call!(self, HV, hypervisor, "map-lun", |g, s| g
+            .call_map_lun(s, vm_id, mapping, token))
     }
     async fn unmap_lun(&mut self, vm_id: &str, wwn: &str) -> CallResult<()> {
-        guest_call!(self, HV, hypervisor, "unmap-lun", |g, s| g.call_unmap_lun(s, vm_id, wwn))
+        guest_call!(self, HV, hypervisor, "unmap-lun", |g, s| g
+            .call_unmap_lun(s, vm_id, wwn))
     }
-    async fn snapshot_disks(&mut self, vm_id: &str, device_ids: &[String], token: &str) -> CallResult<Vec<SnapshotRef>> {
-        guest_call!(self, HV, hypervisor, "snapshot-disks", |g, s| g.call_snapshot_disks(s, vm_id, device_ids, token))
+    async fn snapshot_disks(
+        &mut self,
+        vm_id: &str,
+        device_ids: &[String],
+        token: &str,
+    ) -> CallResult<Vec<SnapshotRef>> {
+        guest_call!(self, HV, hypervisor, "snapshot-disks", |g, s| g
+            .call_snapshot_disks(s, vm_id, device_ids, token))
     }
-    async fn revert_disks(&mut self, vm_id: &str, snapshot_ids: &[String], token: &str) -> CallResult<()> {
-        guest_call!(self, HV, hypervisor, "revert-disks", |g, s| g.call_revert_disks(s, vm_id, snapshot_ids, token))
+    async fn revert_disks(
+        &mut self,
+        vm_id: &str,
+        snapshot_ids: &[String],
+        token: &str,
+    ) -> CallResult<()> {
+        guest_call!(self, HV, hypervisor, "revert-disks", |g, s| g
+            .call_revert_disks(s, vm_id, snapshot_ids, token))
     }
     async fn delete_snapshot(&mut self, vm_id: &str, snapshot_id: &str) -> CallResult<()> {
-        guest_call!(self, HV, hypervisor, "delete-snapshot", |g, s| g.call_delete_snapshot(s, vm_id, snapshot_id))
+        guest_call!(self, HV, hypervisor, "delete-snapshot", |g, s| g
+            .call_delete_snapshot(s, vm_id, snapshot_id))
     }
     async fn list_snapshots(&mut self, vm_id: &str) -> CallResult<Vec<SnapshotRef>> {
-        guest_call!(self, HV, hypervisor, "list-snapshots", |g, s| g.call_list_snapshots(s, vm_id))
+        guest_call!(self, HV, hypervisor, "list-snapshots", |g, s| g
+            .call_list_snapshots(s, vm_id))
     }
-    async fn open_reader(&mut self, vm_id: &str, device_id: &str, snapshot_id: Option<&str>) -> CallResult<ReaderHandle> {
-        guest_call!(self, HV, hypervisor, "open-reader", |g, s| g.call_open_reader(s, vm_id, device_id, snapshot_id))
-            .map(ReaderHandle)
+    async fn open_reader(
+        &mut self,
+        vm_id: &str,
+        device_id: &str,
+        snapshot_id: Option<&str>,
+    ) -> CallResult<ReaderHandle> {
+        guest_call!(self, HV, hypervisor, "open-reader", |g, s| g
+            .call_open_reader(s, vm_id, device_id, snapshot_id))
+        .map(ReaderHandle)
     }
     async fn open_writer(&mut self, vm_id: &str, device_id: &str) -> CallResult<WriterHandle> {
-        guest_call!(self, HV, hypervisor, "open-writer", |g, s| g.call_open_writer(s, vm_id, device_id))
-            .map(WriterHandle)
+        guest_call!(self, HV, hypervisor, "open-writer", |g, s| g
+            .call_open_writer(s, vm_id, device_id))
+        .map(WriterHandle)
     }
 }

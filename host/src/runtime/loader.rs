@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::Engine;
+use wasmtime::component::{Component, InstancePre, Linker};
 
 use super::store::StoreState;
 use crate::contract::{
@@ -51,7 +51,11 @@ pub struct LoadedAdapter {
 
 /// Compiles `wasm`, reusing a precompiled artifact from `cache_dir` when one matches the bytes
 /// and this engine's configuration.
-pub fn compile(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> anyhow::Result<Component> {
+pub fn compile(
+    engine: &Engine,
+    wasm: &[u8],
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<Component> {
     let Some(cache_dir) = cache_dir else {
         return Component::new(engine, wasm).map_err(|e| anyhow!("{e:?}"));
     };
@@ -79,7 +83,9 @@ pub fn compile(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> anyhow
 fn cache_path(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> PathBuf {
     use std::hash::{Hash, Hasher};
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
     let mut digest = Sha256::new();
     digest.update(wasm);
     digest.update(engine_hash.finish().to_le_bytes());
@@ -102,7 +108,11 @@ pub fn inspect(engine: &Engine, component: &Component, name: &str) -> anyhow::Re
         bail!(
             "adapter {name} is not a Tidemark adapter: it exports no tidemark:adapter interface \
              (exports: {})",
-            if all.is_empty() { "none".to_string() } else { all.join(", ") }
+            if all.is_empty() {
+                "none".to_string()
+            } else {
+                all.join(", ")
+            }
         );
     }
     if let Some((_, version)) = ours.iter().find(|(_, v)| !contract_compatible(v)) {
@@ -115,7 +125,9 @@ pub fn inspect(engine: &Engine, component: &Component, name: &str) -> anyhow::Re
     match (has("hypervisor"), has("storage-array")) {
         (true, false) => Ok(AdapterKind::Hypervisor),
         (false, true) => Ok(AdapterKind::StorageArray),
-        (true, true) => bail!("adapter {name} exports both hypervisor and storage-array; one world per adapter"),
+        (true, true) => {
+            bail!("adapter {name} exports both hypervisor and storage-array; one world per adapter")
+        }
         (false, false) => bail!(
             "adapter {name} exports neither tidemark:adapter/hypervisor nor tidemark:adapter/storage-array"
         ),
@@ -137,8 +149,14 @@ pub fn prepare(
     let adapter_indices = adapter::GuestIndices::new(&pre).map_err(wrap)?;
     let data_path_indices = data_path::GuestIndices::new(&pre).map_err(wrap)?;
     let (hypervisor_indices, storage_array_indices) = match kind {
-        AdapterKind::Hypervisor => (Some(hypervisor::GuestIndices::new(&pre).map_err(wrap)?), None),
-        AdapterKind::StorageArray => (None, Some(storage_array::GuestIndices::new(&pre).map_err(wrap)?)),
+        AdapterKind::Hypervisor => (
+            Some(hypervisor::GuestIndices::new(&pre).map_err(wrap)?),
+            None,
+        ),
+        AdapterKind::StorageArray => (
+            None,
+            Some(storage_array::GuestIndices::new(&pre).map_err(wrap)?),
+        ),
     };
     Ok(LoadedAdapter {
         name: name.to_string(),

@@ -36,8 +36,14 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The adapters bundled in the binary: the lab hypervisor and array, built for wasm32-wasip2
 /// by the build script.
 pub const EMBEDDED_ADAPTERS: &[(&str, &[u8])] = &[
-    ("lab-hypervisor", include_bytes!(concat!(env!("OUT_DIR"), "/lab_hypervisor.wasm"))),
-    ("lab-array", include_bytes!(concat!(env!("OUT_DIR"), "/lab_array.wasm"))),
+    (
+        "lab-hypervisor",
+        include_bytes!(concat!(env!("OUT_DIR"), "/lab_hypervisor.wasm")),
+    ),
+    (
+        "lab-array",
+        include_bytes!(concat!(env!("OUT_DIR"), "/lab_array.wasm")),
+    ),
 ];
 
 /// The adapter runtime: engine, linker, loaded adapters, epoch ticker.
@@ -53,7 +59,10 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime with the embedded adapters and every `*.wasm` in `adapters_dir` (if given).
     /// An external adapter that fails to load is recorded in `rejected`, never fatal.
-    pub async fn new(adapters_dir: Option<&Path>, cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+    pub async fn new(
+        adapters_dir: Option<&Path>,
+        cache_dir: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let engine = new_engine()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -119,7 +128,10 @@ impl Runtime {
     }
 
     /// Asks a new adapter who it is, in a sandbox with no data dir, and checks its answer.
-    async fn introduce(&self, adapter: &LoadedAdapter) -> anyhow::Result<crate::contract::AdapterInfo> {
+    async fn introduce(
+        &self,
+        adapter: &LoadedAdapter,
+    ) -> anyhow::Result<crate::contract::AdapterInfo> {
         let spec = Arc::new(EndpointSpec::new(
             &format!("adapter:{}", adapter.name),
             &adapter.name,
@@ -130,9 +142,17 @@ impl Runtime {
         let indices = &adapter.adapter_indices;
         let info = async {
             let mut store = self.new_store(&spec, false)?;
-            let instance = pre.instantiate_async(&mut store).await.map_err(|e| anyhow!("{e:?}"))?;
-            let guest = indices.load(&mut store, &instance).map_err(|e| anyhow!("{e:?}"))?;
-            guest.call_info(&mut store).await.map_err(|e| anyhow!("info call failed: {e:?}"))
+            let instance = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| anyhow!("{e:?}"))?;
+            let guest = indices
+                .load(&mut store, &instance)
+                .map_err(|e| anyhow!("{e:?}"))?;
+            guest
+                .call_info(&mut store)
+                .await
+                .map_err(|e| anyhow!("info call failed: {e:?}"))
         }
         .await
         .with_context(|| format!("adapter {} failed its introduction", adapter.name))?;
@@ -148,7 +168,11 @@ impl Runtime {
     }
 
     /// A store for one step of `endpoint`, with its limits and its first deadline set.
-    pub(crate) fn new_store(&self, endpoint: &Arc<EndpointSpec>, with_data_dir: bool) -> anyhow::Result<Store<StoreState>> {
+    pub(crate) fn new_store(
+        &self,
+        endpoint: &Arc<EndpointSpec>,
+        with_data_dir: bool,
+    ) -> anyhow::Result<Store<StoreState>> {
         let state = StoreState::new(endpoint.clone(), with_data_dir)?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
@@ -159,15 +183,20 @@ impl Runtime {
     /// Opens a fresh sandboxed session on `endpoint` (its adapter must be loaded).
     pub async fn open(&self, endpoint: Arc<EndpointSpec>) -> anyhow::Result<Session> {
         let adapter = self.adapter(&endpoint.adapter)?;
-        std::fs::create_dir_all(&endpoint.data_dir).with_context(|| {
-            format!("creating data directory of endpoint {}", endpoint.name)
-        })?;
+        std::fs::create_dir_all(&endpoint.data_dir)
+            .with_context(|| format!("creating data directory of endpoint {}", endpoint.name))?;
         let mut store = self.new_store(&endpoint, true)?;
         let instance = adapter
             .pre
             .instantiate_async(&mut store)
             .await
-            .map_err(|e| anyhow!("endpoint {}: instantiating adapter {}: {e:?}", endpoint.name, adapter.name))?;
+            .map_err(|e| {
+                anyhow!(
+                    "endpoint {}: instantiating adapter {}: {e:?}",
+                    endpoint.name,
+                    adapter.name
+                )
+            })?;
         Ok(Session::new(store, instance, adapter))
     }
 

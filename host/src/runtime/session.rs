@@ -24,7 +24,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(store: Store<StoreState>, instance: Instance, adapter: Arc<LoadedAdapter>) -> Self {
+    pub(crate) fn new(
+        store: Store<StoreState>,
+        instance: Instance,
+        adapter: Arc<LoadedAdapter>,
+    ) -> Self {
         Self {
             store,
             instance,
@@ -56,16 +60,18 @@ impl Session {
             return Err(self.error(call, CallErrorKind::Host(message)));
         }
         let loaded = match interface {
-            Interface::Hypervisor if self.hypervisor.is_none() => self
-                .adapter
-                .hypervisor_indices
-                .as_ref()
-                .map(|i| i.load(&mut self.store, &self.instance).map(|g| self.hypervisor = Some(g))),
-            Interface::StorageArray if self.storage_array.is_none() => self
-                .adapter
-                .storage_array_indices
-                .as_ref()
-                .map(|i| i.load(&mut self.store, &self.instance).map(|g| self.storage_array = Some(g))),
+            Interface::Hypervisor if self.hypervisor.is_none() => {
+                self.adapter.hypervisor_indices.as_ref().map(|i| {
+                    i.load(&mut self.store, &self.instance)
+                        .map(|g| self.hypervisor = Some(g))
+                })
+            }
+            Interface::StorageArray if self.storage_array.is_none() => {
+                self.adapter.storage_array_indices.as_ref().map(|i| {
+                    i.load(&mut self.store, &self.instance)
+                        .map(|g| self.storage_array = Some(g))
+                })
+            }
             Interface::DataPath if self.data_path.is_none() => Some(
                 self.adapter
                     .data_path_indices
@@ -77,15 +83,22 @@ impl Session {
         match loaded {
             Some(Ok(())) => {}
             Some(Err(e)) => {
-                return Err(self.error(call, CallErrorKind::Host(format!("adapter does not match the contract: {e}"))));
+                return Err(self.error(
+                    call,
+                    CallErrorKind::Host(format!("adapter does not match the contract: {e}")),
+                ));
             }
             None => {
-                let message = format!("adapter {} is a {}, not a {interface:?}", self.adapter.name, self.adapter.kind);
+                let message = format!(
+                    "adapter {} is a {}, not a {interface:?}",
+                    self.adapter.name, self.adapter.kind
+                );
                 return Err(self.error(call, CallErrorKind::Host(message)));
             }
         }
         let timeout = self.store.data().endpoint.call_timeout;
-        self.store.set_epoch_deadline(super::deadline_ticks(timeout));
+        self.store
+            .set_epoch_deadline(super::deadline_ticks(timeout));
         Ok(())
     }
 
@@ -103,7 +116,11 @@ impl Session {
     }
 
     /// Like [`settle`](Self::settle) for calls that cannot return an adapter error.
-    pub(crate) fn settle_plain<T>(&mut self, call: &'static str, outcome: wasmtime::Result<T>) -> CallResult<T> {
+    pub(crate) fn settle_plain<T>(
+        &mut self,
+        call: &'static str,
+        outcome: wasmtime::Result<T>,
+    ) -> CallResult<T> {
         outcome.map_err(|failure| self.fail(call, failure))
     }
 

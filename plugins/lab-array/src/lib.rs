@@ -7,7 +7,9 @@
 
 use lab_common::{VolumeReader, VolumeWriter, check_wwn, lab, random_hex, store_error};
 use serde::{Deserialize, Serialize};
-use tidemark_sdk::{About, AdapterError, AdapterResult, DeviceRead, DeviceWrite, LunInfo, SnapshotRef};
+use tidemark_sdk::{
+    About, AdapterError, AdapterResult, DeviceRead, DeviceWrite, LunInfo, SnapshotRef,
+};
 
 struct LabArray;
 
@@ -49,7 +51,9 @@ fn load_lun(wwn: &str) -> AdapterResult<LunRecord> {
 fn load_snapshot(snapshot_id: &str) -> AdapterResult<SnapshotRecord> {
     let valid = !snapshot_id.is_empty()
         && snapshot_id.len() <= 64
-        && snapshot_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        && snapshot_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
     let missing = || AdapterError::NotFound(format!("this array has no snapshot '{snapshot_id}'"));
     if !valid {
         return Err(missing());
@@ -64,21 +68,37 @@ fn new_wwn() -> AdapterResult<String> {
             "endpoint setting 'vendor-id' must be 6 hex digits, not '{vendor}'"
         )));
     }
-    Ok(format!("naa.6{}{}", vendor.to_ascii_lowercase(), random_hex(25)))
+    Ok(format!(
+        "naa.6{}{}",
+        vendor.to_ascii_lowercase(),
+        random_hex(25)
+    ))
 }
 
 /// Creates a LUN record (and, through `fill`, its volume) unless the token made it already.
-fn create_with(name: &str, capacity: u64, token: &str, fill: impl FnOnce(&str) -> AdapterResult<()>) -> AdapterResult<LunInfo> {
+fn create_with(
+    name: &str,
+    capacity: u64,
+    token: &str,
+    fill: impl FnOnce(&str) -> AdapterResult<()>,
+) -> AdapterResult<LunInfo> {
     let lab = lab()?;
     if let Some(wwn) = lab.recall::<String>(token)? {
         return Ok(load_lun(&wwn)?.info());
     }
     if name.trim().is_empty() || name.len() > 128 {
-        return Err(AdapterError::Invalid("a LUN name must have 1 to 128 characters".into()));
+        return Err(AdapterError::Invalid(
+            "a LUN name must have 1 to 128 characters".into(),
+        ));
     }
     let wwn = new_wwn()?;
     fill(&wwn)?;
-    let record = LunRecord { wwn: wwn.clone(), name: name.to_string(), capacity, exposed_to: Vec::new() };
+    let record = LunRecord {
+        wwn: wwn.clone(),
+        name: name.to_string(),
+        capacity,
+        exposed_to: Vec::new(),
+    };
     lab.save("luns", &wwn, &record)?;
     lab.remember(token, &wwn)?;
     Ok(record.info())
@@ -89,12 +109,20 @@ impl tidemark_sdk::StorageArray for LabArray {
         About {
             vendor: "Tidemark lab".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            capabilities: vec!["consistency-groups".into(), "clones".into(), "copy-on-write".into()],
+            capabilities: vec![
+                "consistency-groups".into(),
+                "clones".into(),
+                "copy-on-write".into(),
+            ],
         }
     }
 
     fn list_luns() -> AdapterResult<Vec<LunInfo>> {
-        Ok(lab()?.load_all::<LunRecord>("luns")?.iter().map(LunRecord::info).collect())
+        Ok(lab()?
+            .load_all::<LunRecord>("luns")?
+            .iter()
+            .map(LunRecord::info)
+            .collect())
     }
 
     fn get_lun(wwn: String) -> AdapterResult<LunInfo> {
@@ -108,7 +136,10 @@ impl tidemark_sdk::StorageArray for LabArray {
             )));
         }
         create_with(&name, capacity, &token, |wwn| {
-            lab()?.volumes.create_volume(wwn, capacity).map_err(store_error)
+            lab()?
+                .volumes
+                .create_volume(wwn, capacity)
+                .map_err(store_error)
         })
     }
 
@@ -124,7 +155,9 @@ impl tidemark_sdk::StorageArray for LabArray {
         let snapshots = lab.load_all::<SnapshotRecord>("snapshots")?;
         let count = snapshots.iter().filter(|s| s.wwn == wwn).count();
         if count > 0 {
-            return Err(AdapterError::Conflict(format!("LUN {wwn} has {count} snapshot(s); delete them first")));
+            return Err(AdapterError::Conflict(format!(
+                "LUN {wwn} has {count} snapshot(s); delete them first"
+            )));
         }
         lab.volumes.delete_volume(&wwn).map_err(store_error)?;
         lab.remove("luns", &wwn).map(|_| ())
@@ -153,7 +186,9 @@ impl tidemark_sdk::StorageArray for LabArray {
 
     fn snapshot_luns(wwns: Vec<String>, token: String) -> AdapterResult<Vec<SnapshotRef>> {
         if wwns.is_empty() {
-            return Err(AdapterError::Invalid("snapshot-luns needs at least one LUN".into()));
+            return Err(AdapterError::Invalid(
+                "snapshot-luns needs at least one LUN".into(),
+            ));
         }
         for wwn in &wwns {
             load_lun(wwn)?;
@@ -169,9 +204,17 @@ impl tidemark_sdk::StorageArray for LabArray {
                 .volumes
                 .snapshot(wwn, &snapshot_id, &format!("{token}/{wwn}"), now)
                 .map_err(store_error)?;
-            let record = SnapshotRecord { id: info.id.clone(), wwn: wwn.clone(), created_at: info.created_at_ms };
+            let record = SnapshotRecord {
+                id: info.id.clone(),
+                wwn: wwn.clone(),
+                created_at: info.created_at_ms,
+            };
             lab.save("snapshots", &info.id, &record)?;
-            refs.push(SnapshotRef { id: info.id, source: wwn.clone(), created_at: info.created_at_ms });
+            refs.push(SnapshotRef {
+                id: info.id,
+                source: wwn.clone(),
+                created_at: info.created_at_ms,
+            });
         }
         Ok(refs)
     }
@@ -185,7 +228,10 @@ impl tidemark_sdk::StorageArray for LabArray {
                 snapshot.wwn
             )));
         }
-        lab()?.volumes.revert(&wwn, &snapshot_id, &token).map_err(store_error)
+        lab()?
+            .volumes
+            .revert(&wwn, &snapshot_id, &token)
+            .map_err(store_error)
     }
 
     fn delete_snapshot(snapshot_id: String) -> AdapterResult<()> {
@@ -202,7 +248,11 @@ impl tidemark_sdk::StorageArray for LabArray {
         Ok(lab()?
             .load_all::<SnapshotRecord>("snapshots")?
             .into_iter()
-            .map(|s| SnapshotRef { id: s.id, source: s.wwn, created_at: s.created_at })
+            .map(|s| SnapshotRef {
+                id: s.id,
+                source: s.wwn,
+                created_at: s.created_at,
+            })
             .collect())
     }
 
@@ -222,9 +272,14 @@ impl tidemark_sdk::StorageArray for LabArray {
         if let Some(snapshot) = &snapshot_id
             && load_snapshot(snapshot)?.wwn != wwn
         {
-            return Err(AdapterError::Invalid(format!("snapshot {snapshot} is not a snapshot of LUN {wwn}")));
+            return Err(AdapterError::Invalid(format!(
+                "snapshot {snapshot} is not a snapshot of LUN {wwn}"
+            )));
         }
-        let reader = lab()?.volumes.open_reader(&wwn, snapshot_id.as_deref()).map_err(store_error)?;
+        let reader = lab()?
+            .volumes
+            .open_reader(&wwn, snapshot_id.as_deref())
+            .map_err(store_error)?;
         Ok(Box::new(VolumeReader(reader)))
     }
 

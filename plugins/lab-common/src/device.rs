@@ -31,7 +31,10 @@ impl DeviceRead for VolumeReader {
         let extents = self.0.allocated_extents().map_err(store_error)?;
         Ok(extents
             .into_iter()
-            .map(|e| Extent { offset: e.offset, length: e.length })
+            .map(|e| Extent {
+                offset: e.offset,
+                length: e.length,
+            })
             .collect())
     }
 }

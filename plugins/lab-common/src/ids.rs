@@ -6,7 +6,10 @@ use tidemark_sdk::{AdapterError, AdapterResult};
 pub fn random_hex(n: usize) -> String {
     let mut out = String::with_capacity(n + 16);
     while out.len() < n {
-        out.push_str(&format!("{:016x}", wasip2::random::random::get_random_u64()));
+        out.push_str(&format!(
+            "{:016x}",
+            wasip2::random::random::get_random_u64()
+        ));
     }
     out.truncate(n);
     out
@@ -15,9 +18,15 @@ pub fn random_hex(n: usize) -> String {
 /// A file-name-safe key for an idempotency token (two independent 64-bit FNV-1a hashes).
 pub fn token_key(token: &str) -> String {
     let fnv = |seed: u64| {
-        token.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+        token
+            .bytes()
+            .fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
     };
-    format!("{:016x}{:016x}", fnv(0xcbf29ce484222325), fnv(0x84222325cbf29ce4))
+    format!(
+        "{:016x}{:016x}",
+        fnv(0xcbf29ce484222325),
+        fnv(0x84222325cbf29ce4)
+    )
 }
 
 /// A WWN as arrays report them: `naa.` and 16 or 32 hex digits.

@@ -18,9 +18,13 @@ pub struct Lab {
 /// Opens the endpoint's data dir (preopened by the host at `/data`).
 pub fn lab() -> AdapterResult<Lab> {
     let storage = WasiStorage::preopened("/data").map_err(|e| {
-        AdapterError::Internal(format!("the lab needs its data dir preopened at /data: {e}"))
+        AdapterError::Internal(format!(
+            "the lab needs its data dir preopened at /data: {e}"
+        ))
     })?;
-    Ok(Lab { volumes: BlockStore::new(storage) })
+    Ok(Lab {
+        volumes: BlockStore::new(storage),
+    })
 }
 
 impl Lab {
@@ -41,7 +45,9 @@ impl Lab {
 
     /// Removes `dir/name.json`; false if it was absent.
     pub fn remove(&self, dir: &str, name: &str) -> AdapterResult<bool> {
-        self.storage().remove_file(&format!("{dir}/{name}.json")).map_err(store_error)
+        self.storage()
+            .remove_file(&format!("{dir}/{name}.json"))
+            .map_err(store_error)
     }
 
     /// Every object of a directory, sorted by name.
@@ -67,7 +73,9 @@ impl Lab {
     /// What an idempotency token produced earlier, if anything.
     pub fn recall<T: DeserializeOwned>(&self, token: &str) -> AdapterResult<Option<T>> {
         if token.is_empty() {
-            return Err(AdapterError::Invalid("idempotency token must not be empty".into()));
+            return Err(AdapterError::Invalid(
+                "idempotency token must not be empty".into(),
+            ));
         }
         self.load("tokens", &token_key(token))
     }

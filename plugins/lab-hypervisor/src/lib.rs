@@ -9,11 +9,12 @@
 
 mod vm;
 
-use lab_common::{VolumeReader, VolumeWriter, check_mount_point, check_wwn, lab, random_hex, store_error};
+use lab_common::{
+    VolumeReader, VolumeWriter, check_mount_point, check_wwn, lab, random_hex, store_error,
+};
 use tidemark_sdk::{
-    About, AdapterError, AdapterResult, Device, DeviceBacking, DeviceRead, DeviceSpec,
-    DeviceWrite, HostInfo, LunMapping, MappingMode, NewDisk, PowerState, SnapshotRef, VmInfo,
-    VmSpec,
+    About, AdapterError, AdapterResult, Device, DeviceBacking, DeviceRead, DeviceSpec, DeviceWrite,
+    HostInfo, LunMapping, MappingMode, NewDisk, PowerState, SnapshotRef, VmInfo, VmSpec,
 };
 use vm::{DiskSnapshot, VmRecord};
 
@@ -56,7 +57,9 @@ fn new_disk(vm_id: &str, device_id: String, disk: &NewDisk) -> AdapterResult<Dev
     let volume = format!("{vm_id}.{device_id}");
     let lab = lab()?;
     if !lab.volumes.volume_exists(&volume).map_err(store_error)? {
-        lab.volumes.create_volume(&volume, disk.capacity).map_err(store_error)?;
+        lab.volumes
+            .create_volume(&volume, disk.capacity)
+            .map_err(store_error)?;
     }
     Ok(Device {
         id: device_id,
@@ -115,7 +118,10 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
     fn list_hosts() -> AdapterResult<Vec<HostInfo>> {
         Ok(hosts()
             .into_iter()
-            .map(|h| HostInfo { id: h.clone(), name: h })
+            .map(|h| HostInfo {
+                id: h.clone(),
+                name: h,
+            })
             .collect())
     }
 
@@ -133,11 +139,16 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
             return Ok(vm::load(&vm_id)?.info());
         }
         if spec.name.trim().is_empty() || spec.name.len() > 80 {
-            return Err(AdapterError::Invalid("a VM name must have 1 to 80 characters".into()));
+            return Err(AdapterError::Invalid(
+                "a VM name must have 1 to 80 characters".into(),
+            ));
         }
         check_host(&spec.host_id)?;
         if vm::all()?.iter().any(|v| v.name == spec.name) {
-            return Err(AdapterError::Conflict(format!("a VM named '{}' exists already", spec.name)));
+            return Err(AdapterError::Conflict(format!(
+                "a VM named '{}' exists already",
+                spec.name
+            )));
         }
         let vm_id = format!("vm-{}", random_hex(12));
         let mut record = VmRecord::new(&vm_id, &spec.name, &spec.host_id);
@@ -151,14 +162,20 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
         }
         vm::save(&record)?;
         lab.remember(&token, &vm_id)?;
-        tidemark_sdk::log::info(&format!("created VM {} ({vm_id}) on {}", spec.name, spec.host_id));
+        tidemark_sdk::log::info(&format!(
+            "created VM {} ({vm_id}) on {}",
+            spec.name, spec.host_id
+        ));
         Ok(record.info())
     }
 
     fn delete_vm(vm_id: String) -> AdapterResult<()> {
         let record = vm::load(&vm_id)?;
         if record.power == PowerState::On {
-            return Err(AdapterError::Conflict(format!("VM {} is powered on; power it off first", record.name)));
+            return Err(AdapterError::Conflict(format!(
+                "VM {} is powered on; power it off first",
+                record.name
+            )));
         }
         let lab = lab()?;
         for device in &record.devices {
@@ -212,16 +229,25 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
             .devices
             .retain(|d| !matches!(&d.backing, DeviceBacking::MappedLun(l) if l.wwn == wwn));
         if record.devices.len() == before {
-            return Err(AdapterError::NotFound(format!("LUN {wwn} is not mapped to VM {}", record.name)));
+            return Err(AdapterError::NotFound(format!(
+                "LUN {wwn} is not mapped to VM {}",
+                record.name
+            )));
         }
         vm::save(&record)
     }
 
-    fn snapshot_disks(vm_id: String, device_ids: Vec<String>, token: String) -> AdapterResult<Vec<SnapshotRef>> {
+    fn snapshot_disks(
+        vm_id: String,
+        device_ids: Vec<String>,
+        token: String,
+    ) -> AdapterResult<Vec<SnapshotRef>> {
         let lab = lab()?;
         let mut record = vm::load(&vm_id)?;
         if device_ids.is_empty() {
-            return Err(AdapterError::Invalid("snapshot-disks needs at least one device".into()));
+            return Err(AdapterError::Invalid(
+                "snapshot-disks needs at least one device".into(),
+            ));
         }
         // Refuse before taking anything, so a refused call leaves nothing behind.
         let volumes = device_ids
@@ -238,9 +264,17 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
                 .map_err(store_error)?;
             record.snapshots.insert(
                 info.id.clone(),
-                DiskSnapshot { device_id: device_id.clone(), volume: volume.clone(), created_at: info.created_at_ms },
+                DiskSnapshot {
+                    device_id: device_id.clone(),
+                    volume: volume.clone(),
+                    created_at: info.created_at_ms,
+                },
             );
-            refs.push(SnapshotRef { id: info.id, source: device_id.clone(), created_at: info.created_at_ms });
+            refs.push(SnapshotRef {
+                id: info.id,
+                source: device_id.clone(),
+                created_at: info.created_at_ms,
+            });
         }
         vm::save(&record)?;
         Ok(refs)
@@ -284,11 +318,19 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
         Ok(record
             .snapshots
             .iter()
-            .map(|(id, s)| SnapshotRef { id: id.clone(), source: s.device_id.clone(), created_at: s.created_at })
+            .map(|(id, s)| SnapshotRef {
+                id: id.clone(),
+                source: s.device_id.clone(),
+                created_at: s.created_at,
+            })
             .collect())
     }
 
-    fn open_reader(vm_id: String, device_id: String, snapshot_id: Option<String>) -> AdapterResult<Box<dyn DeviceRead>> {
+    fn open_reader(
+        vm_id: String,
+        device_id: String,
+        snapshot_id: Option<String>,
+    ) -> AdapterResult<Box<dyn DeviceRead>> {
         let record = vm::load(&vm_id)?;
         let volume = disk_volume(&record, &device_id, "read")?;
         if let Some(snapshot) = &snapshot_id

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use lab_common::lab;
 use serde::{Deserialize, Serialize};
-use tidemark_sdk::{AdapterError, AdapterResult, Device, DeviceBacking, MappingMode, MappedLun, PowerState, VmInfo};
+use tidemark_sdk::{
+    AdapterError, AdapterResult, Device, DeviceBacking, MappedLun, MappingMode, PowerState, VmInfo,
+};
 
 /// A snapshot of one virtual disk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,7 +72,11 @@ impl VmRecord {
 
     /// Adds a device; a mount point or WWN used twice is a conflict.
     pub fn add_device(&mut self, device: Device) -> AdapterResult<()> {
-        if self.devices.iter().any(|d| d.mount_point == device.mount_point) {
+        if self
+            .devices
+            .iter()
+            .any(|d| d.mount_point == device.mount_point)
+        {
             return Err(AdapterError::Conflict(format!(
                 "VM {} already has a device at {}",
                 self.name, device.mount_point
@@ -82,7 +88,10 @@ impl VmRecord {
                 .iter()
                 .any(|d| matches!(&d.backing, DeviceBacking::MappedLun(l) if l.wwn == lun.wwn))
         {
-            return Err(AdapterError::Conflict(format!("LUN {} is already mapped to VM {}", lun.wwn, self.name)));
+            return Err(AdapterError::Conflict(format!(
+                "LUN {} is already mapped to VM {}",
+                lun.wwn, self.name
+            )));
         }
         self.devices.push(device);
         Ok(())
@@ -92,13 +101,15 @@ impl VmRecord {
         self.devices
             .iter()
             .find(|d| d.id == device_id)
-            .ok_or_else(|| AdapterError::NotFound(format!("VM {} has no device {device_id}", self.name)))
+            .ok_or_else(|| {
+                AdapterError::NotFound(format!("VM {} has no device {device_id}", self.name))
+            })
     }
 
     pub fn snapshot(&self, snapshot_id: &str) -> AdapterResult<&DiskSnapshot> {
-        self.snapshots
-            .get(snapshot_id)
-            .ok_or_else(|| AdapterError::NotFound(format!("VM {} has no snapshot {snapshot_id}", self.name)))
+        self.snapshots.get(snapshot_id).ok_or_else(|| {
+            AdapterError::NotFound(format!("VM {} has no snapshot {snapshot_id}", self.name))
+        })
     }
 
     pub fn info(&self) -> VmInfo {
@@ -119,15 +130,28 @@ impl VmRecord {
             .map(|d| {
                 let (volume, wwn, physical) = match &d.backing {
                     DeviceBacking::VirtualDisk(v) => (Some(v.clone()), None, false),
-                    DeviceBacking::MappedLun(l) => (None, Some(l.wwn.clone()), l.mode == MappingMode::Physical),
+                    DeviceBacking::MappedLun(l) => {
+                        (None, Some(l.wwn.clone()), l.mode == MappingMode::Physical)
+                    }
                 };
-                DeviceRecord { id: d.id.clone(), mount_point: d.mount_point.clone(), capacity: d.capacity, volume, wwn, physical }
+                DeviceRecord {
+                    id: d.id.clone(),
+                    mount_point: d.mount_point.clone(),
+                    capacity: d.capacity,
+                    volume,
+                    wwn,
+                    physical,
+                }
             })
             .collect();
     }
 
     fn from_disk(&mut self) -> AdapterResult<()> {
-        self.power = if self.powered_on { PowerState::On } else { PowerState::Off };
+        self.power = if self.powered_on {
+            PowerState::On
+        } else {
+            PowerState::Off
+        };
         self.devices = self
             .device_records
             .iter()
@@ -136,11 +160,25 @@ impl VmRecord {
                     (Some(v), None) => DeviceBacking::VirtualDisk(v.clone()),
                     (None, Some(w)) => DeviceBacking::MappedLun(MappedLun {
                         wwn: w.clone(),
-                        mode: if r.physical { MappingMode::Physical } else { MappingMode::Virtual },
+                        mode: if r.physical {
+                            MappingMode::Physical
+                        } else {
+                            MappingMode::Virtual
+                        },
                     }),
-                    _ => return Err(AdapterError::Internal(format!("VM {}: device {} is corrupt", self.name, r.id))),
+                    _ => {
+                        return Err(AdapterError::Internal(format!(
+                            "VM {}: device {} is corrupt",
+                            self.name, r.id
+                        )));
+                    }
                 };
-                Ok(Device { id: r.id.clone(), backing, capacity: r.capacity, mount_point: r.mount_point.clone() })
+                Ok(Device {
+                    id: r.id.clone(),
+                    backing,
+                    capacity: r.capacity,
+                    mount_point: r.mount_point.clone(),
+                })
             })
             .collect::<AdapterResult<_>>()?;
         Ok(())
@@ -151,7 +189,11 @@ fn check_id(vm_id: &str) -> AdapterResult<()> {
     let ok = !vm_id.is_empty()
         && vm_id.len() <= 64
         && vm_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok { Ok(()) } else { Err(AdapterError::NotFound(format!("no VM with id '{vm_id}'"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(AdapterError::NotFound(format!("no VM with id '{vm_id}'")))
+    }
 }
 
 pub fn load(vm_id: &str) -> AdapterResult<VmRecord> {

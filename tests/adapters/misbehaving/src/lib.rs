@@ -14,7 +14,9 @@ use tidemark_sdk::{
 struct Misbehaving;
 
 fn unsupported<T>() -> AdapterResult<T> {
-    Err(AdapterError::Unsupported("the misbehaving test adapter only lists".into()))
+    Err(AdapterError::Unsupported(
+        "the misbehaving test adapter only lists".into(),
+    ))
 }
 
 fn behavior() -> String {
@@ -24,7 +26,12 @@ fn behavior() -> String {
 /// Tries to read paths outside `/data`; Ok with what leaked if any read succeeds.
 fn try_escape() -> AdapterResult<Vec<HostInfo>> {
     let mut refused = Vec::new();
-    for path in ["/etc/passwd", "/data/../../etc/passwd", "../etc/passwd", "/proc/self/environ"] {
+    for path in [
+        "/etc/passwd",
+        "/data/../../etc/passwd",
+        "../etc/passwd",
+        "/proc/self/environ",
+    ] {
         match std::fs::read(path) {
             Ok(bytes) => {
                 return Ok(vec![HostInfo {
@@ -35,26 +42,48 @@ fn try_escape() -> AdapterResult<Vec<HostInfo>> {
             Err(e) => refused.push(format!("{path}: {e}")),
         }
     }
-    Err(AdapterError::Denied(format!("sandbox held: {}", refused.join("; "))))
+    Err(AdapterError::Denied(format!(
+        "sandbox held: {}",
+        refused.join("; ")
+    )))
 }
 
 fn nonsense_vm() -> VmInfo {
-    let lun = |wwn: &str| DeviceBacking::MappedLun(MappedLun { wwn: wwn.into(), mode: MappingMode::Physical });
+    let lun = |wwn: &str| {
+        DeviceBacking::MappedLun(MappedLun {
+            wwn: wwn.into(),
+            mode: MappingMode::Physical,
+        })
+    };
     VmInfo {
         id: "vm-nonsense".into(),
         name: "".into(),
         host_id: "".into(),
         power: PowerState::On,
         devices: vec![
-            Device { id: "d1".into(), backing: lun("not-a-wwn"), capacity: 0, mount_point: "".into() },
-            Device { id: "d1".into(), backing: lun("naa.zz"), capacity: 1, mount_point: "C:".into() },
+            Device {
+                id: "d1".into(),
+                backing: lun("not-a-wwn"),
+                capacity: 0,
+                mount_point: "".into(),
+            },
+            Device {
+                id: "d1".into(),
+                backing: lun("naa.zz"),
+                capacity: 1,
+                mount_point: "C:".into(),
+            },
         ],
     }
 }
 
 impl tidemark_sdk::Hypervisor for Misbehaving {
     fn about() -> About {
-        About { vendor: "Tidemark tests".into(), version: "0.0.1".into(), capabilities: vec![] }
+        About {
+            vendor: "Tidemark tests".into(),
+            version: "0.0.1".into(),
+            capabilities: vec![],
+        }
     }
     fn list_hosts() -> AdapterResult<Vec<HostInfo>> {
         match behavior().as_str() {
@@ -73,7 +102,10 @@ impl tidemark_sdk::Hypervisor for Misbehaving {
             }
             "trap" => panic!("misbehaving adapter panics on purpose"),
             "escape" => try_escape(),
-            _ => Ok(vec![HostInfo { id: "ok".into(), name: "ok".into() }]),
+            _ => Ok(vec![HostInfo {
+                id: "ok".into(),
+                name: "ok".into(),
+            }]),
         }
     }
     fn list_vms() -> AdapterResult<Vec<VmInfo>> {

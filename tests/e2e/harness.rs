@@ -1,0 +1,201 @@
+//! Runs the binary on a private data directory and reads its JSON.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// Device layout every test VM gets: a virtual disk, a physical LUN, a virtual LUN.
+pub const DEVICES: &[&str] = &["C:", "D:", "/data"];
+/// Regions written: unaligned, crossing 4 KiB blocks, and the very end.
+pub const REGIONS: &[(u64, usize)] =
+    &[(4093, 300_000), (10 << 20, 4096), ((64 << 20) - 5000, 5000)];
+
+/// A data directory with the lab set up.
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// An empty data directory.
+    pub fn empty() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("tidemark-e2e-")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    /// A lab with VM `app` (C: disk, D: physical LUN, /data virtual LUN) on esx-a.
+    pub fn with_vm() -> Self {
+        let lab = Self::empty();
+        lab.ok(&["lab", "init"]);
+        lab.create_vm("app");
+        lab
+    }
+
+    /// Creates a VM with the standard devices.
+    pub fn create_vm(&self, name: &str) -> Value {
+        self.ok(&[
+            "lab",
+            "vm",
+            "create",
+            name,
+            "--host",
+            "esx-a",
+            "--disk",
+            "C:=64MiB",
+            "--lun",
+            "D:=64MiB:physical",
+            "--lun",
+            "/data=64MiB:virtual",
+        ])
+    }
+
+    /// Runs the binary with `--output json` and extra environment.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, String)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+        command
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(["--output", "json"])
+            .args(args)
+            .env_remove("TIDEMARK_CRASH_AFTER_STEP")
+            .env_remove("TIDEMARK_FAIL_STEP")
+            .env_remove("TIDEMARK_DATA_DIR");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().expect("running tidemark")
+    }
+
+    /// Runs the binary.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    /// Runs the binary, asserts success, returns its JSON.
+    pub fn ok(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "tidemark {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        json(&out)
+    }
+
+    /// Writes `data` at `offset` of a device through the guest path.
+    pub fn write(&self, vm: &str, mount: &str, offset: u64, data: &[u8]) {
+        let file = self.dir.path().join("payload.bin");
+        std::fs::write(&file, data).unwrap();
+        self.ok(&[
+            "lab",
+            "write",
+            vm,
+            mount,
+            "--offset",
+            &offset.to_string(),
+            "--file",
+            file.to_str().unwrap(),
+        ]);
+    }
+
+    /// Reads bytes of a device through the guest path.
+    pub fn read(&self, vm: &str, mount: &str, offset: u64, length: usize) -> Vec<u8> {
+        let file: PathBuf = self.dir.path().join("read.bin");
+        self.ok(&[
+            "lab",
+            "read",
+            vm,
+            mount,
+            "--offset",
+            &offset.to_string(),
+            "--length",
+            &length.to_string(),
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        std::fs::read(file).unwrap()
+    }
+
+    /// Fills every region of every device with the generation's pattern.
+    pub fn fill(&self, vm: &str, generation: u64) {
+        for (d, mount) in DEVICES.iter().enumerate() {
+            for (r, &(offset, len)) in REGIONS.iter().enumerate() {
+                self.write(
+                    vm,
+                    mount,
+                    offset,
+                    &pattern(generation * 100 + d as u64 * 10 + r as u64, len),
+                );
+            }
+        }
+    }
+
+    /// Asserts every region of every device holds the generation's pattern.
+    pub fn assert_holds(&self, vm: &str, generation: u64) {
+        for (d, mount) in DEVICES.iter().enumerate() {
+            for (r, &(offset, len)) in REGIONS.iter().enumerate() {
+                let expected = pattern(generation * 100 + d as u64 * 10 + r as u64, len);
+                let got = self.read(vm, mount, offset, len);
+                assert!(
+                    got == expected,
+                    "{vm} {mount} at {offset}: bytes differ from generation {generation}"
+                );
+            }
+        }
+    }
+
+    /// Takes a snapshot; returns (recovery point, job id).
+    pub fn snapshot(&self, vm: &str) -> (String, String) {
+        let doc = self.ok(&["snapshot", vm]);
+        (
+            doc["recovery_point"].as_str().unwrap().to_string(),
+            doc["job"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Asserts `reconcile` finds nothing.
+    pub fn assert_reconciled(&self) {
+        let out = self.run(&["reconcile"]);
+        assert!(
+            out.status.success(),
+            "reconcile found differences: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(json(&out)["clean"], true);
+    }
+
+    /// The newest job.
+    pub fn last_job(&self) -> Value {
+        let jobs = self.ok(&["jobs"]);
+        let id = jobs[0]["id"].as_str().unwrap().to_string();
+        self.ok(&["job", &id])
+    }
+}
+
+/// Parses a command's stdout as JSON.
+pub fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Deterministic bytes for a seed.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect()
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: they drive the built `tidemark` binary, which runs the real lab Wasm
+//! adapters, on a fresh data directory each.
+
+mod bad_input;
+mod crash_resume;
+mod harness;
+mod snapshot_revert;
