@@ -7,14 +7,14 @@ mod demo;
 mod endpoints;
 mod inventory;
 mod jobs;
-mod lab;
+pub mod lab;
 mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-pub use args::{Cli, Command, OutputFormat};
+pub use args::{Cli, Command, CreateVm, OutputFormat};
 pub use context::Context;
 
 /// What a command produced: a JSON document, its text rendering, and whether it succeeded
