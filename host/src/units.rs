@@ -69,13 +69,12 @@ pub fn format_size(bytes: u64) -> String {
         ("KiB", 1 << 10),
     ];
     for (unit, size) in UNITS {
-        if bytes >= size && bytes.is_multiple_of(size) {
-            return format!("{} {unit}", bytes / size);
-        }
-    }
-    for (unit, size) in UNITS {
         if bytes >= size {
-            return format!("{:.1} {unit}", bytes as f64 / size as f64);
+            return if bytes.is_multiple_of(size) {
+                format!("{} {unit}", bytes / size)
+            } else {
+                format!("{:.1} {unit}", bytes as f64 / size as f64)
+            };
         }
     }
     format!("{bytes} B")
