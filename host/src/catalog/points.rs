@@ -4,6 +4,20 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Catalog, PointRecord, SnapshotRefRecord};
 
+/// A snapshot ref from its eight columns, starting at `first`.
+fn snapshot_ref(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SnapshotRefRecord> {
+    Ok(SnapshotRefRecord {
+        device_ref: r.get(first)?,
+        mount_point: r.get(first + 1)?,
+        device_kind: r.get(first + 2)?,
+        wwn: r.get(first + 3)?,
+        mode: r.get(first + 4)?,
+        endpoint: r.get(first + 5)?,
+        snapshot: r.get(first + 6)?,
+        created_at: r.get(first + 7)?,
+    })
+}
+
 impl Catalog {
     /// Records a recovery point; recording the same id again changes nothing (a resumed
     /// step may do it twice).
@@ -60,18 +74,7 @@ impl Catalog {
              FROM snapshot_refs WHERE point_id = ?1 ORDER BY mount_point",
         )?;
         point.snapshots = stmt
-            .query_map(params![id], |r| {
-                Ok(SnapshotRefRecord {
-                    device_ref: r.get(0)?,
-                    mount_point: r.get(1)?,
-                    device_kind: r.get(2)?,
-                    wwn: r.get(3)?,
-                    mode: r.get(4)?,
-                    endpoint: r.get(5)?,
-                    snapshot: r.get(6)?,
-                    created_at: r.get(7)?,
-                })
-            })?
+            .query_map(params![id], |r| snapshot_ref(r, 0))?
             .collect::<Result<_, _>>()?;
         Ok(Some(point))
     }
@@ -106,19 +109,7 @@ impl Catalog {
              FROM snapshot_refs WHERE endpoint = ?1 ORDER BY point_id, mount_point",
         )?;
         let rows = stmt.query_map(params![endpoint], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                SnapshotRefRecord {
-                    device_ref: r.get(1)?,
-                    mount_point: r.get(2)?,
-                    device_kind: r.get(3)?,
-                    wwn: r.get(4)?,
-                    mode: r.get(5)?,
-                    endpoint: r.get(6)?,
-                    snapshot: r.get(7)?,
-                    created_at: r.get(8)?,
-                },
-            ))
+            Ok((r.get::<_, String>(0)?, snapshot_ref(r, 1)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
