@@ -42,6 +42,17 @@ fn regions(capacity: u64) -> Vec<(u64, usize)> {
         .collect()
 }
 
+/// Writes every region of every device with the patterns of `generation`.
+async fn fill(ctx: &Context, devices: &[(String, u64)], generation: u64) -> anyhow::Result<()> {
+    for (seed, (mount, capacity)) in devices.iter().enumerate() {
+        for (i, (offset, len)) in regions(*capacity).into_iter().enumerate() {
+            let data = pattern(generation + seed as u64 * 10 + i as u64, len);
+            lab::write(ctx, "app01", mount, offset, &data).await?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     let temp;
     let data_dir = match given {
@@ -85,18 +96,7 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
         .iter()
         .map(|d| (d.mount_point.clone(), d.capacity))
         .collect();
-    for (seed, (mount, capacity)) in devices.iter().enumerate() {
-        for (i, (offset, len)) in regions(*capacity).into_iter().enumerate() {
-            lab::write(
-                &ctx,
-                "app01",
-                mount,
-                offset,
-                &pattern(seed as u64 * 10 + i as u64, len),
-            )
-            .await?;
-        }
-    }
+    fill(&ctx, &devices, 0).await?;
     log.push("wrote known data to C: and D:".into());
 
     let job = ctx.engine.snapshot("app01").await?;
@@ -116,18 +116,7 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
         .to_string();
     log.push(format!("snapshot job {} → recovery point {point} (C: through the hypervisor, D: through the array)", job.id));
 
-    for (seed, (mount, capacity)) in devices.iter().enumerate() {
-        for (i, (offset, len)) in regions(*capacity).into_iter().enumerate() {
-            lab::write(
-                &ctx,
-                "app01",
-                mount,
-                offset,
-                &pattern(1000 + seed as u64 * 10 + i as u64, len),
-            )
-            .await?;
-        }
-    }
+    fill(&ctx, &devices, 1000).await?;
     log.push("overwrote C: and D:".into());
 
     let job = ctx.engine.revert("app01", &point).await?;
