@@ -116,6 +116,7 @@ async fn measure_all() -> Vec<Row> {
 
 /// The lab hypervisor endpoint with its data dir in `scratch`.
 fn lab_spec(scratch: &Path) -> Arc<EndpointSpec> {
+    std::fs::create_dir_all(scratch.join("lab")).expect("endpoint data dir");
     let spec = EndpointSpec::new(
         "bench-lab",
         "lab-hypervisor",

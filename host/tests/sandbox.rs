@@ -57,6 +57,7 @@ impl Fixture {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let data_dir = self.data_root.path().join(name);
+        std::fs::create_dir_all(&data_dir).expect("endpoint data dir");
         let spec = EndpointSpec::new(name, adapter, settings, data_dir).expect("endpoint spec");
         self.runtime
             .open(Arc::new(spec))

@@ -43,7 +43,7 @@ fn unknown_things_are_named() {
         1,
         "unknown adapter 'nope'",
     );
-    // Nothing changed: only the one point, and no failed jobs.
+    // Nothing changed: app has no point, and the only job is the snapshot of `other`.
     assert_eq!(lab.ok(&["points", "app"]).as_array().unwrap().len(), 0);
     assert_eq!(lab.ok(&["jobs"]).as_array().unwrap().len(), 1);
     lab.assert_reconciled();
@@ -126,11 +126,14 @@ fn malformed_arguments_are_usage_errors() {
 #[test]
 fn duplicates_are_refused() {
     let lab = Lab::with_vm();
-    let out = lab.run(&[
-        "lab", "vm", "create", "app", "--host", "esx-b", "--disk", "C:=1MiB",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    fails(
+        &lab,
+        &[
+            "lab", "vm", "create", "app", "--host", "esx-b", "--disk", "C:=1MiB",
+        ],
+        1,
+        "exists already",
+    );
     fails(
         &lab,
         &[

@@ -7,6 +7,16 @@ const SNAPSHOT_STEPS: u32 = 4;
 /// Steps of a revert job of the standard VM while it runs.
 const REVERT_STEPS: u32 = 8;
 
+/// A powered-on VM holding generation 2, with a recovery point of generation 1.
+fn running_vm_changed_since_its_point() -> (Lab, String) {
+    let lab = Lab::with_vm();
+    lab.fill("app", 1);
+    let (point, _) = lab.snapshot("app");
+    lab.ok(&["lab", "power", "app", "on"]);
+    lab.fill("app", 2);
+    (lab, point)
+}
+
 fn crashed(out: &std::process::Output) -> bool {
     !out.status.success()
         && String::from_utf8_lossy(&out.stderr).contains("TIDEMARK_CRASH_AFTER_STEP")
@@ -61,11 +71,7 @@ fn snapshot_survives_a_crash_after_every_step() {
 #[test]
 fn revert_survives_a_crash_after_every_step() {
     for step in 1..=REVERT_STEPS {
-        let lab = Lab::with_vm();
-        lab.fill("app", 1);
-        let (point, _) = lab.snapshot("app");
-        lab.ok(&["lab", "power", "app", "on"]);
-        lab.fill("app", 2);
+        let (lab, point) = running_vm_changed_since_its_point();
         let out = lab.run_env(
             &["revert", "app", &point],
             &[("TIDEMARK_CRASH_AFTER_STEP", step.to_string())],
@@ -118,11 +124,7 @@ fn snapshot_failing_at_any_step_is_compensated() {
 #[test]
 fn revert_failing_at_any_step_puts_everything_back() {
     for step in 1..=REVERT_STEPS {
-        let lab = Lab::with_vm();
-        lab.fill("app", 1);
-        let (point, _) = lab.snapshot("app");
-        lab.ok(&["lab", "power", "app", "on"]);
-        lab.fill("app", 2);
+        let (lab, point) = running_vm_changed_since_its_point();
         let out = lab.run_env(
             &["revert", "app", &point],
             &[("TIDEMARK_FAIL_STEP", step.to_string())],

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use tidemark::cli::demo::pattern;
 
 /// Device layout every test VM gets: a virtual disk, a physical LUN, a virtual LUN.
 pub const DEVICES: &[&str] = &["C:", "D:", "/data"];
@@ -185,17 +186,4 @@ pub fn json(out: &Output) -> Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
-}
-
-/// Deterministic bytes for a seed.
-pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect()
 }

@@ -109,13 +109,13 @@ impl Catalog {
             .collect::<Result<_, _>>()?)
     }
 
-    /// An unfinished job on a VM other than `except`, if any (one job per VM at a time).
-    pub fn unfinished_job_on(&self, vm_name: &str, except: &str) -> anyhow::Result<Option<String>> {
+    /// An unfinished job on a VM, if any (one job per VM at a time).
+    pub fn unfinished_job_on(&self, vm_name: &str) -> anyhow::Result<Option<String>> {
         Ok(self
             .conn()
             .query_row(
-                "SELECT id FROM jobs WHERE vm_name = ?1 AND id != ?2 AND state IN ('running', 'compensating') LIMIT 1",
-                params![vm_name, except],
+                "SELECT id FROM jobs WHERE vm_name = ?1 AND state IN ('running', 'compensating') LIMIT 1",
+                params![vm_name],
                 |r| r.get(0),
             )
             .optional()?)

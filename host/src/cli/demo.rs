@@ -16,8 +16,9 @@ use crate::contract::MappingMode;
 /// Regions written in each device: unaligned, crossing 4 KiB blocks, and at the very end.
 const REGIONS: &[(u64, usize)] = &[(4093, 3 << 20), (300 << 20, 5000), (1 << 30, 1 << 20)];
 
-/// Deterministic bytes for a region (a seed per phase so overwrites differ).
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
+/// Deterministic, incompressible bytes for a seed: what the demo and the end-to-end tests
+/// write and later expect back (a seed per region and phase, so overwrites differ).
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {

@@ -3,7 +3,7 @@
 
 mod args;
 mod context;
-mod demo;
+pub mod demo;
 mod endpoints;
 mod inventory;
 mod jobs;

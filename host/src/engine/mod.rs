@@ -12,6 +12,7 @@ pub mod journal;
 pub mod ports;
 pub mod revert;
 pub mod snapshot;
+pub mod steps;
 pub mod undo;
 
 use std::sync::Arc;
@@ -55,7 +56,7 @@ impl Engine {
     }
 
     fn check_idle(&self, vm: &str) -> anyhow::Result<()> {
-        if let Some(job) = self.catalog.unfinished_job_on(vm, "")? {
+        if let Some(job) = self.catalog.unfinished_job_on(vm)? {
             bail!("VM {vm} has an unfinished job {job}; run `tidemark resume` first");
         }
         Ok(())

@@ -9,10 +9,10 @@ use serde_json::json;
 
 use super::discover::{Discovered, discover};
 use super::journal::{Done, JobCtx};
-use super::snapshot::match_refs;
+use super::steps::{self, Taken};
 use super::undo::Undo;
 use crate::catalog::{MAPPED_LUN, PointRecord, VIRTUAL_DISK, VmRecord};
-use crate::contract::{DeviceBacking, PowerState, SnapshotRef};
+use crate::contract::{DeviceBacking, PowerState};
 
 /// Runs (or resumes) a revert of `vm` to `point`; returns the job's result document.
 pub async fn run(
@@ -81,34 +81,18 @@ pub async fn run(
 
     // Safety snapshots: what each device holds now, so a failed revert can be undone.
     let disk_ids: Vec<String> = disk_refs.iter().map(|s| s.device_ref.clone()).collect();
-    let mut disk_safety: BTreeMap<String, SnapshotRef> = BTreeMap::new();
+    let mut disk_safety: Taken = BTreeMap::new();
     let (vm_ref, disk_ids_ref) = (&vm_ref, &disk_ids);
     if !disk_ids.is_empty() {
         disk_safety = ctx
             .step("safety-snapshot-virtual-disks", |token| async move {
-                let taken = endpoints
-                    .hypervisor(&vm.endpoint)
-                    .await?
-                    .snapshot_disks(vm_ref, disk_ids_ref, &token)
-                    .await?;
-                let undo = taken
-                    .iter()
-                    .map(|s| Undo::DeleteDiskSnapshot {
-                        endpoint: vm.endpoint.clone(),
-                        vm_ref: vm_ref.clone(),
-                        snapshot: s.id.clone(),
-                    })
-                    .collect();
-                let by_source = match_refs(&vm.endpoint, disk_ids_ref, taken)?;
-                Ok(Done::new(
-                    by_source,
-                    format!("{} safety snapshot(s) of virtual disks", disk_ids_ref.len()),
-                )
-                .undo(undo))
+                let label = "safety snapshot(s) of virtual disks";
+                steps::snapshot_disks(endpoints, &vm.endpoint, vm_ref, disk_ids_ref, &token, label)
+                    .await
             })
             .await?;
     }
-    let mut lun_safety: BTreeMap<String, BTreeMap<String, SnapshotRef>> = BTreeMap::new();
+    let mut lun_safety: BTreeMap<String, Taken> = BTreeMap::new();
     for (array, refs) in &lun_refs {
         let wwns: Vec<String> = refs.iter().filter_map(|s| s.wwn.clone()).collect();
         let wwns = &wwns;
@@ -116,24 +100,14 @@ pub async fn run(
             .step(
                 &format!("safety-snapshot-luns@{array}"),
                 |token| async move {
-                    let taken = endpoints
-                        .storage_array(array)
-                        .await?
-                        .snapshot_luns(wwns, &token)
-                        .await?;
-                    let undo = taken
-                        .iter()
-                        .map(|s| Undo::DeleteLunSnapshot {
-                            endpoint: array.to_string(),
-                            snapshot: s.id.clone(),
-                        })
-                        .collect();
-                    let by_source = match_refs(array, wwns, taken)?;
-                    Ok(Done::new(
-                        by_source,
-                        format!("{} safety snapshot(s) of LUNs on {array}", wwns.len()),
+                    steps::snapshot_luns(
+                        endpoints,
+                        array,
+                        wwns,
+                        &token,
+                        "safety snapshot(s) of LUNs",
                     )
-                    .undo(undo))
+                    .await
                 },
             )
             .await?;

@@ -4,39 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::bail;
 use serde_json::json;
 
 use super::discover::{Discovered, discover};
 use super::journal::{Done, JobCtx};
+use super::steps::{self, Taken};
 use super::undo::Undo;
 use crate::catalog::{MAPPED_LUN, PointRecord, SnapshotRefRecord, VIRTUAL_DISK, VmRecord};
-use crate::contract::{DeviceBacking, SnapshotRef};
-
-/// Checks an adapter returned exactly one snapshot per thing asked for, keyed by source.
-pub fn match_refs(
-    endpoint: &str,
-    asked: &[String],
-    refs: Vec<SnapshotRef>,
-) -> anyhow::Result<BTreeMap<String, SnapshotRef>> {
-    let mut by_source = BTreeMap::new();
-    for r in refs {
-        if !asked.contains(&r.source) || r.id.is_empty() {
-            bail!(
-                "endpoint {endpoint} returned a snapshot '{}' of '{}', which was not asked for",
-                r.id,
-                r.source
-            );
-        }
-        if by_source.insert(r.source.clone(), r).is_some() {
-            bail!("endpoint {endpoint} returned two snapshots of the same source");
-        }
-    }
-    if let Some(missing) = asked.iter().find(|a| !by_source.contains_key(*a)) {
-        bail!("endpoint {endpoint} returned no snapshot of '{missing}'");
-    }
-    Ok(by_source)
-}
+use crate::contract::DeviceBacking;
 
 /// Runs (or resumes) a snapshot job of `vm`; returns the job's result document.
 pub async fn run(ctx: &mut JobCtx, vm: &VmRecord) -> anyhow::Result<serde_json::Value> {
@@ -65,25 +40,11 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord) -> anyhow::Result<serde_json::
     if !disks.is_empty() {
         let ids: Vec<String> = disks.iter().map(|d| d.id.clone()).collect();
         let (ids, found) = (&ids, &found);
-        let snaps: BTreeMap<String, SnapshotRef> = ctx
+        let snaps: Taken = ctx
             .step("snapshot-virtual-disks", |token| async move {
-                let mut hv = endpoints.hypervisor(&vm.endpoint).await?;
-                let taken = hv.snapshot_disks(&found.vm.id, ids, &token).await?;
-                let undo = taken
-                    .iter()
-                    .map(|s| Undo::DeleteDiskSnapshot {
-                        endpoint: vm.endpoint.clone(),
-                        vm_ref: found.vm.id.clone(),
-                        snapshot: s.id.clone(),
-                    })
-                    .collect();
-                let by_source = match_refs(&vm.endpoint, ids, taken)?;
-                let detail = format!(
-                    "{} virtual disk snapshot(s) on {}",
-                    by_source.len(),
-                    vm.endpoint
-                );
-                Ok(Done::new(by_source, detail).undo(undo))
+                let label = "virtual disk snapshot(s)";
+                steps::snapshot_disks(endpoints, &vm.endpoint, &found.vm.id, ids, &token, label)
+                    .await
             })
             .await?;
         for d in &disks {
@@ -120,24 +81,9 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord) -> anyhow::Result<serde_json::
             })
             .collect();
         let wwns = &wwns;
-        let snaps: BTreeMap<String, SnapshotRef> = ctx
+        let snaps: Taken = ctx
             .step(&format!("snapshot-luns@{array}"), |token| async move {
-                let mut sa = endpoints.storage_array(array).await?;
-                let taken = sa.snapshot_luns(wwns, &token).await?;
-                let undo = taken
-                    .iter()
-                    .map(|s| Undo::DeleteLunSnapshot {
-                        endpoint: array.to_string(),
-                        snapshot: s.id.clone(),
-                    })
-                    .collect();
-                let by_source = match_refs(array, wwns, taken)?;
-                let detail = format!(
-                    "{} LUN snapshot(s) taken together on array {array}: {}",
-                    by_source.len(),
-                    wwns.join(", ")
-                );
-                Ok(Done::new(by_source, detail).undo(undo))
+                steps::snapshot_luns(endpoints, array, wwns, &token, "LUN snapshot(s)").await
             })
             .await?;
         for d in devices {

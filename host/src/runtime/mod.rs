@@ -180,11 +180,11 @@ impl Runtime {
         Ok(store)
     }
 
-    /// Opens a fresh sandboxed session on `endpoint` (its adapter must be loaded).
+    /// Opens a fresh sandboxed session on `endpoint` (its adapter must be loaded and its data
+    /// directory must exist: it is created once, when the endpoint is configured, not on this
+    /// hot path).
     pub async fn open(&self, endpoint: Arc<EndpointSpec>) -> anyhow::Result<Session> {
         let adapter = self.adapter(&endpoint.adapter)?;
-        std::fs::create_dir_all(&endpoint.data_dir)
-            .with_context(|| format!("creating data directory of endpoint {}", endpoint.name))?;
         let mut store = self.new_store(&endpoint, true)?;
         let instance = adapter
             .pre
