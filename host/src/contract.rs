@@ -16,7 +16,7 @@ pub use tidemark::adapter::host as host_imports;
 pub use tidemark::adapter::types::*;
 
 /// The contract version this host speaks; adapters of another minor version are refused.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Whether an adapter built for `version` can run on this host (same major.minor for 0.x).
 pub fn contract_compatible(version: &str) -> bool {
@@ -71,9 +71,9 @@ mod tests {
 
     #[test]
     fn same_minor_is_compatible_and_others_are_not() {
-        assert!(contract_compatible("0.1.0"));
-        assert!(contract_compatible("0.1.7"));
-        assert!(!contract_compatible("0.2.0"));
+        assert!(contract_compatible("0.2.0"));
+        assert!(contract_compatible("0.2.7"));
+        assert!(!contract_compatible("0.1.0"));
         assert!(!contract_compatible("1.1.0"));
         assert!(!contract_compatible("0.1"));
         assert!(!contract_compatible("garbage"));

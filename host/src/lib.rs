@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod contract;
+pub mod copies;
 pub mod engine;
 pub mod names;
 pub mod runtime;

@@ -187,7 +187,7 @@ async fn an_adapter_cannot_read_outside_its_data_dir() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_adapter_files_are_rejected_and_the_rest_still_load() {
     let misbehaving = std::fs::read(MISBEHAVING_WASM).unwrap();
-    let future = replace_all(&misbehaving, b"@0.1.0", b"@0.9.0");
+    let future = replace_all(&misbehaving, b"@0.2.0", b"@0.9.0");
     assert_ne!(
         future, misbehaving,
         "the adapter should name its contract version"

@@ -13,6 +13,13 @@ pub trait DeviceRead {
     fn read(&mut self, offset: u64, length: u64) -> AdapterResult<Vec<u8>>;
     /// Ranges that hold data; everything else reads as zeros.
     fn allocated_extents(&mut self) -> AdapterResult<Vec<Extent>>;
+    /// Ranges that may differ from the snapshot `since` of the same device, so copies can
+    /// read only those. The default says the system cannot tell; the host then reads all.
+    fn changed_extents(&mut self, since: &str) -> AdapterResult<Vec<Extent>> {
+        Err(crate::AdapterError::Unsupported(format!(
+            "this adapter cannot tell what changed since snapshot {since}"
+        )))
+    }
 }
 
 /// Writes a device, as a guest would.
@@ -52,6 +59,9 @@ impl GuestDeviceReader for ReaderResource {
     }
     fn allocated_extents(&self) -> AdapterResult<Vec<Extent>> {
         self.0.borrow_mut().allocated_extents()
+    }
+    fn changed_extents(&self, since: String) -> AdapterResult<Vec<Extent>> {
+        self.0.borrow_mut().changed_extents(&since)
     }
 }
 

@@ -42,6 +42,27 @@ pub trait Hypervisor {
         device_ids: Vec<String>,
         token: String,
     ) -> AdapterResult<Vec<SnapshotRef>>;
+    /// Attaches a snapshot of another VM's virtual disk, read-only, at a mount point (how a
+    /// proxy VM reads a snapshot). The default: not supported.
+    fn attach_snapshot(
+        vm_id: String,
+        source_vm_id: String,
+        snapshot_id: String,
+        mount_point: String,
+        token: String,
+    ) -> AdapterResult<Device> {
+        let _ = (vm_id, source_vm_id, mount_point, token);
+        Err(crate::AdapterError::Unsupported(format!(
+            "this hypervisor cannot attach snapshot {snapshot_id} to another VM"
+        )))
+    }
+    /// Removes a virtual disk (or detaches an attached snapshot) from a VM.
+    fn detach_disk(vm_id: String, device_id: String) -> AdapterResult<()> {
+        let _ = vm_id;
+        Err(crate::AdapterError::Unsupported(format!(
+            "this hypervisor cannot detach device {device_id}"
+        )))
+    }
     /// Reverts each disk to its snapshot.
     fn revert_disks(vm_id: String, snapshot_ids: Vec<String>, token: String) -> AdapterResult<()>;
     /// Deletes one snapshot.
@@ -115,6 +136,18 @@ impl<T: Hypervisor + 'static> hypervisor::Guest for HypervisorExports<T> {
     }
     fn delete_snapshot(vm_id: String, snapshot_id: String) -> AdapterResult<()> {
         T::delete_snapshot(vm_id, snapshot_id)
+    }
+    fn attach_snapshot(
+        vm_id: String,
+        source_vm_id: String,
+        snapshot_id: String,
+        mount_point: String,
+        token: String,
+    ) -> AdapterResult<Device> {
+        T::attach_snapshot(vm_id, source_vm_id, snapshot_id, mount_point, token)
+    }
+    fn detach_disk(vm_id: String, device_id: String) -> AdapterResult<()> {
+        T::detach_disk(vm_id, device_id)
     }
     fn list_snapshots(vm_id: String) -> AdapterResult<Vec<SnapshotRef>> {
         T::list_snapshots(vm_id)

@@ -33,7 +33,7 @@ pub use hypervisor::{Hypervisor, HypervisorExports};
 pub use storage_array::{StorageArray, StorageArrayExports};
 
 /// The contract version this SDK is built against; the host checks it at load.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Fills in the contract version the adapter was built against.
 pub(crate) fn adapter_info(about: About) -> AdapterInfo {

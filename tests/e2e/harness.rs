@@ -64,7 +64,8 @@ impl Lab {
             .args(args)
             .env_remove("TIDEMARK_CRASH_AFTER_STEP")
             .env_remove("TIDEMARK_FAIL_STEP")
-            .env_remove("TIDEMARK_DATA_DIR");
+            .env_remove("TIDEMARK_DATA_DIR")
+            .env_remove("TIDEMARK_COPY_PASSPHRASE");
         for (k, v) in env {
             command.env(k, v);
         }
@@ -78,7 +79,12 @@ impl Lab {
 
     /// Runs the binary, asserts success, returns its JSON.
     pub fn ok(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
+        self.ok_env(args, &[])
+    }
+
+    /// Runs the binary with extra environment, asserts success, returns its JSON.
+    pub fn ok_env(&self, args: &[&str], env: &[(&str, String)]) -> Value {
+        let out = self.run_env(args, env);
         assert!(
             out.status.success(),
             "tidemark {args:?} failed: {}\n{}",

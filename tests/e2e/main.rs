@@ -2,6 +2,7 @@
 //! adapters, on a fresh data directory each.
 
 mod bad_input;
+mod copies;
 mod crash_resume;
 mod harness;
 mod snapshot_revert;

@@ -90,6 +90,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job_id, seq)
     );
     "#,
+    // 2: copies. Snapshot refs outlive their snapshots (marked expired) so a point whose
+    // snapshots are gone still describes its devices for a restore from its copies.
+    r#"
+    ALTER TABLE snapshot_refs ADD COLUMN expired_at INTEGER;
+    ALTER TABLE copy_refs ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE copy_refs ADD COLUMN bytes_read INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE copy_refs ADD COLUMN bytes_stored INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE copy_refs ADD COLUMN stored_total INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE copy_refs ADD COLUMN job_id TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 /// Brings the schema up to date; refuses a catalog written by a newer Tidemark.

@@ -73,6 +73,43 @@ pub struct PointRecord {
     pub created_at: i64,
     pub job_id: String,
     pub snapshots: Vec<SnapshotRefRecord>,
+    /// The device copies in the copy store (the "bu" columns of the tracking table).
+    pub copies: Vec<CopyRefRecord>,
+}
+
+impl PointRecord {
+    /// Whether every device's snapshot still exists (the point can be reverted).
+    pub fn snapshots_present(&self) -> bool {
+        self.snapshots.iter().all(|s| s.expired_at.is_none())
+    }
+
+    /// The copy of a device, if the point has one.
+    pub fn copy_of(&self, device_ref: &str) -> Option<&CopyRefRecord> {
+        self.copies.iter().find(|c| c.device_ref == device_ref)
+    }
+}
+
+/// One device's copy in the copy store, part of a recovery point.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CopyRefRecord {
+    /// The device (as in the point's snapshot refs).
+    pub device_ref: String,
+    /// Which copy store holds it.
+    pub store: String,
+    /// The manifest id in that store.
+    pub copy: String,
+    /// Device size in bytes (what a restore writes).
+    pub size: u64,
+    /// Bytes read from the device for this copy (small when incremental).
+    pub bytes_read: u64,
+    /// Bytes this copy added to the store (new chunks, compressed and encrypted).
+    pub bytes_stored: u64,
+    /// Stored size of every chunk the copy references (its footprint if alone).
+    pub stored_total: u64,
+    /// The job that made it.
+    pub job_id: String,
+    #[serde(serialize_with = "as_time")]
+    pub created_at: i64,
 }
 
 /// Where one device's snapshot of a recovery point lives.
@@ -91,6 +128,9 @@ pub struct SnapshotRefRecord {
     pub snapshot: String,
     #[serde(serialize_with = "as_time")]
     pub created_at: i64,
+    /// When expiry deleted the snapshot; `None` while it exists.
+    #[serde(serialize_with = "as_opt_time")]
+    pub expired_at: Option<i64>,
 }
 
 /// A durable run of a workflow.

@@ -69,6 +69,22 @@ impl Catalog {
         Ok(())
     }
 
+    /// Forgets a VM that has no recovery points (a restore being undone). Refuses while
+    /// points exist, so no history is dropped by accident.
+    pub fn delete_vm(&self, name: &str) -> anyhow::Result<()> {
+        let conn = self.conn();
+        let points: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM recovery_points WHERE vm_name = ?1",
+            params![name],
+            |r| r.get(0),
+        )?;
+        if points > 0 {
+            anyhow::bail!("VM {name} has {points} recovery point(s); not forgetting it");
+        }
+        conn.execute("DELETE FROM vms WHERE name = ?1", params![name])?;
+        Ok(())
+    }
+
     /// A VM by name.
     pub fn vm(&self, name: &str) -> anyhow::Result<Option<VmRecord>> {
         let conn = self.conn();

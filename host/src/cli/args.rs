@@ -65,6 +65,59 @@ pub enum Command {
     Endpoint(EndpointCommand),
     /// Loaded adapters (embedded and from <data-dir>/adapters).
     Adapters,
+    /// Copies a recovery point into the copy store through a proxy VM (without POINT:
+    /// snapshots first). Only what changed since the device's previous copy is read.
+    Copy {
+        vm: String,
+        point: Option<String>,
+        /// Hypervisor host of the proxy VM that reads the snapshots.
+        #[arg(long, default_value = crate::engine::DEFAULT_PROXY_HOST)]
+        proxy_host: String,
+    },
+    /// Recovery points of a VM that have copies, with sizes and stored bytes.
+    Copies { vm: String },
+    /// Restores a recovery point from its copies as a new VM (or, with --device, one
+    /// device of the existing VM in place).
+    Restore {
+        vm: String,
+        point: String,
+        /// Hypervisor host for the new VM.
+        #[arg(long, required_unless_present = "device")]
+        host: Option<String>,
+        /// Name of the new VM (default: <VM>-restored).
+        #[arg(long = "as")]
+        as_name: Option<String>,
+        /// Array endpoint for the new LUNs (default: each LUN's original array).
+        #[arg(long)]
+        array: Option<String>,
+        /// Restore only the device at this mount point, in place, into the VM itself.
+        #[arg(long, value_parser = mount_point, conflicts_with_all = ["host", "as_name", "array"])]
+        device: Option<String>,
+    },
+    /// Re-reads, decrypts and re-hashes every chunk of a point's copies (or of all); exit 1
+    /// if anything is damaged.
+    Verify {
+        point: Option<String>,
+        #[arg(long, conflicts_with = "point")]
+        all: bool,
+    },
+    /// Deletes snapshots and copies beyond what the policy keeps.
+    Expire {
+        /// Keep the snapshots of the newest N points per VM.
+        #[arg(long)]
+        keep_snapshots: Option<usize>,
+        /// Keep the copies of the newest N points per VM.
+        #[arg(long)]
+        keep_copies: Option<usize>,
+        /// Delete copies older than D days.
+        #[arg(long)]
+        keep_days: Option<u64>,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Frees copy-store chunks no copy references (safe while copies run).
+    Gc,
 }
 
 #[derive(Debug, Subcommand)]

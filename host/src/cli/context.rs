@@ -12,9 +12,16 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use crate::catalog::{CATALOG_FILE, Catalog, EndpointRecord};
+use crate::copies::{CopyStore, CopyStoreError, DEFAULT_CHUNK_SIZE, KeySource};
 use crate::engine::Engine;
 use crate::engine::ports::Endpoints;
 use crate::runtime::{AdapterKind, Connector, EndpointSpec, Runtime};
+
+/// The copy store's directory inside the data directory.
+pub const COPIES_DIR: &str = "copies";
+
+/// The environment variable holding the copy store's passphrase (if it uses one).
+pub const PASSPHRASE_ENV: &str = "TIDEMARK_COPY_PASSPHRASE";
 
 /// Everything a command needs from one data directory.
 pub struct Context {
@@ -64,6 +71,46 @@ impl Context {
             connector,
             engine,
         })
+    }
+
+    /// Opens the copy store under `copies/` for the engine; with `create`, makes it (and its
+    /// key) on first use. A passphrase comes from `TIDEMARK_COPY_PASSPHRASE`.
+    pub fn attach_copy_store(&mut self, create: bool) -> anyhow::Result<()> {
+        let passphrase = std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty());
+        let location = self.data_dir.join(COPIES_DIR);
+        self.root
+            .create_dir_all(COPIES_DIR)
+            .with_context(|| format!("creating {}", location.display()))?;
+        let open_dir = || {
+            self.root
+                .open_dir(COPIES_DIR)
+                .with_context(|| format!("opening {}", location.display()))
+        };
+        let store = match CopyStore::open(open_dir()?, passphrase.as_deref()) {
+            Ok(store) => store,
+            Err(CopyStoreError::NotInitialised { .. }) if create => {
+                let key = match passphrase {
+                    Some(p) => KeySource::Passphrase(p),
+                    None => KeySource::KeyFile,
+                };
+                CopyStore::init(open_dir()?, key, DEFAULT_CHUNK_SIZE).with_context(|| {
+                    format!("creating the copy store {}", location.display())
+                })?
+            }
+            Err(CopyStoreError::NotInitialised { .. }) => anyhow::bail!(
+                "there is no copy store at {} yet; `tidemark copy` creates it",
+                location.display()
+            ),
+            Err(e @ CopyStoreError::PassphraseRequired { .. }) => {
+                anyhow::bail!("{e}: set {PASSPHRASE_ENV}")
+            }
+            Err(e @ CopyStoreError::PassphraseNotUsed { .. }) => {
+                anyhow::bail!("{e}: unset {PASSPHRASE_ENV}")
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.engine.set_copy_store(Arc::new(store));
+        Ok(())
     }
 
     /// The endpoints as the engine sees them.

@@ -1,6 +1,8 @@
 //! `tidemark demo`: the whole point in one command. A VM with a virtual disk and a LUN
 //! mapped in physical mode is written, snapshotted (the LUN through the array), overwritten,
-//! reverted, and read back; any difference fails the demo.
+//! reverted, and read back; then the point is copied through a proxy VM, its snapshots are
+//! expired, and it is restored to a new VM on another host and read back again. Any
+//! difference fails the demo.
 
 use std::path::PathBuf;
 
@@ -101,18 +103,8 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     log.push("wrote known data to C: and D:".into());
 
     let job = ctx.engine.snapshot("app01").await?;
-    if job.state != JobState::Succeeded {
-        anyhow::bail!(
-            "snapshot job {} {}: {}",
-            job.id,
-            job.state,
-            job.error.unwrap_or_default()
-        );
-    }
-    let point = job
-        .result
-        .as_ref()
-        .and_then(|r| r["recovery_point"].as_str())
+    let point = succeeded(&job, "snapshot")?["recovery_point"]
+        .as_str()
         .unwrap_or_default()
         .to_string();
     log.push(format!("snapshot job {} → recovery point {point} (C: through the hypervisor, D: through the array)", job.id));
@@ -121,49 +113,112 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     log.push("overwrote C: and D:".into());
 
     let job = ctx.engine.revert("app01", &point).await?;
-    if job.state != JobState::Succeeded {
-        anyhow::bail!(
-            "revert job {} {}: {}",
-            job.id,
-            job.state,
-            job.error.unwrap_or_default()
-        );
-    }
+    succeeded(&job, "revert")?;
     log.push(format!("revert job {} → app01 back at {point}", job.id));
 
-    let mut all_equal = true;
-    let mut compared = Vec::new();
-    for (seed, (mount, capacity)) in devices.iter().enumerate() {
-        let mut bytes = 0;
-        let mut equal = true;
-        for (i, (offset, len)) in regions(*capacity).into_iter().enumerate() {
-            let read = lab::read(&ctx, "app01", mount, offset, len as u64).await?;
-            equal &= read == pattern(seed as u64 * 10 + i as u64, len);
-            bytes += len;
-        }
-        all_equal &= equal;
-        log.push(format!(
-            "{mount} {bytes} bytes read back: {}",
-            if equal {
-                "identical to the snapshot"
-            } else {
-                "DIFFERENT"
-            }
-        ));
-        compared.push(json!({ "mount_point": mount, "bytes": bytes, "equal": equal }));
-    }
+    let (reverted_equal, reverted) = compare(&ctx, "app01", &devices, &mut log).await?;
+
+    // The second branch: a copy through the proxy, the snapshots expired, the point
+    // rebuilt as a new machine on another host from the copies alone.
+    ctx.attach_copy_store(true)?;
+    let job = ctx
+        .engine
+        .copy("app01", &point, crate::engine::DEFAULT_PROXY_HOST)
+        .await?;
+    let result = succeeded(&job, "copy")?;
+    log.push(format!(
+        "copy job {} → point {point} copied through proxy VM {} on {}: read {}, stored {}",
+        job.id,
+        result["proxy_vm"].as_str().unwrap_or("?"),
+        crate::engine::DEFAULT_PROXY_HOST,
+        crate::units::format_size(result["bytes_read"].as_u64().unwrap_or(0)),
+        crate::units::format_size(result["bytes_stored"].as_u64().unwrap_or(0)),
+    ));
+    let policy = crate::engine::retention::Policy {
+        keep_snapshots: Some(0),
+        ..Default::default()
+    };
+    let expired = crate::engine::retention::expire(
+        &ctx.catalog,
+        ctx.endpoints(),
+        ctx.engine.copies.as_deref(),
+        policy,
+        false,
+    )
+    .await?;
+    log.push(format!(
+        "expired {} snapshot(s): point {point} can no longer be reverted, only restored",
+        expired.expired.len()
+    ));
+    let job = ctx
+        .engine
+        .restore("app01", &point, "esx-b", "app01-restored", None)
+        .await?;
+    succeeded(&job, "restore")?;
+    log.push(format!(
+        "restore job {} → new VM app01-restored on esx-b, D: a new LUN mapped virtual",
+        job.id
+    ));
+    let (restored_equal, restored) = compare(&ctx, "app01-restored", &devices, &mut log).await?;
+
+    let all_equal = reverted_equal && restored_equal;
     log.push(String::new());
     log.push(tracking(&ctx.catalog, "app01")?);
     log.push(String::new());
     log.push(if all_equal {
         "demo passed".into()
     } else {
-        "demo FAILED: data differs after revert".into()
+        "demo FAILED: data differs".into()
     });
     Ok(Outcome {
-        json: json!({ "data_dir": data_dir, "recovery_point": point, "compared": compared, "passed": all_equal,
+        json: json!({ "data_dir": data_dir, "recovery_point": point, "compared": reverted,
+                      "restored": restored, "passed": all_equal,
                       "points": ctx.catalog.points("app01")? }),
         text: log.join("\n"),
         ok: all_equal,
     })
+}
+
+/// A job's result, or an error saying how it ended.
+fn succeeded(job: &crate::catalog::JobRecord, what: &str) -> anyhow::Result<serde_json::Value> {
+    if job.state != JobState::Succeeded {
+        anyhow::bail!(
+            "{what} job {} {}: {}",
+            job.id,
+            job.state,
+            job.error.clone().unwrap_or_default()
+        );
+    }
+    Ok(job.result.clone().unwrap_or_default())
+}
+
+/// Reads every region of `vm`'s devices back and compares with the snapshot's data.
+async fn compare(
+    ctx: &Context,
+    vm: &str,
+    devices: &[(String, u64)],
+    log: &mut Vec<String>,
+) -> anyhow::Result<(bool, Vec<serde_json::Value>)> {
+    let mut all_equal = true;
+    let mut compared = Vec::new();
+    for (seed, (mount, capacity)) in devices.iter().enumerate() {
+        let mut bytes = 0;
+        let mut equal = true;
+        for (i, (offset, len)) in regions(*capacity).into_iter().enumerate() {
+            let read = lab::read(ctx, vm, mount, offset, len as u64).await?;
+            equal &= read == pattern(seed as u64 * 10 + i as u64, len);
+            bytes += len;
+        }
+        all_equal &= equal;
+        log.push(format!(
+            "{vm} {mount} {bytes} bytes read back: {}",
+            if equal {
+                "identical to the snapshot"
+            } else {
+                "DIFFERENT"
+            }
+        ));
+        compared.push(json!({ "vm": vm, "mount_point": mount, "bytes": bytes, "equal": equal }));
+    }
+    Ok((all_equal, compared))
 }

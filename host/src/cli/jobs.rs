@@ -73,7 +73,7 @@ pub fn points(ctx: &Context, vm: &str) -> anyhow::Result<Outcome> {
 }
 
 /// A job's outcome as a command result: ok only if it succeeded.
-fn job_outcome(job: &JobRecord, extra: serde_json::Value) -> Outcome {
+pub(super) fn job_outcome(job: &JobRecord, extra: serde_json::Value) -> Outcome {
     let mut doc = json!({ "job": job.id, "kind": job.kind, "state": job.state });
     if let (Some(obj), Some(result)) = (
         doc.as_object_mut(),

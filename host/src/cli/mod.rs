@@ -3,11 +3,13 @@
 
 mod args;
 mod context;
+mod copies;
 pub mod demo;
 mod endpoints;
 mod inventory;
 mod jobs;
 pub mod lab;
+mod progress_bar;
 mod table;
 
 use std::path::PathBuf;
@@ -85,7 +87,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         return demo::run(cli.data_dir).await;
     }
     let data_dir = default_data_dir(cli.data_dir)?;
-    let ctx = Context::open(&data_dir).await?;
+    let mut ctx = Context::open(&data_dir).await?;
+    ctx.engine
+        .set_progress(progress_bar::for_output(cli.output == OutputFormat::Json));
+    // Commands that write copies create the store on first use; the others only open an
+    // existing one (a missing store then shows up as the command's clear error).
+    match &cli.command {
+        Command::Copy { .. } => ctx.attach_copy_store(true)?,
+        Command::Restore { .. } | Command::Verify { .. } | Command::Gc => {
+            ctx.attach_copy_store(false)?
+        }
+        Command::Expire { keep_copies, keep_days, .. } if keep_copies.is_some() || keep_days.is_some() => {
+            ctx.attach_copy_store(false)?
+        }
+        Command::Resume => {
+            if let Err(e) = ctx.attach_copy_store(false) {
+                tracing::debug!("resuming without a copy store: {e:#}");
+            }
+        }
+        _ => {}
+    }
     match cli.command {
         Command::Demo => unreachable!("handled above"),
         Command::Lab(command) => lab::run(&ctx, command).await,
@@ -101,5 +122,41 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Reconcile => inventory::reconcile(&ctx).await,
         Command::Endpoint(command) => endpoints::run(&ctx, command),
         Command::Adapters => endpoints::adapters(&ctx),
+        Command::Copy {
+            vm,
+            point,
+            proxy_host,
+        } => copies::copy(&ctx, &vm, point.as_deref(), &proxy_host).await,
+        Command::Copies { vm } => copies::copies(&ctx, &vm),
+        Command::Restore {
+            vm,
+            point,
+            host,
+            as_name,
+            array,
+            device,
+        } => match (device, host) {
+            (Some(mount), _) => copies::restore_device(&ctx, &vm, &point, &mount).await,
+            (None, Some(host)) => {
+                copies::restore(&ctx, &vm, &point, &host, as_name.as_deref(), array.as_deref())
+                    .await
+            }
+            (None, None) => anyhow::bail!("restore needs --host HOST (or --device MOUNT)"),
+        },
+        Command::Verify { point, all } => copies::verify(&ctx, point.as_deref(), all),
+        Command::Expire {
+            keep_snapshots,
+            keep_copies,
+            keep_days,
+            dry_run,
+        } => {
+            let policy = crate::engine::retention::Policy {
+                keep_snapshots,
+                keep_copies,
+                keep_days,
+            };
+            copies::expire(&ctx, policy, dry_run).await
+        }
+        Command::Gc => copies::gc(&ctx),
     }
 }

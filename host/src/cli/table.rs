@@ -40,8 +40,13 @@ pub fn tracking(catalog: &Catalog, vm: &str) -> anyhow::Result<String> {
                     .map(|w| format!("{w} ({})", s.mode.clone().unwrap_or_default()))
                     .unwrap_or_else(|| "-".into()),
                 s.mount_point.clone(),
-                format!("{}:{}", s.endpoint, s.snapshot),
-                "-".into(),
+                match s.expired_at {
+                    None => format!("{}:{}", s.endpoint, s.snapshot),
+                    Some(_) => format!("(expired) {}", s.snapshot),
+                },
+                point
+                    .copy_of(&s.device_ref)
+                    .map_or_else(|| "-".into(), |c| format!("{}:{}", c.store, c.copy)),
             ]);
         }
     }

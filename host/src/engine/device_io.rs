@@ -4,7 +4,7 @@
 use anyhow::{anyhow, bail};
 
 use super::discover::lun_owner;
-use super::ports::{DataPath, Endpoints};
+use super::ports::{DataPath, Endpoints, ReaderHandle, WriterHandle};
 use crate::catalog::{Catalog, MAPPED_LUN, VmRecord};
 
 /// Bytes per data-path call: large enough to amortize the call, small enough to avoid the
@@ -91,15 +91,37 @@ fn check_range(target: &DeviceTarget, offset: u64, length: u64) -> anyhow::Resul
     Ok(())
 }
 
-/// Writes `data` at `offset` and flushes.
-pub async fn write(
+/// Opens a device for reading through whoever serves its bytes; the session lives as long
+/// as the reader is used.
+pub async fn open_reader(
     endpoints: &dyn Endpoints,
     target: &DeviceTarget,
-    offset: u64,
-    data: &[u8],
-) -> anyhow::Result<()> {
-    check_range(target, offset, data.len() as u64)?;
-    let (mut session, writer): (Box<dyn DataPath>, _) = match target {
+) -> anyhow::Result<(Box<dyn DataPath>, ReaderHandle)> {
+    Ok(match target {
+        DeviceTarget::Disk {
+            endpoint,
+            vm_ref,
+            device_ref,
+            ..
+        } => {
+            let mut hv = endpoints.hypervisor(endpoint).await?;
+            let r = hv.open_reader(vm_ref, device_ref, None).await?;
+            (hv, r)
+        }
+        DeviceTarget::Lun { endpoint, wwn, .. } => {
+            let mut sa = endpoints.storage_array(endpoint).await?;
+            let r = sa.open_reader(wwn, None).await?;
+            (sa, r)
+        }
+    })
+}
+
+/// Opens a device for writing through whoever serves its bytes.
+pub async fn open_writer(
+    endpoints: &dyn Endpoints,
+    target: &DeviceTarget,
+) -> anyhow::Result<(Box<dyn DataPath>, WriterHandle)> {
+    Ok(match target {
         DeviceTarget::Disk {
             endpoint,
             vm_ref,
@@ -115,7 +137,35 @@ pub async fn write(
             let w = sa.open_writer(wwn).await?;
             (sa, w)
         }
-    };
+    })
+}
+
+/// Reads exactly `length` bytes at `offset` from an open reader.
+pub async fn read_exact(
+    session: &mut dyn DataPath,
+    reader: &ReaderHandle,
+    offset: u64,
+    length: u64,
+) -> anyhow::Result<Vec<u8>> {
+    let bytes = session.read(reader, offset, length).await?;
+    if bytes.len() as u64 != length {
+        bail!(
+            "short read at {offset}: asked {length} bytes, got {}",
+            bytes.len()
+        );
+    }
+    Ok(bytes)
+}
+
+/// Writes `data` at `offset` and flushes.
+pub async fn write(
+    endpoints: &dyn Endpoints,
+    target: &DeviceTarget,
+    offset: u64,
+    data: &[u8],
+) -> anyhow::Result<()> {
+    check_range(target, offset, data.len() as u64)?;
+    let (mut session, writer) = open_writer(endpoints, target).await?;
     let mut at = offset;
     for chunk in data.chunks(IO_CHUNK) {
         session.write(&writer, at, chunk).await?;
@@ -134,36 +184,13 @@ pub async fn read(
     length: u64,
 ) -> anyhow::Result<Vec<u8>> {
     check_range(target, offset, length)?;
-    let (mut session, reader): (Box<dyn DataPath>, _) = match target {
-        DeviceTarget::Disk {
-            endpoint,
-            vm_ref,
-            device_ref,
-            ..
-        } => {
-            let mut hv = endpoints.hypervisor(endpoint).await?;
-            let r = hv.open_reader(vm_ref, device_ref, None).await?;
-            (hv, r)
-        }
-        DeviceTarget::Lun { endpoint, wwn, .. } => {
-            let mut sa = endpoints.storage_array(endpoint).await?;
-            let r = sa.open_reader(wwn, None).await?;
-            (sa, r)
-        }
-    };
+    let (mut session, reader) = open_reader(endpoints, target).await?;
     let mut out = Vec::with_capacity(length as usize);
     let end = offset + length;
     let mut at = offset;
     while at < end {
         let want = (end - at).min(IO_CHUNK as u64);
-        let bytes = session.read(&reader, at, want).await?;
-        if bytes.len() as u64 != want {
-            bail!(
-                "short read at {at}: asked {want} bytes, got {}",
-                bytes.len()
-            );
-        }
-        out.extend_from_slice(&bytes);
+        out.extend_from_slice(&read_exact(session.as_mut(), &reader, at, want).await?);
         at += want;
     }
     session.close_reader(reader).await?;

@@ -111,7 +111,8 @@ pub async fn inventory(
 pub struct Finding {
     /// `orphan-snapshot` (on the adapter, unknown to the catalog), `missing-snapshot` (in
     /// the catalog, gone from the adapter), `missing-vm`, `unfinished-job`,
-    /// `unreachable-endpoint`.
+    /// `proxy-leftover` (a proxy VM with devices still attached), `orphan-clone` (a copy
+    /// job's LUN clone left behind), `unreachable-endpoint`.
     pub kind: String,
     pub endpoint: String,
     pub detail: String,
@@ -154,6 +155,26 @@ pub async fn reconcile(
                 continue;
             }
         };
+        match hv.list_vms().await {
+            Ok(all) => {
+                for proxy in all.iter().filter(|v| {
+                    v.name.starts_with(super::copy::proxy_name("").as_str()) && !v.devices.is_empty()
+                }) {
+                    let mounts: Vec<&str> =
+                        proxy.devices.iter().map(|d| d.mount_point.as_str()).collect();
+                    findings.push(finding(
+                        "proxy-leftover",
+                        name,
+                        format!(
+                            "proxy VM {} still has device(s) attached at {}",
+                            proxy.name,
+                            mounts.join(", ")
+                        ),
+                    ));
+                }
+            }
+            Err(e) => findings.push(finding("unreachable-endpoint", name, e.to_string())),
+        }
         for vm in vms.iter().filter(|v| &v.endpoint == name) {
             match hv.list_snapshots(&vm.vm_ref).await {
                 Ok(snaps) => {
@@ -199,10 +220,29 @@ pub async fn reconcile(
             .into_iter()
             .map(|(_, r)| r.snapshot)
             .collect();
-        let snaps = match endpoints.storage_array(name).await {
-            Ok(mut sa) => sa.list_snapshots().await.map_err(anyhow::Error::from),
-            Err(e) => Err(e),
+        let mut sa = match endpoints.storage_array(name).await {
+            Ok(sa) => sa,
+            Err(e) => {
+                findings.push(finding("unreachable-endpoint", name, format!("{e:#}")));
+                continue;
+            }
         };
+        match sa.list_luns().await {
+            Ok(luns) => {
+                for lun in luns.iter().filter(|l| l.name.starts_with(super::copy::CLONE_PREFIX)) {
+                    findings.push(finding(
+                        "orphan-clone",
+                        name,
+                        format!(
+                            "LUN {} ({}) is a copy job's clone left behind",
+                            lun.wwn, lun.name
+                        ),
+                    ));
+                }
+            }
+            Err(e) => findings.push(finding("unreachable-endpoint", name, e.to_string())),
+        }
+        let snaps = sa.list_snapshots().await.map_err(anyhow::Error::from);
         let snaps = match snaps {
             Ok(s) => s,
             Err(e) => {

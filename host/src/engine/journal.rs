@@ -12,6 +12,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::hooks::TestHooks;
+use super::progress::Progress;
+use crate::copies::CopyStore;
 use super::ports::{CallError, Endpoints};
 use super::undo::Undo;
 use crate::catalog::{Catalog, StepRecord, StepState};
@@ -51,6 +53,9 @@ pub struct JobCtx {
     pub catalog: Arc<Catalog>,
     pub endpoints: Arc<dyn Endpoints>,
     pub job_id: String,
+    /// Where long steps report progress.
+    pub progress: Arc<dyn Progress>,
+    copies: Option<Arc<CopyStore>>,
     recorded: Vec<StepRecord>,
     seq: u32,
     hooks: TestHooks,
@@ -72,10 +77,26 @@ impl JobCtx {
             catalog,
             endpoints,
             job_id: job_id.to_string(),
+            progress: super::progress::silent(),
+            copies: None,
             recorded,
             seq: 0,
             hooks,
         })
+    }
+
+    /// Gives the job the copy store and a progress sink.
+    pub fn with_copies(mut self, copies: Option<Arc<CopyStore>>, progress: Arc<dyn Progress>) -> Self {
+        self.copies = copies;
+        self.progress = progress;
+        self
+    }
+
+    /// The copy store, which copy and restore jobs need.
+    pub fn copy_store(&self) -> anyhow::Result<Arc<CopyStore>> {
+        self.copies
+            .clone()
+            .ok_or_else(|| anyhow!("job {}: the copy store is not open", self.job_id))
     }
 
     /// Runs (or replays) the next step. `run` gets the step's idempotency token and may be

@@ -4,15 +4,20 @@
 //! changes nothing); each step's outcome is recorded before the next begins; a failed job is
 //! compensated in reverse; `resume` continues every unfinished job after a crash.
 
+pub mod copy;
 pub mod device_io;
 pub mod discover;
 pub mod hooks;
 pub mod inventory;
 pub mod journal;
 pub mod ports;
+pub mod progress;
+pub mod restore;
+pub mod retention;
 pub mod revert;
 pub mod snapshot;
 pub mod steps;
+pub mod transfer;
 pub mod undo;
 
 use std::sync::Arc;
@@ -21,22 +26,50 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::json;
 
 use crate::catalog::{Catalog, JobRecord, JobState, PointRecord, VmRecord};
+use crate::copies::CopyStore;
 use hooks::TestHooks;
 use journal::JobCtx;
 use ports::Endpoints;
+use progress::Progress;
+use restore::RestoreTarget;
+
+/// The proxy hypervisor host copies use unless told otherwise.
+pub const DEFAULT_PROXY_HOST: &str = "proxy-1";
 
 /// Runs workflows as durable jobs.
 pub struct Engine {
     pub catalog: Arc<Catalog>,
     pub endpoints: Arc<dyn Endpoints>,
+    /// The copy store, when the command needs one (copy, restore, resume of those).
+    pub copies: Option<Arc<CopyStore>>,
+    progress: Arc<dyn Progress>,
     hooks: TestHooks,
 }
 
 /// A workflow and its parameters, as stored with the job.
 #[derive(Debug, Clone)]
 enum Workflow {
-    Snapshot { vm: VmRecord },
-    Revert { vm: VmRecord, point: PointRecord },
+    Snapshot {
+        vm: VmRecord,
+    },
+    Revert {
+        vm: VmRecord,
+        point: PointRecord,
+    },
+    Copy {
+        vm: VmRecord,
+        point: PointRecord,
+        proxy_host: String,
+    },
+    Restore {
+        point: PointRecord,
+        target: RestoreTarget,
+    },
+    RestoreInPlace {
+        vm: VmRecord,
+        point: PointRecord,
+        mount: String,
+    },
 }
 
 impl Engine {
@@ -45,8 +78,39 @@ impl Engine {
         Ok(Self {
             catalog,
             endpoints,
+            copies: None,
+            progress: progress::silent(),
             hooks: TestHooks::from_env()?,
         })
+    }
+
+    /// Gives the engine the copy store (copy and restore jobs need it).
+    pub fn set_copy_store(&mut self, store: Arc<CopyStore>) {
+        self.copies = Some(store);
+    }
+
+    /// Reports long steps' progress to `progress`.
+    pub fn set_progress(&mut self, progress: Arc<dyn Progress>) {
+        self.progress = progress;
+    }
+
+    fn copy_store(&self) -> anyhow::Result<&Arc<CopyStore>> {
+        self.copies
+            .as_ref()
+            .ok_or_else(|| anyhow!("the copy store is not open"))
+    }
+
+    fn point_of(&self, vm_name: &str, point_id: &str) -> anyhow::Result<PointRecord> {
+        let point = self.catalog.point(point_id)?.ok_or_else(|| {
+            anyhow!("unknown recovery point '{point_id}' (see `tidemark points {vm_name}`)")
+        })?;
+        if point.vm_name != vm_name {
+            bail!(
+                "recovery point {point_id} belongs to VM {}, not {vm_name}",
+                point.vm_name
+            );
+        }
+        Ok(point)
     }
 
     fn known_vm(&self, name: &str) -> anyhow::Result<VmRecord> {
@@ -72,29 +136,151 @@ impl Engine {
     /// Reverts a VM in place to one of its recovery points.
     pub async fn revert(&self, vm_name: &str, point_id: &str) -> anyhow::Result<JobRecord> {
         let vm = self.known_vm(vm_name)?;
-        let point = self.catalog.point(point_id)?.ok_or_else(|| {
-            anyhow!("unknown recovery point '{point_id}' (see `tidemark points {vm_name}`)")
-        })?;
-        if point.vm_name != vm.name {
+        let point = self.point_of(vm_name, point_id)?;
+        if !point.snapshots_present() {
             bail!(
-                "recovery point {point_id} belongs to VM {}, not {vm_name}",
-                point.vm_name
+                "recovery point {point_id} cannot be reverted: its snapshots were deleted by expiry; {}",
+                if point.copies.is_empty() {
+                    "it has no copies either".to_string()
+                } else {
+                    format!("restore it from its copies instead (`tidemark restore {vm_name} {point_id} --host HOST`)")
+                }
             );
         }
         self.check_idle(vm_name)?;
         self.start(Workflow::Revert { vm, point }).await
     }
 
+    /// Copies a recovery point's snapshots into the copy store through a proxy VM.
+    pub async fn copy(
+        &self,
+        vm_name: &str,
+        point_id: &str,
+        proxy_host: &str,
+    ) -> anyhow::Result<JobRecord> {
+        let vm = self.known_vm(vm_name)?;
+        let point = self.point_of(vm_name, point_id)?;
+        self.copy_store()?;
+        if !point.snapshots_present() {
+            bail!(
+                "recovery point {point_id} cannot be copied: its snapshots were deleted by expiry"
+            );
+        }
+        if point.snapshots.iter().all(|s| point.copy_of(&s.device_ref).is_some()) {
+            bail!("recovery point {point_id} is copied already (see `tidemark copies {vm_name}`)");
+        }
+        crate::names::check_name("proxy host", proxy_host).map_err(anyhow::Error::msg)?;
+        self.check_idle(vm_name)?;
+        self.start(Workflow::Copy {
+            vm,
+            point,
+            proxy_host: proxy_host.to_string(),
+        })
+        .await
+    }
+
+    /// Restores a recovery point from its copies as a new VM.
+    pub async fn restore(
+        &self,
+        vm_name: &str,
+        point_id: &str,
+        host: &str,
+        new_name: &str,
+        array: Option<&str>,
+    ) -> anyhow::Result<JobRecord> {
+        let source = self.known_vm(vm_name)?;
+        let target = RestoreTarget {
+            endpoint: source.endpoint,
+            host: host.to_string(),
+            name: new_name.to_string(),
+            array: array.map(str::to_string),
+        };
+        let point = self.point_of(vm_name, point_id)?;
+        self.copy_store()?;
+        restore::check_restorable(&point)?;
+        crate::names::check_name("VM name", &target.name).map_err(anyhow::Error::msg)?;
+        crate::names::check_name("host", &target.host).map_err(anyhow::Error::msg)?;
+        if self.catalog.vm(&target.name)?.is_some() {
+            bail!(
+                "a VM named {} exists already; choose another name with --as",
+                target.name
+            );
+        }
+        if let Some(array) = &target.array
+            && !self.endpoints.storage_array_names().contains(array)
+        {
+            bail!("unknown array endpoint '{array}' (see `tidemark endpoint list`)");
+        }
+        self.check_idle(&target.name)?;
+        self.start(Workflow::Restore { point, target }).await
+    }
+
+    /// Restores one device of a VM in place from a point's copy.
+    pub async fn restore_in_place(
+        &self,
+        vm_name: &str,
+        point_id: &str,
+        mount: &str,
+    ) -> anyhow::Result<JobRecord> {
+        let vm = self.known_vm(vm_name)?;
+        let point = self.point_of(vm_name, point_id)?;
+        self.copy_store()?;
+        let device = point
+            .snapshots
+            .iter()
+            .find(|s| s.mount_point == mount)
+            .ok_or_else(|| anyhow!("recovery point {point_id} has no device at {mount}"))?;
+        if point.copy_of(&device.device_ref).is_none() {
+            bail!(
+                "recovery point {point_id} has no copy of the device at {mount}; run `tidemark copy {vm_name} {point_id}` first"
+            );
+        }
+        self.check_idle(vm_name)?;
+        self.start(Workflow::RestoreInPlace {
+            vm,
+            point,
+            mount: mount.to_string(),
+        })
+        .await
+    }
+
     async fn start(&self, workflow: Workflow) -> anyhow::Result<JobRecord> {
         let id = format!("job-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let (kind, vm, params) = match &workflow {
-            Workflow::Snapshot { vm } => ("snapshot", vm, json!({ "vm": vm.name })),
-            Workflow::Revert { vm, point } => {
-                ("revert", vm, json!({ "vm": vm.name, "point": point.id }))
-            }
+            Workflow::Snapshot { vm } => ("snapshot", vm.name.as_str(), json!({ "vm": vm.name })),
+            Workflow::Revert { vm, point } => (
+                "revert",
+                vm.name.as_str(),
+                json!({ "vm": vm.name, "point": point.id }),
+            ),
+            Workflow::Copy {
+                vm,
+                point,
+                proxy_host,
+            } => (
+                "copy",
+                vm.name.as_str(),
+                json!({ "vm": vm.name, "point": point.id, "proxy_host": proxy_host }),
+            ),
+            Workflow::Restore { point, target } => (
+                "restore",
+                target.name.as_str(),
+                json!({
+                    "vm": point.vm_name,
+                    "point": point.id,
+                    "endpoint": target.endpoint,
+                    "host": target.host,
+                    "as": target.name,
+                    "array": target.array,
+                }),
+            ),
+            Workflow::RestoreInPlace { vm, point, mount } => (
+                "restore-device",
+                vm.name.as_str(),
+                json!({ "vm": vm.name, "point": point.id, "mount": mount }),
+            ),
         };
-        self.catalog
-            .create_job(&id, kind, Some(&vm.name), &params)?;
+        self.catalog.create_job(&id, kind, Some(vm), &params)?;
         self.drive(&id, workflow).await
     }
 
@@ -105,11 +291,22 @@ impl Engine {
             self.endpoints.clone(),
             job_id,
             self.hooks,
-        )?;
+        )?
+        .with_copies(self.copies.clone(), self.progress.clone());
         let outcome = match &workflow {
             Workflow::Snapshot { vm } => snapshot::run(&mut ctx, vm).await,
             Workflow::Revert { vm, point } => revert::run(&mut ctx, vm, point).await,
+            Workflow::Copy {
+                vm,
+                point,
+                proxy_host,
+            } => copy::run(&mut ctx, vm, point, proxy_host).await,
+            Workflow::Restore { point, target } => restore::run(&mut ctx, point, target).await,
+            Workflow::RestoreInPlace { vm, point, mount } => {
+                restore::run_in_place(&mut ctx, vm, point, mount).await
+            }
         };
+        self.progress.finish();
         match outcome {
             Ok(result) => {
                 self.catalog
@@ -120,7 +317,8 @@ impl Engine {
                 tracing::warn!(job = job_id, "job failed, compensating: {message}");
                 self.catalog
                     .set_job_state(job_id, JobState::Compensating, None, Some(&message))?;
-                undo::compensate(&self.catalog, &self.endpoints, job_id).await?;
+                undo::compensate(&self.catalog, &self.endpoints, self.copies.as_deref(), job_id)
+                    .await?;
             }
         }
         self.job(job_id)
@@ -141,10 +339,13 @@ impl Engine {
             tracing::info!(job = %id, state = %job.state, "resuming");
             let record = match job.state {
                 JobState::Compensating => {
-                    undo::compensate(&self.catalog, &self.endpoints, &id).await?;
+                    self.check_store_for(&job)?;
+                    undo::compensate(&self.catalog, &self.endpoints, self.copies.as_deref(), &id)
+                        .await?;
                     self.job(&id)?
                 }
                 _ => {
+                    self.check_store_for(&job)?;
                     let workflow = self
                         .workflow_of(&job)
                         .with_context(|| format!("resuming job {id}"));
@@ -158,7 +359,13 @@ impl Engine {
                                 None,
                                 Some(&format!("{e:#}")),
                             )?;
-                            undo::compensate(&self.catalog, &self.endpoints, &id).await?;
+                            undo::compensate(
+                                &self.catalog,
+                                &self.endpoints,
+                                self.copies.as_deref(),
+                                &id,
+                            )
+                            .await?;
                             self.job(&id)?
                         }
                     }
@@ -169,6 +376,21 @@ impl Engine {
         Ok(done)
     }
 
+    /// A copy or restore job cannot be continued or undone without its copy store: refuse
+    /// rather than fail it halfway.
+    fn check_store_for(&self, job: &JobRecord) -> anyhow::Result<()> {
+        if matches!(job.kind.as_str(), "copy" | "restore" | "restore-device")
+            && self.copies.is_none()
+        {
+            bail!(
+                "cannot resume {} job {}: the copy store could not be opened (set TIDEMARK_COPY_PASSPHRASE if it uses one)",
+                job.kind,
+                job.id
+            );
+        }
+        Ok(())
+    }
+
     fn workflow_of(&self, job: &JobRecord) -> anyhow::Result<Workflow> {
         let param = |key: &str| {
             job.params
@@ -177,17 +399,37 @@ impl Engine {
                 .map(str::to_string)
                 .ok_or_else(|| anyhow!("job {} has no parameter '{key}'", job.id))
         };
+        let point = || {
+            let point_id = param("point")?;
+            self.catalog
+                .point(&point_id)?
+                .ok_or_else(|| anyhow!("recovery point {point_id} is gone"))
+        };
+        if job.kind == "restore" {
+            return Ok(Workflow::Restore {
+                point: point()?,
+                target: RestoreTarget {
+                    endpoint: param("endpoint")?,
+                    host: param("host")?,
+                    name: param("as")?,
+                    array: param("array").ok(),
+                },
+            });
+        }
         let vm = self.known_vm(&param("vm")?)?;
         match job.kind.as_str() {
             "snapshot" => Ok(Workflow::Snapshot { vm }),
-            "revert" => {
-                let point_id = param("point")?;
-                let point = self
-                    .catalog
-                    .point(&point_id)?
-                    .ok_or_else(|| anyhow!("recovery point {point_id} is gone"))?;
-                Ok(Workflow::Revert { vm, point })
-            }
+            "revert" => Ok(Workflow::Revert { vm, point: point()? }),
+            "restore-device" => Ok(Workflow::RestoreInPlace {
+                vm,
+                point: point()?,
+                mount: param("mount")?,
+            }),
+            "copy" => Ok(Workflow::Copy {
+                vm,
+                point: point()?,
+                proxy_host: param("proxy_host")?,
+            }),
             other => bail!("job {} has unknown kind '{other}'", job.id),
         }
     }

@@ -48,6 +48,14 @@ impl CallError {
     pub fn is_not_found(&self) -> bool {
         matches!(self.kind, CallErrorKind::Adapter(AdapterError::NotFound(_)))
     }
+
+    /// Whether the adapter said it cannot do this at all (the caller may fall back).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(
+            self.kind,
+            CallErrorKind::Adapter(AdapterError::Unsupported(_))
+        )
+    }
 }
 
 impl std::fmt::Display for CallErrorKind {
@@ -95,6 +103,12 @@ pub trait DataPath: Send {
     ) -> CallResult<Vec<u8>>;
     /// Ranges holding data.
     async fn allocated_extents(&mut self, reader: &ReaderHandle) -> CallResult<Vec<Extent>>;
+    /// Ranges that may differ from the older snapshot `since` of the same device.
+    async fn changed_extents(
+        &mut self,
+        reader: &ReaderHandle,
+        since: &str,
+    ) -> CallResult<Vec<Extent>>;
     /// Releases the reader.
     async fn close_reader(&mut self, reader: ReaderHandle) -> CallResult<()>;
     /// Size of the opened device.
@@ -137,6 +151,17 @@ pub trait Hypervisor: DataPath {
     ) -> CallResult<Device>;
     /// Unmaps a LUN.
     async fn unmap_lun(&mut self, vm_id: &str, wwn: &str) -> CallResult<()>;
+    /// Attaches another VM's disk snapshot read-only (a proxy reading it).
+    async fn attach_snapshot(
+        &mut self,
+        vm_id: &str,
+        source_vm_id: &str,
+        snapshot_id: &str,
+        mount_point: &str,
+        token: &str,
+    ) -> CallResult<Device>;
+    /// Detaches an attached snapshot, or deletes a disk of the VM's own.
+    async fn detach_disk(&mut self, vm_id: &str, device_id: &str) -> CallResult<()>;
     /// Snapshots virtual disks together.
     async fn snapshot_disks(
         &mut self,

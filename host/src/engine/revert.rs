@@ -200,7 +200,7 @@ pub async fn run(
                 vm_ref: vm_ref.clone(),
                 snapshot: s.id.clone(),
             }
-            .run(catalog, endpoints)
+            .run(catalog, endpoints, None)
             .await?;
             released += 1;
         }
@@ -210,7 +210,7 @@ pub async fn run(
                     endpoint: array.clone(),
                     snapshot: s.id.clone(),
                 }
-                .run(catalog, endpoints)
+                .run(catalog, endpoints, None)
                 .await?;
                 released += 1;
             }

@@ -58,6 +58,7 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord) -> anyhow::Result<serde_json::
                 endpoint: vm.endpoint.clone(),
                 snapshot: s.id.clone(),
                 created_at: s.created_at as i64,
+                expired_at: None,
             });
         }
     }
@@ -100,6 +101,7 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord) -> anyhow::Result<serde_json::
                 endpoint: array.to_string(),
                 snapshot: s.id.clone(),
                 created_at: s.created_at as i64,
+                expired_at: None,
             });
         }
     }
@@ -115,6 +117,7 @@ pub async fn run(ctx: &mut JobCtx, vm: &VmRecord) -> anyhow::Result<serde_json::
             .unwrap_or_else(crate::catalog::now_ms),
         job_id: ctx.job_id.clone(),
         snapshots: refs,
+        copies: Vec::new(),
     };
     ctx.step("record-point", |_| async {
         catalog.insert_point(&point)?;

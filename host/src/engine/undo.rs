@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ports::Endpoints;
 use crate::catalog::{Catalog, JobState, StepState};
+use crate::copies::CopyStore;
 
 /// One action that undoes (part of) a step. Each is idempotent: undoing twice is harmless.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -40,11 +41,48 @@ pub enum Undo {
     },
     /// Forget a recovery point the step recorded.
     DeletePoint { id: String },
+    /// Delete a VM the step created (powering it off first).
+    DeleteVm { endpoint: String, vm_ref: String },
+    /// Detach a snapshot (or delete a disk) the step attached to a VM.
+    DetachDisk {
+        endpoint: String,
+        vm_ref: String,
+        device: String,
+    },
+    /// Unmap a LUN the step mapped to a VM.
+    UnmapLun {
+        endpoint: String,
+        vm_ref: String,
+        wwn: String,
+    },
+    /// Delete a LUN the step created, hiding it from hosts first.
+    DeleteLun {
+        endpoint: String,
+        wwn: String,
+        exposed_to: Vec<String>,
+    },
+    /// Hide a LUN the step exposed to a host.
+    Unexpose {
+        endpoint: String,
+        wwn: String,
+        host: String,
+    },
+    /// Delete a device copy (manifest) the step wrote to the copy store.
+    DeleteCopy { copy: String },
+    /// Forget copy refs the step recorded.
+    ForgetCopies { point: String, devices: Vec<String> },
+    /// Forget a VM the step recorded in the catalog.
+    ForgetVm { name: String },
 }
 
 impl Undo {
     /// Carries the action out; "already gone" counts as done.
-    pub async fn run(&self, catalog: &Catalog, endpoints: &dyn Endpoints) -> anyhow::Result<()> {
+    pub async fn run(
+        &self,
+        catalog: &Catalog,
+        endpoints: &dyn Endpoints,
+        copies: Option<&CopyStore>,
+    ) -> anyhow::Result<()> {
         let gone_is_fine = |r: Result<(), super::ports::CallError>| match r {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
@@ -99,6 +137,54 @@ impl Undo {
                     .await?;
             }
             Undo::DeletePoint { id } => catalog.delete_point(id)?,
+            Undo::DeleteVm { endpoint, vm_ref } => {
+                let mut hv = endpoints.hypervisor(endpoint).await?;
+                gone_is_fine(hv.power_off(vm_ref).await)?;
+                gone_is_fine(hv.delete_vm(vm_ref).await)?;
+            }
+            Undo::DetachDisk {
+                endpoint,
+                vm_ref,
+                device,
+            } => {
+                let mut hv = endpoints.hypervisor(endpoint).await?;
+                gone_is_fine(hv.detach_disk(vm_ref, device).await)?;
+            }
+            Undo::UnmapLun {
+                endpoint,
+                vm_ref,
+                wwn,
+            } => {
+                let mut hv = endpoints.hypervisor(endpoint).await?;
+                gone_is_fine(hv.unmap_lun(vm_ref, wwn).await)?;
+            }
+            Undo::DeleteLun {
+                endpoint,
+                wwn,
+                exposed_to,
+            } => {
+                let mut sa = endpoints.storage_array(endpoint).await?;
+                for host in exposed_to {
+                    gone_is_fine(sa.unexpose(wwn, host).await)?;
+                }
+                gone_is_fine(sa.delete_lun(wwn).await)?;
+            }
+            Undo::Unexpose {
+                endpoint,
+                wwn,
+                host,
+            } => {
+                let mut sa = endpoints.storage_array(endpoint).await?;
+                gone_is_fine(sa.unexpose(wwn, host).await)?;
+            }
+            Undo::DeleteCopy { copy } => {
+                let store = copies.ok_or_else(|| {
+                    anyhow::anyhow!("cannot delete copy {copy}: the copy store is not open")
+                })?;
+                store.delete_manifest(copy)?;
+            }
+            Undo::ForgetCopies { point, devices } => catalog.delete_copy_refs(point, devices)?,
+            Undo::ForgetVm { name } => catalog.delete_vm(name)?,
         }
         Ok(())
     }
@@ -109,6 +195,7 @@ impl Undo {
 pub async fn compensate(
     catalog: &Arc<Catalog>,
     endpoints: &Arc<dyn Endpoints>,
+    copies: Option<&CopyStore>,
     job_id: &str,
 ) -> anyhow::Result<JobState> {
     catalog.set_job_state(job_id, JobState::Compensating, None, None)?;
@@ -133,7 +220,7 @@ pub async fn compensate(
         };
         let mut failure = None;
         for action in actions.iter().rev() {
-            if let Err(e) = action.run(catalog, endpoints.as_ref()).await {
+            if let Err(e) = action.run(catalog, endpoints.as_ref(), copies).await {
                 failure = Some(format!("{e:#}"));
                 break;
             }
@@ -175,4 +262,20 @@ pub async fn compensate(
     };
     catalog.set_job_state(job_id, state, None, None)?;
     Ok(state)
+}
+
+/// Undoes, newest first, what a step body did before it failed, so a step that fails
+/// halfway (one of two clones made, say) leaves nothing behind. Best effort: an undo that
+/// fails is logged and shows up in `reconcile`.
+pub async fn roll_back(
+    catalog: &Catalog,
+    endpoints: &dyn Endpoints,
+    copies: Option<&CopyStore>,
+    made: &[Undo],
+) {
+    for action in made.iter().rev() {
+        if let Err(e) = action.run(catalog, endpoints, copies).await {
+            tracing::error!("rolling back a failed step: {e:#}");
+        }
+    }
 }

@@ -39,6 +39,20 @@ impl DataPath for Session {
         )
     }
 
+    async fn changed_extents(
+        &mut self,
+        reader: &ReaderHandle,
+        since: &str,
+    ) -> CallResult<Vec<Extent>> {
+        guest_call!(
+            self,
+            Interface::DataPath,
+            data_path,
+            "device-reader.changed-extents",
+            |g, store| g.device_reader().call_changed_extents(store, reader.0, since)
+        )
+    }
+
     async fn close_reader(&mut self, reader: ReaderHandle) -> CallResult<()> {
         self.arm("device-reader.drop", Interface::DataPath)?;
         let outcome = reader.0.resource_drop_async(&mut self.store).await;

@@ -57,6 +57,21 @@ impl Hypervisor for Session {
         guest_call!(self, HV, hypervisor, "unmap-lun", |g, s| g
             .call_unmap_lun(s, vm_id, wwn))
     }
+    async fn attach_snapshot(
+        &mut self,
+        vm_id: &str,
+        source_vm_id: &str,
+        snapshot_id: &str,
+        mount_point: &str,
+        token: &str,
+    ) -> CallResult<Device> {
+        guest_call!(self, HV, hypervisor, "attach-snapshot", |g, s| g
+            .call_attach_snapshot(s, vm_id, source_vm_id, snapshot_id, mount_point, token))
+    }
+    async fn detach_disk(&mut self, vm_id: &str, device_id: &str) -> CallResult<()> {
+        guest_call!(self, HV, hypervisor, "detach-disk", |g, s| g
+            .call_detach_disk(s, vm_id, device_id))
+    }
     async fn snapshot_disks(
         &mut self,
         vm_id: &str,

@@ -276,17 +276,12 @@ impl tidemark_sdk::StorageArray for LabArray {
                 "snapshot {snapshot} is not a snapshot of LUN {wwn}"
             )));
         }
-        let reader = lab()?
-            .volumes
-            .open_reader(&wwn, snapshot_id.as_deref())
-            .map_err(store_error)?;
-        Ok(Box::new(VolumeReader(reader)))
+        VolumeReader::open(&wwn, snapshot_id.as_deref())
     }
 
     fn open_writer(wwn: String) -> AdapterResult<Box<dyn DeviceWrite>> {
         load_lun(&wwn)?;
-        let writer = lab()?.volumes.open_writer(&wwn).map_err(store_error)?;
-        Ok(Box::new(VolumeWriter(writer)))
+        VolumeWriter::open(&wwn)
     }
 }
 

@@ -3,6 +3,8 @@
 use lab_blockstore::{Error, Reader, WasiStorage, Writer};
 use tidemark_sdk::{AdapterError, AdapterResult, DeviceRead, DeviceWrite, Extent};
 
+use crate::state::lab;
+
 /// Maps a block-store error onto the contract's error cases.
 pub fn store_error(error: Error) -> AdapterError {
     match error {
@@ -14,28 +16,68 @@ pub fn store_error(error: Error) -> AdapterError {
     }
 }
 
-/// A volume (or one of its snapshots) as a `device-reader`.
-pub struct VolumeReader(pub Reader<WasiStorage>);
+/// A volume (or one of its snapshots) as a `device-reader`. It remembers which volume and
+/// snapshot it reads so it can say what changed since an older snapshot.
+pub struct VolumeReader {
+    reader: Reader<WasiStorage>,
+    volume: String,
+    snapshot: Option<String>,
+}
 
 /// A volume as a `device-writer`.
-pub struct VolumeWriter(pub Writer<WasiStorage>);
+pub struct VolumeWriter(Writer<WasiStorage>);
+
+impl VolumeReader {
+    /// Opens a volume, or one of its snapshots, for reading.
+    pub fn open(volume: &str, snapshot: Option<&str>) -> AdapterResult<Box<dyn DeviceRead>> {
+        let reader = lab()?
+            .volumes
+            .open_reader(volume, snapshot)
+            .map_err(store_error)?;
+        Ok(Box::new(VolumeReader {
+            reader,
+            volume: volume.to_string(),
+            snapshot: snapshot.map(str::to_string),
+        }))
+    }
+}
+
+impl VolumeWriter {
+    /// Opens a volume's head for writing.
+    pub fn open(volume: &str) -> AdapterResult<Box<dyn DeviceWrite>> {
+        let writer = lab()?.volumes.open_writer(volume).map_err(store_error)?;
+        Ok(Box::new(VolumeWriter(writer)))
+    }
+}
+
+fn to_contract(extents: Vec<lab_blockstore::Extent>) -> Vec<Extent> {
+    extents
+        .into_iter()
+        .map(|e| Extent {
+            offset: e.offset,
+            length: e.length,
+        })
+        .collect()
+}
 
 impl DeviceRead for VolumeReader {
     fn size(&self) -> u64 {
-        self.0.size()
+        self.reader.size()
     }
     fn read(&mut self, offset: u64, length: u64) -> AdapterResult<Vec<u8>> {
-        self.0.read(offset, length).map_err(store_error)
+        self.reader.read(offset, length).map_err(store_error)
     }
     fn allocated_extents(&mut self) -> AdapterResult<Vec<Extent>> {
-        let extents = self.0.allocated_extents().map_err(store_error)?;
-        Ok(extents
-            .into_iter()
-            .map(|e| Extent {
-                offset: e.offset,
-                length: e.length,
-            })
-            .collect())
+        Ok(to_contract(
+            self.reader.allocated_extents().map_err(store_error)?,
+        ))
+    }
+    fn changed_extents(&mut self, since: &str) -> AdapterResult<Vec<Extent>> {
+        let extents = lab()?
+            .volumes
+            .changed_extents(&self.volume, since, self.snapshot.as_deref())
+            .map_err(store_error)?;
+        Ok(to_contract(extents))
     }
 }
 

@@ -16,7 +16,7 @@ use tidemark_sdk::{
     About, AdapterError, AdapterResult, Device, DeviceBacking, DeviceRead, DeviceSpec, DeviceWrite,
     HostInfo, LunMapping, MappingMode, NewDisk, PowerState, SnapshotRef, VmInfo, VmSpec,
 };
-use vm::{DiskSnapshot, VmRecord};
+use vm::{Attachment, DiskSnapshot, VmRecord};
 
 struct LabHypervisor;
 
@@ -84,6 +84,13 @@ fn mapped_lun(device_id: String, mapping: &LunMapping) -> AdapterResult<Device> 
 /// The volume behind a virtual disk, or why the device has none here.
 fn disk_volume<'a>(vm: &'a VmRecord, device_id: &str, purpose: &str) -> AdapterResult<&'a str> {
     let device = vm.device(device_id)?;
+    if let Some(attached) = vm.attachments.get(device_id) {
+        return Err(AdapterError::Unsupported(format!(
+            "cannot {purpose} device {device_id} ({}) of VM {}: it is snapshot {} attached \
+             read-only",
+            device.mount_point, vm.name, attached.snapshot
+        )));
+    }
     match &device.backing {
         DeviceBacking::VirtualDisk(volume) => Ok(volume),
         DeviceBacking::MappedLun(lun) if lun.mode == MappingMode::Physical => {
@@ -180,6 +187,7 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
         let lab = lab()?;
         for device in &record.devices {
             if let DeviceBacking::VirtualDisk(volume) = &device.backing
+                && !record.attachments.contains_key(&device.id)
                 && lab.volumes.volume_exists(volume).map_err(store_error)?
             {
                 lab.volumes.delete_volume(volume).map_err(store_error)?;
@@ -234,6 +242,62 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
                 record.name
             )));
         }
+        vm::save(&record)
+    }
+
+    fn attach_snapshot(
+        vm_id: String,
+        source_vm_id: String,
+        snapshot_id: String,
+        mount_point: String,
+        token: String,
+    ) -> AdapterResult<Device> {
+        let lab = lab()?;
+        let mut record = vm::load(&vm_id)?;
+        if let Some(device_id) = lab.recall::<String>(&token)? {
+            return record.device(&device_id).cloned();
+        }
+        check_mount_point(&mount_point)?;
+        let source = vm::load(&source_vm_id)?;
+        let snapshot = source.snapshot(&snapshot_id)?;
+        let capacity = source.device(&snapshot.device_id)?.capacity;
+        let device = Device {
+            id: record.next_device_id(),
+            backing: DeviceBacking::VirtualDisk(format!("{}@{snapshot_id}", snapshot.volume)),
+            capacity,
+            mount_point,
+        };
+        record.add_device(device.clone())?;
+        record.attachments.insert(
+            device.id.clone(),
+            Attachment {
+                volume: snapshot.volume.clone(),
+                snapshot: snapshot_id,
+            },
+        );
+        vm::save(&record)?;
+        lab.remember(&token, &device.id)?;
+        Ok(device)
+    }
+
+    fn detach_disk(vm_id: String, device_id: String) -> AdapterResult<()> {
+        let mut record = vm::load(&vm_id)?;
+        let device = record.device(&device_id)?.clone();
+        if matches!(device.backing, DeviceBacking::MappedLun(_)) {
+            return Err(AdapterError::Invalid(format!(
+                "device {device_id} of VM {} is a mapped LUN; unmap it instead",
+                record.name
+            )));
+        }
+        if record.attachments.remove(&device_id).is_none()
+            && let DeviceBacking::VirtualDisk(volume) = &device.backing
+        {
+            let lab = lab()?;
+            if lab.volumes.volume_exists(volume).map_err(store_error)? {
+                lab.volumes.delete_volume(volume).map_err(store_error)?;
+            }
+        }
+        record.devices.retain(|d| d.id != device_id);
         vm::save(&record)
     }
 
@@ -305,6 +369,15 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
         let lab = lab()?;
         let mut record = vm::load(&vm_id)?;
         let snapshot = record.snapshot(&snapshot_id)?.clone();
+        if let Some(user) = vm::all()?
+            .into_iter()
+            .find(|v| v.attachments.values().any(|a| a.snapshot == snapshot_id))
+        {
+            return Err(AdapterError::Conflict(format!(
+                "snapshot {snapshot_id} is attached to VM {}; detach it first",
+                user.name
+            )));
+        }
         match lab.volumes.delete_snapshot(&snapshot.volume, &snapshot_id) {
             Ok(()) | Err(lab_blockstore::Error::NotFound(_)) => {}
             Err(e) => return Err(store_error(e)),
@@ -332,6 +405,14 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
         snapshot_id: Option<String>,
     ) -> AdapterResult<Box<dyn DeviceRead>> {
         let record = vm::load(&vm_id)?;
+        if let Some(attached) = record.attachments.get(&device_id) {
+            if snapshot_id.is_some() {
+                return Err(AdapterError::Invalid(format!(
+                    "device {device_id} is an attached snapshot; it has no snapshots of its own"
+                )));
+            }
+            return VolumeReader::open(&attached.volume, Some(&attached.snapshot));
+        }
         let volume = disk_volume(&record, &device_id, "read")?;
         if let Some(snapshot) = &snapshot_id
             && record.snapshot(snapshot)?.device_id != device_id
@@ -340,18 +421,12 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
                 "snapshot {snapshot} is not a snapshot of device {device_id}"
             )));
         }
-        let reader = lab()?
-            .volumes
-            .open_reader(volume, snapshot_id.as_deref())
-            .map_err(store_error)?;
-        Ok(Box::new(VolumeReader(reader)))
+        VolumeReader::open(volume, snapshot_id.as_deref())
     }
 
     fn open_writer(vm_id: String, device_id: String) -> AdapterResult<Box<dyn DeviceWrite>> {
         let record = vm::load(&vm_id)?;
-        let volume = disk_volume(&record, &device_id, "write")?;
-        let writer = lab()?.volumes.open_writer(volume).map_err(store_error)?;
-        Ok(Box::new(VolumeWriter(writer)))
+        VolumeWriter::open(disk_volume(&record, &device_id, "write")?)
     }
 }
 

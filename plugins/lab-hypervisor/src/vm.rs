@@ -16,6 +16,13 @@ pub struct DiskSnapshot {
     pub created_at: u64,
 }
 
+/// A snapshot of another VM's disk attached read-only to this VM (how a proxy reads it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attachment {
+    pub volume: String,
+    pub snapshot: String,
+}
+
 /// How a device is stored in the record (the contract types carry no serde).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeviceRecord {
@@ -39,6 +46,9 @@ pub struct VmRecord {
     pub device_records: Vec<DeviceRecord>,
     pub next_device: u32,
     pub snapshots: BTreeMap<String, DiskSnapshot>,
+    /// Attached snapshots by device id; their volumes belong to other VMs.
+    #[serde(default)]
+    pub attachments: BTreeMap<String, Attachment>,
     #[serde(skip)]
     pub devices: Vec<Device>,
     #[serde(skip, default = "off")]
@@ -59,6 +69,7 @@ impl VmRecord {
             device_records: Vec::new(),
             next_device: 1,
             snapshots: BTreeMap::new(),
+            attachments: BTreeMap::new(),
             devices: Vec::new(),
             power: PowerState::Off,
         }

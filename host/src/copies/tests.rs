@@ -1,0 +1,882 @@
+//! Tests of the copy store against real temporary directories.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use tempfile::TempDir;
+
+use super::*;
+
+const CS: u32 = 4096;
+
+fn dir(p: &Path) -> Dir {
+    Dir::open_ambient_dir(p, ambient_authority()).unwrap()
+}
+
+fn new_store(key: KeySource) -> (TempDir, CopyStore) {
+    let t = tempfile::tempdir().unwrap();
+    let s = CopyStore::init(dir(t.path()), key, CS).unwrap();
+    (t, s)
+}
+
+/// Deterministic, incompressible-ish test data.
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn text(len: usize) -> Vec<u8> {
+    b"the quick brown fox jumps over the lazy dog "
+        .iter()
+        .cycle()
+        .take(len)
+        .copied()
+        .collect()
+}
+
+fn chunk_path(root: &Path, id: &ChunkId) -> PathBuf {
+    let h = id.to_hex();
+    root.join("chunks").join(&h[..2]).join(&h)
+}
+
+fn flip_byte(p: &Path, at_from_end: usize) {
+    let mut b = std::fs::read(p).unwrap();
+    let i = b.len() - at_from_end;
+    b[i] ^= 0x40;
+    std::fs::write(p, b).unwrap();
+}
+
+/// Writes a device made of `chunks` through ParallelPut and commits it as `id`.
+fn write_device(store: &CopyStore, id: &str, chunks: &[Vec<u8>]) -> Manifest {
+    let size: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+    let session = store.begin_write().unwrap();
+    let pp = ParallelPut::new(&session, 3, 4);
+    for (i, c) in chunks.iter().enumerate() {
+        pp.submit(i as u64, c.clone()).unwrap();
+    }
+    let (entries, _) = pp.finish().unwrap();
+    let mut m = Manifest::new(size, CS, serde_json::json!({"device": id})).unwrap();
+    m.apply(&entries).unwrap();
+    session.commit(id, &m).unwrap();
+    m
+}
+
+fn restore_all(store: &CopyStore, m: &Manifest) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in ParallelGet::new(store, m, 3, 5, false) {
+        let (off, d) = r.unwrap();
+        assert_eq!(off, out.len() as u64, "chunks come in device order");
+        out.extend_from_slice(&d);
+    }
+    out
+}
+
+#[test]
+fn round_trip_put_commit_read() {
+    let (_t, store) = new_store(KeySource::KeyFile);
+    let chunks = vec![
+        data(1, CS as usize),
+        text(CS as usize),
+        vec![0; CS as usize],
+        data(2, 1000), // short last chunk
+    ];
+    let m = write_device(&store, "vm1-disk0-p1", &chunks);
+    assert_eq!(store.list_manifests().unwrap(), vec!["vm1-disk0-p1"]);
+    let back = store.read_manifest("vm1-disk0-p1").unwrap();
+    assert_eq!(back, m);
+    assert_eq!(back.label, serde_json::json!({"device": "vm1-disk0-p1"}));
+    assert_eq!(back.device_size(), 3 * CS as u64 + 1000);
+    for (i, c) in chunks.iter().enumerate() {
+        assert_eq!(&store.read_chunk(&back.entries()[i]).unwrap(), c);
+    }
+    assert_eq!(restore_all(&store, &back), chunks.concat());
+    // Reopen from disk: same data.
+    drop(store);
+    let store = CopyStore::open(dir(_t.path()), None).unwrap();
+    assert_eq!(restore_all(&store, &back), chunks.concat());
+    let stats = back.stats();
+    assert_eq!(stats.zero_chunks, 1);
+    assert_eq!(stats.distinct_chunks, 3);
+    assert!(stats.stored_bytes > 0 && stats.stored_bytes < stats.data_bytes + 3 * 64);
+}
+
+#[test]
+fn compressible_chunks_are_stored_smaller() {
+    let (_t, store) = new_store(KeySource::KeyFile);
+    let s = store.begin_write().unwrap();
+    let t = s.put_chunk(&text(CS as usize)).unwrap();
+    let r = s.put_chunk(&data(3, CS as usize)).unwrap();
+    assert!(
+        t.stored_bytes < CS as u64 / 2,
+        "text compresses: {}",
+        t.stored_bytes
+    );
+    // Random data is kept uncompressed: header + data + tag.
+    assert_eq!(r.stored_bytes, CS as u64 + 14 + 16);
+    assert_eq!(t.entry.stored_bytes(), t.stored_bytes);
+}
+
+#[test]
+fn dedup_stores_identical_chunks_once() {
+    let (t, store) = new_store(KeySource::KeyFile);
+    let d = data(7, CS as usize);
+    let s = store.begin_write().unwrap();
+    let a = s.put_chunk(&d).unwrap();
+    let b = s.put_chunk(&d).unwrap();
+    assert!(a.new && !b.new);
+    assert_eq!(b.stored_bytes, 0);
+    assert_eq!(a.entry, b.entry);
+    let m1 = write_device(&store, "m1", &[d.clone(), data(8, CS as usize)]);
+    drop(s);
+    let m2 = write_device(&store, "m2", std::slice::from_ref(&d));
+    assert_eq!(m1.entries()[0], m2.entries()[0]);
+    store.backend().sync().unwrap();
+    let files = store.backend().list("chunks/").unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(chunk_path(t.path(), a.entry.id().unwrap()).exists());
+}
+
+#[test]
+fn zero_chunks_store_nothing() {
+    let (_t, store) = new_store(KeySource::KeyFile);
+    let s = store.begin_write().unwrap();
+    let o = s.put_chunk(&vec![0u8; CS as usize]).unwrap();
+    assert_eq!(o.entry, ChunkEntry::Zero { len: CS });
+    assert!(!o.new);
+    assert_eq!(o.stored_bytes, 0);
+    let short = s.put_chunk(&[0u8; 10]).unwrap();
+    assert_eq!(short.entry, ChunkEntry::Zero { len: 10 });
+    store.backend().sync().unwrap();
+    assert!(store.backend().list("chunks/").unwrap().is_empty());
+    assert_eq!(store.read_chunk(&o.entry).unwrap(), vec![0u8; CS as usize]);
+    // A fresh manifest is all zeros and restores as such; skip_zero_chunks yields nothing.
+    let m = Manifest::new(3 * CS as u64 + 5, CS, serde_json::Value::Null).unwrap();
+    s.commit("sparse", &m).unwrap();
+    assert_eq!(restore_all(&store, &m), vec![0u8; 3 * CS as usize + 5]);
+    assert_eq!(ParallelGet::new(&store, &m, 2, 2, true).count(), 0);
+}
+
+#[test]
+fn key_file_is_private() {
+    let (t, _store) = new_store(KeySource::KeyFile);
+    let meta = std::fs::metadata(t.path().join("key")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let config = std::fs::read_to_string(t.path().join("config.json")).unwrap();
+    let key = std::fs::read_to_string(t.path().join("key")).unwrap();
+    assert!(!config.contains(key.trim()), "config must not hold the key");
+    let v: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(v["format"], "tidemark-copy-store");
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["chunk_size"], CS);
+}
+
+#[test]
+fn passphrase_mode_errors() {
+    let (t, store) = new_store(KeySource::Passphrase("correct horse".into()));
+    assert!(!t.path().join("key").exists());
+    let m = write_device(&store, "p", &[data(1, CS as usize)]);
+    drop(store);
+    let err = CopyStore::open(dir(t.path()), Some("wrong horse")).unwrap_err();
+    assert!(
+        matches!(err, CopyStoreError::WrongPassphrase { .. }),
+        "{err}"
+    );
+    let err = CopyStore::open(dir(t.path()), None).unwrap_err();
+    assert!(
+        matches!(err, CopyStoreError::PassphraseRequired { .. }),
+        "{err}"
+    );
+    let store = CopyStore::open(dir(t.path()), Some("correct horse")).unwrap();
+    assert_eq!(restore_all(&store, &m), data(1, CS as usize));
+}
+
+#[test]
+fn key_file_mode_errors() {
+    let (t, store) = new_store(KeySource::KeyFile);
+    drop(store);
+    let err = CopyStore::open(dir(t.path()), Some("pass")).unwrap_err();
+    assert!(
+        matches!(err, CopyStoreError::PassphraseNotUsed { .. }),
+        "{err}"
+    );
+
+    // A key from another store is recognised as such.
+    let (t2, _other) = new_store(KeySource::KeyFile);
+    let own = std::fs::read(t.path().join("key")).unwrap();
+    std::fs::copy(t2.path().join("key"), t.path().join("key")).unwrap();
+    let err = CopyStore::open(dir(t.path()), None).unwrap_err();
+    assert!(matches!(err, CopyStoreError::WrongKey { .. }), "{err}");
+
+    std::fs::write(t.path().join("key"), "not a key").unwrap();
+    let err = CopyStore::open(dir(t.path()), None).unwrap_err();
+    assert!(
+        matches!(err, CopyStoreError::CorruptKeyFile { .. }),
+        "{err}"
+    );
+
+    std::fs::remove_file(t.path().join("key")).unwrap();
+    let err = CopyStore::open(dir(t.path()), None).unwrap_err();
+    match &err {
+        CopyStoreError::KeyFileMissing { path } => assert!(path.ends_with("/key"), "{path}"),
+        other => panic!("expected KeyFileMissing, got {other}"),
+    }
+    assert!(
+        err.to_string().contains("back"),
+        "message tells what to do: {err}"
+    );
+
+    std::fs::write(t.path().join("key"), own).unwrap();
+    CopyStore::open(dir(t.path()), None).unwrap();
+}
+
+#[test]
+fn init_and_open_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let err = CopyStore::open(dir(t.path()), None).unwrap_err();
+    assert!(
+        matches!(err, CopyStoreError::NotInitialised { .. }),
+        "{err}"
+    );
+    let err = CopyStore::init(dir(t.path()), KeySource::KeyFile, 5000).unwrap_err();
+    assert!(
+        matches!(err, CopyStoreError::InvalidChunkSize { size: 5000 }),
+        "{err}"
+    );
+    CopyStore::init(dir(t.path()), KeySource::KeyFile, 8 << 20).unwrap_err();
+
+    CopyStore::init(dir(t.path()), KeySource::KeyFile, CS).unwrap();
+    let err = CopyStore::init(dir(t.path()), KeySource::KeyFile, CS).unwrap_err();
+    assert!(
+        matches!(err, CopyStoreError::AlreadyInitialised { .. }),
+        "{err}"
+    );
+
+    // Config lost but the key is there: refuse to overwrite the key.
+    let cfg = std::fs::read(t.path().join("config.json")).unwrap();
+    std::fs::remove_file(t.path().join("config.json")).unwrap();
+    let err = CopyStore::init(dir(t.path()), KeySource::KeyFile, CS).unwrap_err();
+    assert!(matches!(err, CopyStoreError::NotEmpty { .. }), "{err}");
+
+    let mut v: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+    v["version"] = 99.into();
+    std::fs::write(t.path().join("config.json"), v.to_string()).unwrap();
+    let err = CopyStore::open(dir(t.path()), None).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CopyStoreError::UnsupportedVersion {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    std::fs::write(t.path().join("config.json"), b"{ not json").unwrap();
+    let err = CopyStore::open(dir(t.path()), None).unwrap_err();
+    match err {
+        CopyStoreError::CorruptConfig { path, .. } => assert!(path.ends_with("config.json")),
+        other => panic!("expected CorruptConfig, got {other}"),
+    }
+}
+
+#[test]
+fn damaged_chunk_is_reported_and_never_returned() {
+    let (t, store) = new_store(KeySource::KeyFile);
+    let chunks = vec![
+        data(1, CS as usize),
+        data(2, CS as usize),
+        data(1, CS as usize),
+    ];
+    let m = write_device(&store, "dev", &chunks);
+    write_device(&store, "other", &[data(3, CS as usize)]);
+    let victim = *m.entries()[0].id().unwrap();
+    flip_byte(&chunk_path(t.path(), &victim), 20);
+
+    let err = store.read_chunk(&m.entries()[0]).unwrap_err();
+    match &err {
+        CopyStoreError::Damaged {
+            object: ObjectRef::Chunk(id),
+            ..
+        } => assert_eq!(*id, victim),
+        other => panic!("expected Damaged chunk, got {other}"),
+    }
+    assert!(err.is_damage());
+    assert!(err.to_string().contains(&victim.to_hex()));
+    store.read_chunk(&m.entries()[1]).unwrap();
+
+    let report = store.verify(&["dev".to_string(), "other".to_string()]);
+    assert!(!report.ok());
+    assert_eq!(report.chunks_checked, 3, "shared chunk verified once");
+    let dev = &report.manifests[0];
+    assert_eq!(dev.id, "dev");
+    assert!(!dev.ok);
+    let idx: Vec<u64> = dev.damaged_chunks.iter().map(|d| d.index).collect();
+    assert_eq!(idx, vec![0, 2]);
+    assert!(
+        dev.damaged_chunks
+            .iter()
+            .all(|d| d.chunk == victim.to_hex())
+    );
+    assert!(report.manifests[1].ok);
+
+    // Restore stops at the damaged chunk with its error.
+    let results: Vec<_> = ParallelGet::new(&store, &m, 2, 2, false).collect();
+    assert_eq!(results.len(), 1);
+    assert!(matches!(results[0], Err(CopyStoreError::Damaged { .. })));
+
+    // A missing chunk is damage too.
+    std::fs::remove_file(chunk_path(t.path(), &victim)).unwrap();
+    let err = store.read_chunk(&m.entries()[0]).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[test]
+fn damaged_manifest_is_reported() {
+    let (t, store) = new_store(KeySource::KeyFile);
+    write_device(&store, "good", &[data(1, CS as usize)]);
+    write_device(&store, "bad", &[data(2, CS as usize)]);
+    flip_byte(&t.path().join("manifests/bad"), 30);
+    let err = store.read_manifest("bad").unwrap_err();
+    assert!(
+        matches!(&err, CopyStoreError::Damaged { object: ObjectRef::Manifest(id), .. } if id == "bad"),
+        "{err}"
+    );
+    let report = store.verify(&["good".into(), "bad".into(), "absent".into()]);
+    assert!(report.manifests[0].ok);
+    assert!(!report.manifests[1].ok);
+    assert!(
+        report.manifests[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("manifest bad")
+    );
+    assert!(
+        report.manifests[2]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("does not exist")
+    );
+
+    // gc refuses to free anything while a manifest cannot be read.
+    store.delete_manifest("good").unwrap();
+    let before = store.backend().list("chunks/").unwrap();
+    let err = store.gc(LockWait::NoWait).unwrap_err();
+    assert!(
+        matches!(&err, CopyStoreError::GcRefused { id, .. } if id == "bad"),
+        "{err}"
+    );
+    assert_eq!(store.backend().list("chunks/").unwrap(), before);
+
+    // A manifest file renamed to another id fails authentication.
+    std::fs::copy(
+        t.path().join("manifests/bad"),
+        t.path().join("manifests/renamed"),
+    )
+    .unwrap();
+    std::fs::remove_file(t.path().join("manifests/bad")).unwrap();
+    write_device(&store, "copy-src", &[data(4, CS as usize)]);
+    std::fs::copy(
+        t.path().join("manifests/copy-src"),
+        t.path().join("manifests/copy-dst"),
+    )
+    .unwrap();
+    assert!(store.read_manifest("copy-dst").unwrap_err().is_damage());
+}
+
+#[test]
+fn swapped_chunk_file_is_detected() {
+    let (t, store) = new_store(KeySource::KeyFile);
+    let m = write_device(&store, "dev", &[data(1, CS as usize), data(2, CS as usize)]);
+    let a = *m.entries()[0].id().unwrap();
+    let b = *m.entries()[1].id().unwrap();
+    // Put A's object under B's name.
+    std::fs::copy(chunk_path(t.path(), &a), chunk_path(t.path(), &b)).unwrap();
+    let err = store.read_chunk(&m.entries()[1]).unwrap_err();
+    assert!(
+        matches!(&err, CopyStoreError::Damaged { object: ObjectRef::Chunk(id), reason } if *id == b && reason.contains("authentication")),
+        "{err}"
+    );
+    let report = store.verify(&["dev".into()]);
+    assert_eq!(report.manifests[0].damaged_chunks.len(), 1);
+    assert_eq!(report.manifests[0].damaged_chunks[0].index, 1);
+}
+
+#[test]
+fn gc_frees_exactly_the_unreferenced_chunks() {
+    let (_t, store) = new_store(KeySource::KeyFile);
+    let shared = data(1, CS as usize);
+    let m1 = write_device(
+        &store,
+        "m1",
+        &[shared.clone(), data(2, CS as usize), data(3, 10)],
+    );
+    let m2 = write_device(&store, "m2", &[shared.clone(), data(4, CS as usize)]);
+    assert_eq!(store.backend().list("chunks/").unwrap().len(), 4);
+    let r = store.gc(LockWait::NoWait).unwrap();
+    assert_eq!((r.manifests, r.chunks_total, r.chunks_freed), (2, 4, 0));
+
+    assert!(store.delete_manifest("m1").unwrap());
+    assert!(
+        !store.delete_manifest("m1").unwrap(),
+        "retried delete is harmless"
+    );
+    let r = store.gc(LockWait::NoWait).unwrap();
+    assert_eq!((r.manifests, r.chunks_total, r.chunks_freed), (1, 4, 2));
+    assert!(r.bytes_freed > CS as u64);
+    let left = store.backend().list("chunks/").unwrap();
+    assert_eq!(left.len(), 2);
+    for e in m2.entries() {
+        let id = e.id().unwrap().to_hex();
+        assert!(left.iter().any(|k| k.ends_with(&id)));
+    }
+    assert!(store.verify(&["m2".into()]).ok());
+    assert_eq!(
+        restore_all(&store, &m2),
+        [shared, data(4, CS as usize)].concat()
+    );
+    let _ = m1;
+}
+
+#[test]
+fn gc_waits_for_write_sessions() {
+    let (_t, store) = new_store(KeySource::KeyFile);
+    let session = store.begin_write().unwrap();
+    // A chunk nothing references yet: a running copy just wrote or deduplicated it.
+    let o = session.put_chunk(&data(1, CS as usize)).unwrap();
+    store.backend().sync().unwrap();
+
+    let err = store.gc(LockWait::NoWait).unwrap_err();
+    assert!(matches!(err, CopyStoreError::Busy { .. }), "{err}");
+    let t0 = Instant::now();
+    let err = store
+        .gc(LockWait::Timeout(Duration::from_millis(100)))
+        .unwrap_err();
+    assert!(matches!(err, CopyStoreError::Busy { .. }));
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+
+    // A second session can run alongside the first.
+    let other = store.begin_write().unwrap();
+    drop(other);
+
+    let s2 = store.clone();
+    let gc = std::thread::spawn(move || {
+        let t = Instant::now();
+        (s2.gc(LockWait::Forever).unwrap(), t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let mut m = Manifest::new(CS as u64, CS, serde_json::Value::Null).unwrap();
+    m.set(0, o.entry).unwrap();
+    session.commit("m", &m).unwrap();
+    drop(session);
+    let (report, waited) = gc.join().unwrap();
+    assert!(
+        waited >= Duration::from_millis(150),
+        "gc waited for the session"
+    );
+    assert_eq!(report.chunks_freed, 0, "the committed chunk survives");
+    store.read_chunk(&o.entry).unwrap();
+
+    // While gc holds the lock, a write session waits (or gives up when asked to).
+    let held = store
+        .backend()
+        .lock(LockMode::Exclusive, LockWait::NoWait)
+        .unwrap()
+        .unwrap();
+    let err = store.begin_write_wait(LockWait::NoWait).unwrap_err();
+    assert!(matches!(err, CopyStoreError::Busy { .. }), "{err}");
+    drop(held);
+    store.begin_write_wait(LockWait::NoWait).unwrap();
+}
+
+#[test]
+fn crash_before_commit_leaves_only_garbage_gc_removes() {
+    let (t, store) = new_store(KeySource::KeyFile);
+    write_device(&store, "kept", &[data(9, CS as usize)]);
+    {
+        let session = store.begin_write().unwrap();
+        for i in 0..5 {
+            session.put_chunk(&data(100 + i, CS as usize)).unwrap();
+        }
+        // Some chunks reached their final names, then the job "crashed" (no commit).
+        store.backend().sync().unwrap();
+        for i in 5..8 {
+            session.put_chunk(&data(100 + i, CS as usize)).unwrap();
+        }
+    }
+    // Leftover of a put interrupted mid-write by a process crash.
+    std::fs::write(
+        t.path().join("chunks").join(".tmp.1.2.3.deadbeef"),
+        b"partial",
+    )
+    .unwrap();
+    assert_eq!(store.list_manifests().unwrap(), vec!["kept"]);
+    // A fresh handle (as after a restart) sees no new copy either.
+    let reopened = CopyStore::open(dir(t.path()), None).unwrap();
+    assert_eq!(reopened.list_manifests().unwrap(), vec!["kept"]);
+    let r = reopened.gc(LockWait::NoWait).unwrap();
+    assert_eq!(r.chunks_freed, 5, "published but unreferenced chunks");
+    assert!(
+        r.incomplete_removed >= 4,
+        "staged chunks and the partial file: {r:?}"
+    );
+    let r = store.gc(LockWait::NoWait).unwrap();
+    assert_eq!((r.chunks_total, r.chunks_freed), (1, 0));
+    // Nothing is left behind but the kept copy.
+    let mut files = Vec::new();
+    for e in walkdir(t.path()) {
+        files.push(e);
+    }
+    assert!(files.iter().all(|f| !f.contains(".tmp.")), "{files:?}");
+    assert!(reopened.verify(&["kept".into()]).ok());
+    // The old session's handle can still commit later work after gc.
+    write_device(&store, "after", &[data(100, CS as usize)]);
+    assert!(store.verify(&["after".into()]).ok());
+}
+
+fn walkdir(p: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walkdir(&e.path()));
+        } else {
+            out.push(e.path().display().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn parallel_put_returns_entries_in_index_order() {
+    let (_t, store) = new_store(KeySource::KeyFile);
+    let session = store.begin_write().unwrap();
+    let n = 300u64;
+    let pp = ParallelPut::new(&session, 8, 3);
+    for i in 0..n {
+        let mut b = pp.buffer();
+        if i % 10 == 0 {
+            b.resize(CS as usize, 0);
+        } else if i % 7 == 0 {
+            b.extend_from_slice(&data(1, CS as usize)); // repeated content
+        } else {
+            b.extend_from_slice(&data(i + 10, CS as usize));
+        }
+        pp.submit(i, b).unwrap();
+    }
+    let (entries, stats) = pp.finish().unwrap();
+    assert_eq!(entries.len() as u64, n);
+    for (k, (i, e)) in entries.iter().enumerate() {
+        assert_eq!(*i, k as u64);
+        let expect = if k % 10 == 0 {
+            vec![0; CS as usize]
+        } else if k % 7 == 0 {
+            data(1, CS as usize)
+        } else {
+            data(k as u64 + 10, CS as usize)
+        };
+        assert_eq!(
+            store.read_chunk(e).unwrap_or_else(|_| {
+                // Staged chunks are only readable after a sync.
+                store.backend().sync().unwrap();
+                store.read_chunk(e).unwrap()
+            }),
+            expect
+        );
+    }
+    assert_eq!(stats.zero_chunks, 30);
+    assert_eq!(stats.bytes_in, n * CS as u64);
+    assert_eq!(
+        stats.chunks_new + stats.chunks_reused + stats.zero_chunks,
+        n
+    );
+    assert!(stats.chunks_reused >= 20, "{stats:?}");
+
+    // Sparse submission (an incremental copy) and duplicate detection.
+    let pp = ParallelPut::new(&session, 4, 2);
+    pp.submit(7, data(1, 100)).unwrap();
+    pp.submit(3, data(2, 100)).unwrap();
+    let (entries, _) = pp.finish().unwrap();
+    assert_eq!(entries.iter().map(|e| e.0).collect::<Vec<_>>(), vec![3, 7]);
+    let pp = ParallelPut::new(&session, 2, 2);
+    pp.submit(1, data(1, 100)).unwrap();
+    pp.submit(1, data(2, 100)).unwrap();
+    assert!(pp.finish().is_err());
+
+    // A bad chunk fails the batch and later submits fail fast.
+    let pp = ParallelPut::new(&session, 2, 1);
+    pp.submit(0, vec![1; CS as usize + 1]).unwrap();
+    let t = Instant::now();
+    let mut failed = false;
+    while t.elapsed() < Duration::from_secs(5) {
+        if pp.submit(1, data(5, 10)).is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed);
+    assert!(matches!(
+        pp.finish(),
+        Err(CopyStoreError::InvalidChunk { .. })
+    ));
+}
+
+#[test]
+fn chunk_ids_are_keyed() {
+    use sha2::Digest;
+    let (_t, store) = new_store(KeySource::KeyFile);
+    let (_t2, other) = new_store(KeySource::KeyFile);
+    let d = data(42, CS as usize);
+    let id = *store
+        .begin_write()
+        .unwrap()
+        .put_chunk(&d)
+        .unwrap()
+        .entry
+        .id()
+        .unwrap();
+    let other_id = *other
+        .begin_write()
+        .unwrap()
+        .put_chunk(&d)
+        .unwrap()
+        .entry
+        .id()
+        .unwrap();
+    assert_ne!(id.0, *blake3::hash(&d).as_bytes());
+    assert_ne!(id.0[..], sha2::Sha256::digest(&d)[..]);
+    assert_ne!(id, other_id, "each store has its own id key");
+}
+
+#[test]
+fn incremental_copy_reuses_previous_manifest() {
+    let (_t, store) = new_store(KeySource::KeyFile);
+    let v1: Vec<Vec<u8>> = (0..6).map(|i| data(i, CS as usize)).collect();
+    write_device(&store, "p1", &v1);
+
+    let session = store.begin_write().unwrap();
+    let mut m = session.read_manifest("p1").unwrap();
+    let range = m.chunks_touching(2 * CS as u64 + 100, 10);
+    assert_eq!(range, 2..3);
+    let changed = data(99, CS as usize);
+    let o = session.put_chunk(&changed).unwrap();
+    m.set(2, o.entry).unwrap();
+    // The device grew by one and a half chunks: existing entries stay valid.
+    assert_eq!(m.resize(7 * CS as u64 + CS as u64 / 2).unwrap(), None);
+    assert_eq!(m.chunk_count(), 8);
+    m.label = serde_json::json!({"point": 2});
+    session.commit("p2", &m).unwrap();
+    drop(session);
+
+    let mut expect = v1.clone();
+    expect[2] = changed;
+    let mut expect = expect.concat();
+    expect.resize(7 * CS as usize + CS as usize / 2, 0);
+    assert_eq!(
+        restore_all(&store, &store.read_manifest("p2").unwrap()),
+        expect
+    );
+    // p1 is untouched.
+    assert_eq!(
+        restore_all(&store, &store.read_manifest("p1").unwrap()),
+        v1.concat()
+    );
+
+    // A device whose last chunk grew (short data entry followed by zeros).
+    let session = store.begin_write().unwrap();
+    let mut small = Manifest::new(100, CS, serde_json::Value::Null).unwrap();
+    small
+        .set(0, session.put_chunk(&data(5, 100)).unwrap().entry)
+        .unwrap();
+    assert_eq!(small.resize(CS as u64 + 10).unwrap(), None);
+    session.commit("grown", &small).unwrap();
+    let mut want = data(5, 100);
+    want.resize(CS as usize + 10, 0);
+    assert_eq!(restore_all(&store, &small), want);
+
+    // Shrinking through a stored chunk must be re-read before commit.
+    let mut m = store.read_manifest("p1").unwrap();
+    assert_eq!(m.resize(3 * CS as u64 + 7).unwrap(), Some(3));
+    let err = session.commit("shrunk", &m).unwrap_err();
+    assert!(
+        matches!(err, CopyStoreError::InvalidManifest { .. }),
+        "{err}"
+    );
+    m.set(3, session.put_chunk(&v1[3][..7]).unwrap().entry)
+        .unwrap();
+    session.commit("shrunk", &m).unwrap();
+    let mut want = v1[..3].concat();
+    want.extend_from_slice(&v1[3][..7]);
+    assert_eq!(restore_all(&store, &m), want);
+}
+
+#[test]
+fn commit_refuses_missing_chunks_and_bad_ids() {
+    let (_t, store) = new_store(KeySource::KeyFile);
+    let session = store.begin_write().unwrap();
+    let mut m = Manifest::new(CS as u64, CS, serde_json::Value::Null).unwrap();
+    let ghost = ChunkId([7; 32]);
+    m.set(
+        0,
+        ChunkEntry::Data {
+            id: ghost,
+            len: CS,
+            stored: 1,
+        },
+    )
+    .unwrap();
+    let err = session.commit("ghost", &m).unwrap_err();
+    assert!(
+        matches!(err, CopyStoreError::MissingChunk { chunk, index: 0, .. } if chunk == ghost),
+        "{err}"
+    );
+    assert!(!store.manifest_exists("ghost").unwrap());
+    for bad in ["", "../x", "a/b", ".hidden", "sp ace", &"x".repeat(201)] {
+        let err = session.commit(bad, &Manifest::new(0, CS, serde_json::Value::Null).unwrap());
+        assert!(
+            matches!(err, Err(CopyStoreError::InvalidManifestId { .. })),
+            "{bad:?}"
+        );
+        assert!(store.read_manifest(bad).is_err());
+    }
+    let wrong = Manifest::new(CS as u64, CS * 2, serde_json::Value::Null).unwrap();
+    assert!(matches!(
+        session.commit("w", &wrong),
+        Err(CopyStoreError::InvalidManifest { .. })
+    ));
+    assert!(matches!(
+        session.put_chunk(&[]),
+        Err(CopyStoreError::InvalidChunk { .. })
+    ));
+    assert!(matches!(
+        store.read_manifest("nope"),
+        Err(CopyStoreError::ManifestNotFound { .. })
+    ));
+}
+
+#[test]
+fn backend_rejects_escaping_keys() {
+    let t = tempfile::tempdir().unwrap();
+    let local = LocalDir::new(dir(t.path()));
+    assert!(
+        local
+            .location()
+            .ends_with(t.path().file_name().unwrap().to_str().unwrap())
+    );
+    for bad in [
+        "../x",
+        "/etc/passwd",
+        "a//b",
+        "a/./b",
+        "a/../b",
+        ".tmp.x",
+        "a b",
+        "",
+    ] {
+        let err = local.put(bad, b"x").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}");
+        assert!(local.get(bad).is_err());
+    }
+    local.put("a/b/c", b"hello").unwrap();
+    local.sync().unwrap();
+    assert_eq!(local.get("a/b/c").unwrap(), b"hello");
+    assert_eq!(local.size("a/b/c").unwrap(), Some(5));
+    assert_eq!(local.size("a/b/d").unwrap(), None);
+    assert_eq!(local.list("a/").unwrap(), vec!["a/b/c"]);
+    assert!(local.delete("a/b/c").unwrap());
+    assert!(!local.exists("a/b/c").unwrap());
+}
+
+#[test]
+fn per_object_durability_round_trip() {
+    let t = tempfile::tempdir().unwrap();
+    let local = LocalDir::new(dir(t.path())).with_durability(Durability::PerObject);
+    let store = CopyStore::init_local(
+        local,
+        KeySource::KeyFile,
+        StoreOptions {
+            chunk_size: CS,
+            zstd_level: 3,
+        },
+    )
+    .unwrap();
+    let chunks = vec![text(CS as usize), data(1, 77)];
+    let m = write_device(&store, "d", &chunks);
+    assert_eq!(restore_all(&store, &m), chunks.concat());
+    let err = CopyStore::init_local(
+        LocalDir::new(dir(tempfile::tempdir().unwrap().path())),
+        KeySource::KeyFile,
+        StoreOptions {
+            chunk_size: CS,
+            zstd_level: 1000,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, CopyStoreError::InvalidOption { .. }));
+}
+
+#[test]
+fn gc_concurrent_with_copies_never_frees_referenced_chunks() {
+    let (_t, store) = new_store(KeySource::KeyFile);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            for i in 0..40u64 {
+                // Contents come from a small pool, so copies keep deduplicating against
+                // chunks whose last manifest gc may just be deleting.
+                let chunks: Vec<Vec<u8>> = (0..6)
+                    .map(|k| data((i * 3 + k) % 11, CS as usize))
+                    .collect();
+                write_device(&store, &format!("m{i:03}"), &chunks);
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let collector = s.spawn(|| {
+            let mut runs = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || runs == 0 {
+                let ids = store.list_manifests().unwrap();
+                // Keep the newest two copies, drop the rest (retention).
+                for id in ids.iter().rev().skip(2) {
+                    store.delete_manifest(id).unwrap();
+                }
+                store.gc(LockWait::Forever).unwrap();
+                runs += 1;
+            }
+            runs
+        });
+        writer.join().unwrap();
+        assert!(collector.join().unwrap() > 0);
+    });
+    let ids = store.list_manifests().unwrap();
+    assert!(ids.contains(&"m039".to_string()));
+    let report = store.verify(&ids);
+    assert!(report.ok(), "{report:?}");
+    store.gc(LockWait::NoWait).unwrap();
+    assert!(store.verify(&ids).ok());
+}
+
+#[test]
+fn handles_can_move_to_worker_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<CopyStore>();
+    send_sync::<WriteSession>();
+    send_sync::<Manifest>();
+    send_sync::<LocalDir>();
+    send::<ParallelPut>();
+    send::<ParallelGet>();
+    send_sync::<CopyStoreError>();
+}

@@ -1,0 +1,423 @@
+//! The `copy` workflow: a recovery point's snapshots become copies in the copy store,
+//! read through a proxy VM so nothing is installed in the protected VM.
+//!
+//! prepare-proxy (create or reuse the VM `tidemark-proxy-<vm>` on the proxy host) →
+//! attach-virtual-disks (each disk snapshot, read-only, at its mount point) →
+//! clone-luns@ARRAY (clone each LUN snapshot, expose the clone to the proxy host) →
+//! map-clones (each clone mapped to the proxy VM **as a virtual mapping at the mount point
+//! the original had**) → copy-device MOUNT (one per device: only what changed since the
+//! device's previous copy) → teardown-proxy → record-copies.
+//! Compensation removes attachments, mappings, clones and written copies.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::device_io::DeviceTarget;
+use super::journal::{Done, JobCtx};
+use super::ports::CallResult;
+use super::transfer::{self, CopiedDevice, CopySource};
+use super::undo::{self, Undo};
+use crate::catalog::{CopyRefRecord, MAPPED_LUN, PointRecord, SnapshotRefRecord, VmRecord};
+use crate::contract::{LunMapping, MappedLun, MappingMode, VmSpec};
+
+/// The name of the proxy VM that reads `vm`'s snapshots. One per protected VM, so
+/// concurrent copies of different VMs never fight over mount points.
+pub fn proxy_name(vm: &str) -> String {
+    format!("tidemark-proxy-{vm}")
+}
+
+/// The name of a LUN clone made for a copy job; `reconcile` recognises leftovers by it.
+pub fn clone_name(job_id: &str, device_ref: &str) -> String {
+    format!("tidemark-clone-{}-{device_ref}", job_id.trim_start_matches("job-"))
+}
+
+/// Prefix of every clone name.
+pub const CLONE_PREFIX: &str = "tidemark-clone-";
+
+/// The proxy VM a copy job uses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProxyVm {
+    id: String,
+    name: String,
+    created: bool,
+}
+
+/// A LUN snapshot's clone, exposed to the proxy host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Clone {
+    array: String,
+    wwn: String,
+    capacity: u64,
+}
+
+/// A clone as mapped to the proxy VM (what the job's steps show).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MappedClone {
+    device_ref: String,
+    clone_wwn: String,
+    original_wwn: String,
+    original_mode: String,
+    mode: String,
+    mount_point: String,
+    proxy_device: String,
+}
+
+/// Runs (or resumes) a copy of `point` through a proxy VM on `proxy_host`.
+pub async fn run(
+    ctx: &mut JobCtx,
+    vm: &VmRecord,
+    point: &PointRecord,
+    proxy_host: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let (catalog_handle, endpoints_handle) = (ctx.catalog.clone(), ctx.endpoints.clone());
+    let (catalog, endpoints) = (catalog_handle.as_ref(), endpoints_handle.as_ref());
+    let store = ctx.copy_store()?;
+    let progress = ctx.progress.clone();
+    let job_id = ctx.job_id.clone();
+    let hv_endpoint = vm.endpoint.as_str();
+
+    let proxy: ProxyVm = ctx
+        .step("prepare-proxy", |token| async move {
+            let name = proxy_name(&vm.name);
+            let mut hv = endpoints.hypervisor(hv_endpoint).await?;
+            if let Some(existing) = hv.list_vms().await?.into_iter().find(|v| v.name == name) {
+                if existing.host_id != proxy_host {
+                    bail!(
+                        "proxy VM {name} exists on host {}, not on {proxy_host}; use --proxy-host {} or delete it",
+                        existing.host_id,
+                        existing.host_id
+                    );
+                }
+                if !existing.devices.is_empty() {
+                    bail!(
+                        "proxy VM {name} still has {} device(s) attached (a copy left unfinished?); \
+                         run `tidemark resume`, or `tidemark reconcile` to see what is left",
+                        existing.devices.len()
+                    );
+                }
+                let detail = format!("reusing proxy VM {name} on {proxy_host}");
+                return Ok(Done::new(ProxyVm { id: existing.id, name, created: false }, detail));
+            }
+            let spec = VmSpec { name: name.clone(), host_id: proxy_host.to_string(), devices: Vec::new() };
+            let info = hv.create_vm(&spec, &token).await?;
+            let detail = format!("created proxy VM {name} ({}) on {proxy_host}", info.id);
+            let undo = vec![Undo::DeleteVm { endpoint: hv_endpoint.to_string(), vm_ref: info.id.clone() }];
+            Ok(Done::new(ProxyVm { id: info.id, name, created: true }, detail).undo(undo))
+        })
+        .await?;
+
+    let disks: Vec<&SnapshotRefRecord> = point
+        .snapshots
+        .iter()
+        .filter(|s| s.device_kind != MAPPED_LUN)
+        .collect();
+    let mut luns: BTreeMap<&str, Vec<&SnapshotRefRecord>> = BTreeMap::new();
+    for s in point.snapshots.iter().filter(|s| s.device_kind == MAPPED_LUN) {
+        luns.entry(s.endpoint.as_str()).or_default().push(s);
+    }
+
+    // Virtual-disk snapshots, attached read-only to the proxy at their mount points.
+    let mut attached: BTreeMap<String, String> = BTreeMap::new();
+    if !disks.is_empty() {
+        let (disks, proxy) = (&disks, &proxy);
+        attached = ctx
+            .step("attach-virtual-disks", |token| async move {
+                let mut hv = endpoints.hypervisor(hv_endpoint).await?;
+                let mut made = Vec::new();
+                let mut out = BTreeMap::new();
+                for s in disks {
+                    let result = hv
+                        .attach_snapshot(&proxy.id, &vm.vm_ref, &s.snapshot, &s.mount_point, &format!("{token}/{}", s.device_ref))
+                        .await;
+                    match checked_mount(result, &s.mount_point, hv_endpoint) {
+                        Ok(device) => {
+                            made.push(Undo::DetachDisk {
+                                endpoint: hv_endpoint.to_string(),
+                                vm_ref: proxy.id.clone(),
+                                device: device.clone(),
+                            });
+                            out.insert(s.device_ref.clone(), device);
+                        }
+                        Err(e) => {
+                            undo::roll_back(catalog, endpoints, None, &made).await;
+                            return Err(e);
+                        }
+                    }
+                }
+                let detail = format!(
+                    "attached {} disk snapshot(s) to proxy VM {} at {}",
+                    out.len(),
+                    proxy.name,
+                    disks.iter().map(|s| s.mount_point.as_str()).collect::<Vec<_>>().join(", ")
+                );
+                Ok(Done::new(out, detail).undo(made))
+            })
+            .await?;
+    }
+
+    // LUN snapshots: cloned on their array and exposed to the proxy host.
+    let mut clones: BTreeMap<String, Clone> = BTreeMap::new();
+    for (array, refs) in &luns {
+        let (array, refs, job_id) = (*array, refs, &job_id);
+        let made: BTreeMap<String, Clone> = ctx
+            .step(&format!("clone-luns@{array}"), |token| async move {
+                let mut sa = endpoints.storage_array(array).await?;
+                let mut made = Vec::new();
+                let mut out = BTreeMap::new();
+                for s in refs {
+                    match clone_one(sa.as_mut(), array, s, proxy_host, job_id, &token, &mut made).await {
+                        Ok(clone) => {
+                            out.insert(s.device_ref.clone(), clone);
+                        }
+                        Err(e) => {
+                            undo::roll_back(catalog, endpoints, None, &made).await;
+                            return Err(e);
+                        }
+                    }
+                }
+                let detail = format!(
+                    "cloned {} LUN snapshot(s) on {array} and exposed the clones to {proxy_host}: {}",
+                    out.len(),
+                    out.values().map(|c: &Clone| c.wwn.as_str()).collect::<Vec<_>>().join(", ")
+                );
+                Ok(Done::new(out, detail).undo(made))
+            })
+            .await?;
+        clones.extend(made);
+    }
+
+    // Each clone mapped to the proxy as a virtual mapping at the original mount point.
+    let mut mapped: Vec<MappedClone> = Vec::new();
+    if !clones.is_empty() {
+        let (clones, proxy, luns) = (&clones, &proxy, &luns);
+        mapped = ctx
+            .step("map-clones", |token| async move {
+                let mut hv = endpoints.hypervisor(hv_endpoint).await?;
+                let mut made = Vec::new();
+                let mut out = Vec::new();
+                for s in luns.values().flatten() {
+                    let clone = &clones[&s.device_ref];
+                    let mapping = LunMapping {
+                        lun: MappedLun { wwn: clone.wwn.clone(), mode: MappingMode::Virtual },
+                        capacity: clone.capacity,
+                        mount_point: s.mount_point.clone(),
+                    };
+                    let result = hv.map_lun(&proxy.id, &mapping, &format!("{token}/{}", s.device_ref)).await;
+                    match checked_mount(result, &s.mount_point, hv_endpoint) {
+                        Ok(device) => {
+                            made.push(Undo::UnmapLun {
+                                endpoint: hv_endpoint.to_string(),
+                                vm_ref: proxy.id.clone(),
+                                wwn: clone.wwn.clone(),
+                            });
+                            out.push(MappedClone {
+                                device_ref: s.device_ref.clone(),
+                                clone_wwn: clone.wwn.clone(),
+                                original_wwn: s.wwn.clone().unwrap_or_default(),
+                                original_mode: s.mode.clone().unwrap_or_default(),
+                                mode: MappingMode::Virtual.to_string(),
+                                mount_point: s.mount_point.clone(),
+                                proxy_device: device,
+                            });
+                        }
+                        Err(e) => {
+                            undo::roll_back(catalog, endpoints, None, &made).await;
+                            return Err(e);
+                        }
+                    }
+                }
+                let detail = out
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "clone {} of LUN {} ({}) mapped to proxy VM {} as virtual at {}",
+                            m.clone_wwn, m.original_wwn, m.original_mode, proxy.name, m.mount_point
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Ok(Done::new(out, detail).undo(made))
+            })
+            .await?;
+    }
+
+    // Every device read through the proxy into the copy store.
+    let mut copied: Vec<(String, CopiedDevice)> = Vec::new();
+    for s in &point.snapshots {
+        let source = CopySource {
+            reader: match (attached.get(&s.device_ref), clones.get(&s.device_ref)) {
+                (Some(proxy_device), _) => DeviceTarget::Disk {
+                    endpoint: hv_endpoint.to_string(),
+                    vm_ref: proxy.id.clone(),
+                    device_ref: proxy_device.clone(),
+                    capacity: vm
+                        .devices
+                        .iter()
+                        .find(|d| d.device_ref == s.device_ref)
+                        .map_or(0, |d| d.capacity),
+                },
+                (None, Some(clone)) => DeviceTarget::Lun {
+                    endpoint: clone.array.clone(),
+                    wwn: clone.wwn.clone(),
+                    capacity: clone.capacity,
+                },
+                (None, None) => bail!("device {} of point {} was not presented to the proxy", s.device_ref, point.id),
+            },
+            snapshot: s.clone(),
+            vm_ref: vm.vm_ref.clone(),
+            base: transfer::incremental_base(catalog, &vm.name, point, &s.device_ref)?,
+            copy_id: format!("{}.{}", point.id, s.device_ref),
+        };
+        let (source, store, progress) = (&source, &store, &progress);
+        let device: CopiedDevice = ctx
+            .step(&format!("copy-device {}", s.mount_point), |_| async move {
+                let device = transfer::copy_device(endpoints, store, progress.as_ref(), source).await?;
+                let detail = format!(
+                    "{} {}: read {} of {}, stored {} new ({})",
+                    source.snapshot.mount_point,
+                    device.how,
+                    crate::units::format_size(device.bytes_read),
+                    crate::units::format_size(device.size),
+                    crate::units::format_size(device.bytes_stored),
+                    device.copy
+                );
+                Ok(Done::new(device.clone(), detail).undo(vec![Undo::DeleteCopy { copy: device.copy.clone() }]))
+            })
+            .await?;
+        copied.push((s.device_ref.clone(), device));
+    }
+
+    {
+        let (proxy, mapped, clones, attached) = (&proxy, &mapped, &clones, &attached);
+        ctx.step("teardown-proxy", |_| async move {
+            let gone_ok = |r: CallResult<()>| match r {
+                Err(e) if e.is_not_found() => Ok(()),
+                other => other,
+            };
+            let mut hv = endpoints.hypervisor(hv_endpoint).await?;
+            for m in mapped {
+                gone_ok(hv.unmap_lun(&proxy.id, &m.clone_wwn).await)?;
+            }
+            for device in attached.values() {
+                gone_ok(hv.detach_disk(&proxy.id, device).await)?;
+            }
+            for clone in clones.values() {
+                let mut sa = endpoints.storage_array(&clone.array).await?;
+                gone_ok(sa.unexpose(&clone.wwn, proxy_host).await)?;
+                gone_ok(sa.delete_lun(&clone.wwn).await)?;
+            }
+            let detail = format!(
+                "unmapped {} clone(s), detached {} snapshot(s), deleted {} clone(s) from proxy VM {}",
+                mapped.len(),
+                attached.len(),
+                clones.len(),
+                proxy.name
+            );
+            Ok(Done::new((), detail))
+        })
+        .await?;
+    }
+
+    let refs: Vec<CopyRefRecord> = copied
+        .iter()
+        .map(|(device_ref, d)| CopyRefRecord {
+            device_ref: device_ref.clone(),
+            store: transfer::STORE_NAME.to_string(),
+            copy: d.copy.clone(),
+            size: d.size,
+            bytes_read: d.bytes_read,
+            bytes_stored: d.bytes_stored,
+            stored_total: d.stored_total,
+            job_id: job_id.clone(),
+            created_at: crate::catalog::now_ms(),
+        })
+        .collect();
+    {
+        let refs = &refs;
+        ctx.step("record-copies", |_| async move {
+            catalog.insert_copy_refs(&point.id, refs)?;
+            let devices = refs.iter().map(|r| r.device_ref.clone()).collect();
+            Ok(
+                Done::new((), format!("{} copy ref(s) recorded in point {}", refs.len(), point.id))
+                    .undo(vec![Undo::ForgetCopies { point: point.id.clone(), devices }]),
+            )
+        })
+        .await?;
+    }
+
+    let devices: Vec<serde_json::Value> = copied
+        .iter()
+        .map(|(device_ref, d)| {
+            let mount = point.snapshots.iter().find(|s| &s.device_ref == device_ref).map(|s| s.mount_point.clone());
+            json!({
+                "device_ref": device_ref,
+                "mount_point": mount,
+                "copy": d.copy,
+                "how": d.how,
+                "size": d.size,
+                "bytes_read": d.bytes_read,
+                "bytes_stored": d.bytes_stored,
+                "stored_total": d.stored_total,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "recovery_point": point.id,
+        "vm": vm.name,
+        "proxy_vm": proxy.name,
+        "devices": devices,
+        "bytes_read": copied.iter().map(|(_, d)| d.bytes_read).sum::<u64>(),
+        "bytes_stored": copied.iter().map(|(_, d)| d.bytes_stored).sum::<u64>(),
+    }))
+}
+
+/// Clones one LUN snapshot and exposes the clone to the proxy host, recording undos.
+async fn clone_one(
+    sa: &mut dyn super::ports::StorageArray,
+    array: &str,
+    s: &SnapshotRefRecord,
+    proxy_host: &str,
+    job_id: &str,
+    token: &str,
+    made: &mut Vec<Undo>,
+) -> anyhow::Result<Clone> {
+    let name = clone_name(job_id, &s.device_ref);
+    let info = sa
+        .clone_snapshot(&s.snapshot, &name, &format!("{token}/{}", s.device_ref))
+        .await?;
+    made.push(Undo::DeleteLun {
+        endpoint: array.to_string(),
+        wwn: info.wwn.clone(),
+        exposed_to: vec![proxy_host.to_string()],
+    });
+    crate::names::check_wwn(&info.wwn)
+        .map_err(|e| anyhow!("array {array} answered clone-snapshot with a bad WWN: {e}"))?;
+    if info.capacity == 0 {
+        bail!("array {array} made clone {} with capacity 0", info.wwn);
+    }
+    sa.expose(&info.wwn, proxy_host).await?;
+    Ok(Clone {
+        array: array.to_string(),
+        wwn: info.wwn,
+        capacity: info.capacity,
+    })
+}
+
+/// The device id an attach or map call returned, after checking it landed where asked.
+fn checked_mount(
+    result: CallResult<crate::contract::Device>,
+    mount_point: &str,
+    endpoint: &str,
+) -> anyhow::Result<String> {
+    let device = result?;
+    if device.mount_point != mount_point {
+        bail!(
+            "endpoint {endpoint} put the device at {} instead of {mount_point}",
+            device.mount_point
+        );
+    }
+    Ok(device.id)
+}

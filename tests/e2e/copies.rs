@@ -1,0 +1,435 @@
+//! Copies through the proxy, the copy store, retention and restore to a new machine.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::harness::{DEVICES, Lab, json};
+
+/// Steps of a copy job of the standard VM (a disk and two LUNs on one array).
+const COPY_STEPS: u32 = 9;
+/// Steps of a restore job of the standard VM.
+const RESTORE_STEPS: u32 = 10;
+
+fn step_names(job: &Value) -> Vec<String> {
+    job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn step<'a>(job: &'a Value, name: &str) -> &'a Value {
+    job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {job}"))
+}
+
+/// Files under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn flip_byte(path: &Path, at_end: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = bytes.len() - at_end.min(bytes.len());
+    bytes[i] ^= 0x5a;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A lab VM holding generation 1, copied once; returns the point.
+fn copied_vm() -> (Lab, String) {
+    let lab = Lab::with_vm();
+    lab.fill("app", 1);
+    let doc = lab.ok(&["copy", "app"]);
+    assert_eq!(doc["state"], "succeeded", "{doc}");
+    (lab, doc["recovery_point"].as_str().unwrap().to_string())
+}
+
+/// The names of the LUNs an array endpoint holds, and the proxy VMs' device counts.
+fn leftovers(lab: &Lab) -> (Vec<String>, Vec<usize>) {
+    let inventory = lab.ok(&["inventory"]);
+    let mut clones = Vec::new();
+    let mut proxy_devices = Vec::new();
+    for e in inventory.as_array().unwrap() {
+        for lun in e["luns"].as_array().into_iter().flatten() {
+            let name = lun["name"].as_str().unwrap_or_default();
+            if name.starts_with("tidemark-clone-") {
+                clones.push(name.to_string());
+            }
+        }
+        for vm in e["vms"].as_array().into_iter().flatten() {
+            if vm["name"].as_str().unwrap_or_default().starts_with("tidemark-proxy-") {
+                proxy_devices.push(vm["devices"].as_array().unwrap().len());
+            }
+        }
+    }
+    (clones, proxy_devices)
+}
+
+#[test]
+fn copy_then_restore_to_another_host_after_every_snapshot_is_gone() {
+    let (lab, point) = copied_vm();
+    lab.fill("app", 2);
+
+    let expired = lab.ok(&["expire", "--keep-snapshots", "0"]);
+    assert_eq!(expired["expired"].as_array().unwrap().len(), 3, "{expired}");
+    let inventory = lab.ok(&["inventory"]);
+    for e in inventory.as_array().unwrap() {
+        assert_eq!(e["snapshots"].as_array().unwrap().len(), 0, "{e}");
+    }
+    // No snapshots: revert is refused with a pointer to restore.
+    let refused = lab.run(&["revert", "app", &point]);
+    assert_eq!(refused.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("restore"), "{message}");
+
+    let restored = lab.ok(&["restore", "app", &point, "--host", "esx-b", "--as", "app2"]);
+    assert_eq!(restored["state"], "succeeded", "{restored}");
+    lab.assert_holds("app2", 1);
+    lab.assert_holds("app", 2);
+
+    let original = lab.ok(&["vm", "show", "app"]);
+    let new = lab.ok(&["vm", "show", "app2"]);
+    assert_eq!(new["host"], "esx-b");
+    assert_eq!(new["power"], "on");
+    for mount in ["D:", "/data"] {
+        let find = |vm: &Value| {
+            vm["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["mount_point"] == mount)
+                .unwrap()
+                .clone()
+        };
+        let (was, now) = (find(&original), find(&new));
+        assert_eq!(now["kind"], "mapped-lun", "{now}");
+        assert_eq!(now["mode"], "virtual", "{mount} must be restored as a virtual mapping");
+        assert_ne!(now["wwn"], was["wwn"], "{mount} must be a new LUN");
+    }
+    assert_eq!(
+        new["devices"].as_array().unwrap().len(),
+        DEVICES.len(),
+        "{new}"
+    );
+    lab.assert_reconciled();
+}
+
+#[test]
+fn the_copy_reads_through_the_proxy_and_leaves_nothing_behind() {
+    let (lab, point) = copied_vm();
+    let jobs = lab.ok(&["jobs"]);
+    let copy_job = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "copy")
+        .unwrap();
+    let job = lab.ok(&["job", copy_job["id"].as_str().unwrap()]);
+    assert_eq!(
+        step_names(&job),
+        [
+            "prepare-proxy",
+            "attach-virtual-disks",
+            "clone-luns@lab-array",
+            "map-clones",
+            "copy-device /data",
+            "copy-device C:",
+            "copy-device D:",
+            "teardown-proxy",
+            "record-copies",
+        ]
+    );
+    // The physical LUN's clone was mapped to the proxy as virtual at the same mount point.
+    let mapped = step(&job, "map-clones")["output"].as_array().unwrap().clone();
+    let d = mapped.iter().find(|m| m["mount_point"] == "D:").unwrap();
+    assert_eq!(d["original_mode"], "physical");
+    assert_eq!(d["mode"], "virtual");
+    assert_ne!(d["clone_wwn"], d["original_wwn"]);
+    let detail = step(&job, "map-clones")["detail"].as_str().unwrap();
+    assert!(detail.contains("as virtual at D:"), "{detail}");
+    // Nothing of the proxy path is left.
+    let (clones, proxy_devices) = leftovers(&lab);
+    assert!(clones.is_empty(), "clones left: {clones:?}");
+    assert_eq!(proxy_devices, vec![0]);
+    lab.assert_reconciled();
+    // The point carries a copy ref per device.
+    let points = lab.ok(&["points", "app"]);
+    let p = points.as_array().unwrap().iter().find(|p| p["id"] == point.as_str()).unwrap();
+    assert_eq!(p["copies"].as_array().unwrap().len(), 3);
+    // A second copy reuses the proxy VM.
+    let second = lab.ok(&["copy", "app"]);
+    let job = lab.ok(&["job", second["job"].as_str().unwrap()]);
+    let detail = step(&job, "prepare-proxy")["detail"].as_str().unwrap();
+    assert!(detail.contains("reusing"), "{detail}");
+}
+
+#[test]
+fn an_incremental_copy_reads_and_stores_only_what_changed() {
+    let lab = Lab::with_vm();
+    // Incompressible data over most of each 64 MiB device.
+    for (d, mount) in DEVICES.iter().enumerate() {
+        lab.write("app", mount, 0, &tidemark::cli::demo::pattern(900 + d as u64, 48 << 20));
+    }
+    let full = lab.ok(&["copy", "app"]);
+    for d in full["devices"].as_array().unwrap() {
+        assert_eq!(d["how"], "full", "{d}");
+        let read = d["bytes_read"].as_u64().unwrap();
+        assert!(read >= 48 << 20 && read <= 50 << 20, "full read {read}: {d}");
+        let stored = d["bytes_stored"].as_u64().unwrap();
+        assert!(stored >= 47 << 20, "random data must be stored: {stored}");
+    }
+    // Change 1% (655 KiB) of C: only.
+    let changed = 655 << 10;
+    lab.write("app", "C:", 8 << 20, &tidemark::cli::demo::pattern(77, changed));
+    let incremental = lab.ok(&["copy", "app"]);
+    for d in incremental["devices"].as_array().unwrap() {
+        assert_eq!(d["how"], "incremental", "{d}");
+        let (read, stored) = (d["bytes_read"].as_u64().unwrap(), d["bytes_stored"].as_u64().unwrap());
+        if d["mount_point"] == "C:" {
+            // At most one chunk more on each side of the changed range.
+            assert!(read >= changed as u64 && read <= changed as u64 + (512 << 10), "C: read {read}");
+            assert!(stored <= changed as u64 + (512 << 10), "C: stored {stored}");
+            assert!(stored >= changed as u64 / 2, "C: stored {stored}");
+        } else {
+            assert_eq!(read, 0, "{d}");
+            assert_eq!(stored, 0, "{d}");
+        }
+    }
+    // Every copy is still a full view: restore the newest and compare.
+    let point = incremental["recovery_point"].as_str().unwrap();
+    lab.ok(&["restore", "app", point, "--host", "esx-b", "--as", "copy2"]);
+    for (d, mount) in DEVICES.iter().enumerate() {
+        let mut expected = tidemark::cli::demo::pattern(900 + d as u64, 48 << 20);
+        if *mount == "C:" {
+            expected[8 << 20..(8 << 20) + changed]
+                .copy_from_slice(&tidemark::cli::demo::pattern(77, changed));
+        }
+        assert!(lab.read("copy2", mount, 0, 48 << 20) == expected, "{mount} differs");
+    }
+}
+
+#[test]
+fn damaged_chunks_and_manifests_are_named_and_never_restored() {
+    let (lab, point) = copied_vm();
+    let store = lab.dir.path().join("copies");
+    let chunk = files(&store.join("chunks"))
+        .into_iter()
+        .next()
+        .expect("a chunk file");
+    flip_byte(&chunk, 20);
+    let out = lab.run(&["verify", &point]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    let damaged = report["damaged"].as_array().unwrap();
+    assert_eq!(damaged.len(), 1, "{report}");
+    let chunk_name = chunk.file_name().unwrap().to_str().unwrap();
+    assert!(
+        report.to_string().contains(chunk_name.split('.').next().unwrap()),
+        "the damaged chunk is named: {report}"
+    );
+
+    // Restore refuses and leaves no VM behind.
+    let out = lab.run(&["restore", "app", &point, "--host", "esx-b", "--as", "app2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc = json(&out);
+    assert_eq!(doc["state"], "compensated", "{doc}");
+    assert!(doc["error"].as_str().unwrap().contains("damaged"), "{doc}");
+    assert!(lab.run(&["vm", "show", "app2"]).status.code() == Some(1));
+    let inventory = lab.ok(&["inventory"]);
+    assert!(!inventory.to_string().contains("\"app2\""), "{inventory}");
+    lab.assert_reconciled();
+
+    // A damaged manifest is named too.
+    let manifest = files(&store.join("manifests"))
+        .into_iter()
+        .next()
+        .expect("a manifest");
+    flip_byte(&manifest, 5);
+    let report = json(&lab.run(&["verify", "--all"]));
+    let manifest_name = manifest.file_name().unwrap().to_str().unwrap();
+    assert!(
+        report["damaged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| manifest_name.starts_with(d["copy"].as_str().unwrap())),
+        "{report}"
+    );
+}
+
+fn crashed(out: &std::process::Output) -> bool {
+    !out.status.success()
+        && String::from_utf8_lossy(&out.stderr).contains("TIDEMARK_CRASH_AFTER_STEP")
+}
+
+#[test]
+fn copy_survives_a_crash_after_every_step_and_compensates_a_failure_at_any() {
+    for step in 1..=COPY_STEPS {
+        let lab = Lab::with_vm();
+        lab.fill("app", 1);
+        let (point, _) = lab.snapshot("app");
+        let env = [("TIDEMARK_CRASH_AFTER_STEP", step.to_string())];
+        let out = lab.run_env(&["copy", "app", &point], &env);
+        assert!(crashed(&out), "step {step}: {:?}", out.status);
+        let resumed = lab.ok(&["resume"]);
+        assert_eq!(resumed["resumed"][0]["state"], "succeeded", "step {step}: {resumed}");
+        assert_eq!(lab.ok(&["verify", &point])["ok"], true);
+        lab.assert_reconciled();
+        assert!(leftovers(&lab).0.is_empty());
+
+        let lab = Lab::with_vm();
+        let (point, _) = lab.snapshot("app");
+        let env = [("TIDEMARK_FAIL_STEP", step.to_string())];
+        let out = lab.run_env(&["copy", "app", &point], &env);
+        assert_eq!(out.status.code(), Some(1), "step {step}");
+        assert_eq!(json(&out)["state"], "compensated", "step {step}");
+        let (clones, proxy_devices) = leftovers(&lab);
+        assert!(clones.is_empty(), "step {step}: {clones:?}");
+        assert!(proxy_devices.iter().all(|n| *n == 0), "step {step}");
+        assert_eq!(lab.ok(&["copies", "app"]).as_array().unwrap().len(), 0);
+        assert!(files(&lab.dir.path().join("copies/manifests")).is_empty(), "step {step}");
+        lab.assert_reconciled();
+    }
+}
+
+#[test]
+fn restore_survives_a_crash_after_every_step_and_compensates_a_failure_at_any() {
+    for step in 1..=RESTORE_STEPS {
+        let (lab, point) = copied_vm();
+        let args = ["restore", "app", &point, "--host", "esx-b", "--as", "app2"];
+        let out = lab.run_env(&args, &[("TIDEMARK_CRASH_AFTER_STEP", step.to_string())]);
+        assert!(crashed(&out), "step {step}: {:?}", out.status);
+        let resumed = lab.ok(&["resume"]);
+        assert_eq!(resumed["resumed"][0]["state"], "succeeded", "step {step}: {resumed}");
+        lab.assert_holds("app2", 1);
+        lab.assert_reconciled();
+
+        let out = lab.run_env(
+            &["restore", "app", &point, "--host", "esx-b", "--as", "app3"],
+            &[("TIDEMARK_FAIL_STEP", step.to_string())],
+        );
+        assert_eq!(out.status.code(), Some(1), "step {step}");
+        assert_eq!(json(&out)["state"], "compensated", "step {step}");
+        let inventory = lab.ok(&["inventory"]).to_string();
+        assert!(!inventory.contains("\"app3\""), "step {step}: VM left behind");
+        assert!(!inventory.contains("app3-"), "step {step}: LUN left behind");
+        lab.assert_reconciled();
+    }
+}
+
+#[test]
+fn gc_racing_a_running_copy_loses_nothing() {
+    let lab = Lab::with_vm();
+    for (d, mount) in DEVICES.iter().enumerate() {
+        lab.write("app", mount, 0, &tidemark::cli::demo::pattern(500 + d as u64, 32 << 20));
+    }
+    // A first copy, then expired: its chunks are unreferenced, and the next copy of the
+    // same data deduplicates against exactly those chunks while gc wants to free them.
+    lab.ok(&["copy", "app"]);
+    lab.ok(&["expire", "--keep-copies", "0", "--keep-snapshots", "0"]);
+    let (point, _) = lab.snapshot("app");
+    let mut copy = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("--data-dir")
+        .arg(lab.dir.path())
+        .args(["--output", "json", "copy", "app", &point])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut gcs = 0;
+    while copy.try_wait().unwrap().is_none() {
+        lab.ok(&["gc"]);
+        gcs += 1;
+    }
+    assert!(copy.wait().unwrap().success());
+    lab.ok(&["gc"]);
+    assert!(gcs >= 1);
+    assert_eq!(lab.ok(&["verify", "--all"])["ok"], true);
+    lab.ok(&["restore", "app", &point, "--host", "esx-b", "--as", "app2"]);
+    for (d, mount) in DEVICES.iter().enumerate() {
+        let expected = tidemark::cli::demo::pattern(500 + d as u64, 32 << 20);
+        assert!(lab.read("app2", mount, 0, 32 << 20) == expected, "{mount}");
+    }
+}
+
+#[test]
+fn copy_store_bad_input_gets_clear_errors() {
+    let lab = Lab::with_vm();
+    let pass = |p: &str| vec![("TIDEMARK_COPY_PASSPHRASE", p.to_string())];
+    let doc = json(&lab.run_env(&["copy", "app"], &pass("correct horse")));
+    assert_eq!(doc["state"], "succeeded", "{doc}");
+    let point = doc["recovery_point"].as_str().unwrap().to_string();
+
+    let wrong = lab.run_env(&["verify", &point], &pass("battery staple"));
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("passphrase"));
+    let missing = lab.run(&["verify", &point]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("TIDEMARK_COPY_PASSPHRASE"));
+    assert_eq!(lab.ok_env(&["verify", &point], &pass("correct horse"))["ok"], true);
+
+    let unknown = lab.run_env(&["copy", "app", "rp-nope"], &pass("correct horse"));
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("rp-nope"));
+    let onto = lab.run_env(
+        &["restore", "app", &point, "--host", "esx-b", "--as", "app"],
+        &pass("correct horse"),
+    );
+    assert_eq!(onto.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&onto.stderr).contains("exists already"));
+    let no_host = lab.run(&["restore", "app", &point]);
+    assert_eq!(no_host.status.code(), Some(2));
+    // Nothing was lost along the way.
+    assert_eq!(lab.ok_env(&["verify", "--all"], &pass("correct horse"))["ok"], true);
+}
+
+#[test]
+fn a_missing_key_file_is_named() {
+    let (lab, point) = copied_vm();
+    let key = files(&lab.dir.path().join("copies"))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("key")))
+        .expect("a key file");
+    let saved = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let out = lab.run(&["verify", &point]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key"));
+    std::fs::write(&key, saved).unwrap();
+    assert_eq!(lab.ok(&["verify", &point])["ok"], true);
+}
+
+#[test]
+fn one_device_restores_in_place_from_its_copy() {
+    let (lab, point) = copied_vm();
+    lab.fill("app", 2);
+    lab.ok(&["expire", "--keep-snapshots", "0"]);
+    let doc = lab.ok(&["restore", "app", &point, "--device", "D:"]);
+    assert_eq!(doc["state"], "succeeded", "{doc}");
+    for (d, mount) in DEVICES.iter().enumerate() {
+        let generation = if *mount == "D:" { 1 } else { 2 };
+        for (r, &(offset, len)) in crate::harness::REGIONS.iter().enumerate() {
+            let expected =
+                tidemark::cli::demo::pattern(generation * 100 + d as u64 * 10 + r as u64, len);
+            assert!(lab.read("app", mount, offset, len) == expected, "{mount}");
+        }
+    }
+    lab.assert_reconciled();
+}
