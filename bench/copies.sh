@@ -281,6 +281,6 @@ has_tool borg && meta+=(--meta "borg=$(borg --version)")
 has_tool tidemark && meta+=(--meta "tidemark=$("$TM" --version)")
 echo
 rc=0
-python3 "$BENCH/copies_data.py" report "$RESULTS" "$out" "${meta[@]}" || rc=$?
+python3 "$BENCH/copies_data.py" report "$RESULTS" "$out" --logs "$WORK/logs" "${meta[@]}" || rc=$?
 cp "$out" "$OUT_DIR/copies-latest.json"
 exit $rc

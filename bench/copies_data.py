@@ -11,7 +11,7 @@
         offsets (~1% of the device). New bytes are random.
     copies_data.py apply IMG DIR
         Applies a change set in place to IMG (same offsets as the lab writes).
-    copies_data.py report RESULTS.tsv OUT.json [--meta k=v ...]
+    copies_data.py report RESULTS.tsv OUT.json [--logs DIR] [--meta k=v ...]
         Prints the table and the target checks, writes the JSON results. Exit 1 if a
         target fails (only when every tool needed for it ran).
 """
@@ -133,6 +133,16 @@ def load(path):
 
 def cmd_report(args):
     rows = load(args.results)
+    if args.logs:
+        # Tidemark's own JSON document of each operation (bytes_read, bytes_stored, ...).
+        for (tool, op), row in rows.items():
+            path = os.path.join(args.logs, f"{tool}-{op}.out")
+            if tool == "tidemark" and os.path.exists(path):
+                try:
+                    with open(path) as f:
+                        row["tool_output"] = json.load(f)
+                except ValueError:
+                    pass
     meta = dict(kv.split("=", 1) for kv in args.meta)
     tools = [t for t in TOOLS if any(k[0] == t for k in rows)]
     ops = [o for o in OPS if any(k[1] == o for k in rows)]
@@ -220,6 +230,7 @@ def main():
     r.add_argument("results")
     r.add_argument("out")
     r.add_argument("--meta", action="append", default=[])
+    r.add_argument("--logs", help="directory of <tool>-<op>.out files")
     args = p.parse_args()
     if args.cmd in ("base", "changes") and (args.size_mib < 2 or args.size_mib % 2):
         p.error("--size-mib must be an even number >= 2")

@@ -75,7 +75,11 @@ fn leftovers(lab: &Lab) -> (Vec<String>, Vec<usize>) {
             }
         }
         for vm in e["vms"].as_array().into_iter().flatten() {
-            if vm["name"].as_str().unwrap_or_default().starts_with("tidemark-proxy-") {
+            if vm["name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("tidemark-proxy-")
+            {
                 proxy_devices.push(vm["devices"].as_array().unwrap().len());
             }
         }
@@ -121,7 +125,10 @@ fn copy_then_restore_to_another_host_after_every_snapshot_is_gone() {
         };
         let (was, now) = (find(&original), find(&new));
         assert_eq!(now["kind"], "mapped-lun", "{now}");
-        assert_eq!(now["mode"], "virtual", "{mount} must be restored as a virtual mapping");
+        assert_eq!(
+            now["mode"], "virtual",
+            "{mount} must be restored as a virtual mapping"
+        );
         assert_ne!(now["wwn"], was["wwn"], "{mount} must be a new LUN");
     }
     assert_eq!(
@@ -158,7 +165,10 @@ fn the_copy_reads_through_the_proxy_and_leaves_nothing_behind() {
         ]
     );
     // The physical LUN's clone was mapped to the proxy as virtual at the same mount point.
-    let mapped = step(&job, "map-clones")["output"].as_array().unwrap().clone();
+    let mapped = step(&job, "map-clones")["output"]
+        .as_array()
+        .unwrap()
+        .clone();
     let d = mapped.iter().find(|m| m["mount_point"] == "D:").unwrap();
     assert_eq!(d["original_mode"], "physical");
     assert_eq!(d["mode"], "virtual");
@@ -172,7 +182,12 @@ fn the_copy_reads_through_the_proxy_and_leaves_nothing_behind() {
     lab.assert_reconciled();
     // The point carries a copy ref per device.
     let points = lab.ok(&["points", "app"]);
-    let p = points.as_array().unwrap().iter().find(|p| p["id"] == point.as_str()).unwrap();
+    let p = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == point.as_str())
+        .unwrap();
     assert_eq!(p["copies"].as_array().unwrap().len(), 3);
     // A second copy reuses the proxy VM.
     let second = lab.ok(&["copy", "app"]);
@@ -186,26 +201,45 @@ fn an_incremental_copy_reads_and_stores_only_what_changed() {
     let lab = Lab::with_vm();
     // Incompressible data over most of each 64 MiB device.
     for (d, mount) in DEVICES.iter().enumerate() {
-        lab.write("app", mount, 0, &tidemark::cli::demo::pattern(900 + d as u64, 48 << 20));
+        lab.write(
+            "app",
+            mount,
+            0,
+            &tidemark::cli::demo::pattern(900 + d as u64, 48 << 20),
+        );
     }
     let full = lab.ok(&["copy", "app"]);
     for d in full["devices"].as_array().unwrap() {
         assert_eq!(d["how"], "full", "{d}");
         let read = d["bytes_read"].as_u64().unwrap();
-        assert!(read >= 48 << 20 && read <= 50 << 20, "full read {read}: {d}");
+        assert!(
+            (48 << 20..=50 << 20).contains(&read),
+            "full read {read}: {d}"
+        );
         let stored = d["bytes_stored"].as_u64().unwrap();
         assert!(stored >= 47 << 20, "random data must be stored: {stored}");
     }
     // Change 1% (655 KiB) of C: only.
     let changed = 655 << 10;
-    lab.write("app", "C:", 8 << 20, &tidemark::cli::demo::pattern(77, changed));
+    lab.write(
+        "app",
+        "C:",
+        8 << 20,
+        &tidemark::cli::demo::pattern(77, changed),
+    );
     let incremental = lab.ok(&["copy", "app"]);
     for d in incremental["devices"].as_array().unwrap() {
         assert_eq!(d["how"], "incremental", "{d}");
-        let (read, stored) = (d["bytes_read"].as_u64().unwrap(), d["bytes_stored"].as_u64().unwrap());
+        let (read, stored) = (
+            d["bytes_read"].as_u64().unwrap(),
+            d["bytes_stored"].as_u64().unwrap(),
+        );
         if d["mount_point"] == "C:" {
             // At most one chunk more on each side of the changed range.
-            assert!(read >= changed as u64 && read <= changed as u64 + (512 << 10), "C: read {read}");
+            assert!(
+                read >= changed as u64 && read <= changed as u64 + (512 << 10),
+                "C: read {read}"
+            );
             assert!(stored <= changed as u64 + (512 << 10), "C: stored {stored}");
             assert!(stored >= changed as u64 / 2, "C: stored {stored}");
         } else {
@@ -222,7 +256,10 @@ fn an_incremental_copy_reads_and_stores_only_what_changed() {
             expected[8 << 20..(8 << 20) + changed]
                 .copy_from_slice(&tidemark::cli::demo::pattern(77, changed));
         }
-        assert!(lab.read("copy2", mount, 0, 48 << 20) == expected, "{mount} differs");
+        assert!(
+            lab.read("copy2", mount, 0, 48 << 20) == expected,
+            "{mount} differs"
+        );
     }
 }
 
@@ -242,7 +279,9 @@ fn damaged_chunks_and_manifests_are_named_and_never_restored() {
     assert_eq!(damaged.len(), 1, "{report}");
     let chunk_name = chunk.file_name().unwrap().to_str().unwrap();
     assert!(
-        report.to_string().contains(chunk_name.split('.').next().unwrap()),
+        report
+            .to_string()
+            .contains(chunk_name.split('.').next().unwrap()),
         "the damaged chunk is named: {report}"
     );
 
@@ -290,7 +329,10 @@ fn copy_survives_a_crash_after_every_step_and_compensates_a_failure_at_any() {
         let out = lab.run_env(&["copy", "app", &point], &env);
         assert!(crashed(&out), "step {step}: {:?}", out.status);
         let resumed = lab.ok(&["resume"]);
-        assert_eq!(resumed["resumed"][0]["state"], "succeeded", "step {step}: {resumed}");
+        assert_eq!(
+            resumed["resumed"][0]["state"], "succeeded",
+            "step {step}: {resumed}"
+        );
         assert_eq!(lab.ok(&["verify", &point])["ok"], true);
         lab.assert_reconciled();
         assert!(leftovers(&lab).0.is_empty());
@@ -305,7 +347,10 @@ fn copy_survives_a_crash_after_every_step_and_compensates_a_failure_at_any() {
         assert!(clones.is_empty(), "step {step}: {clones:?}");
         assert!(proxy_devices.iter().all(|n| *n == 0), "step {step}");
         assert_eq!(lab.ok(&["copies", "app"]).as_array().unwrap().len(), 0);
-        assert!(files(&lab.dir.path().join("copies/manifests")).is_empty(), "step {step}");
+        assert!(
+            files(&lab.dir.path().join("copies/manifests")).is_empty(),
+            "step {step}"
+        );
         lab.assert_reconciled();
     }
 }
@@ -318,7 +363,10 @@ fn restore_survives_a_crash_after_every_step_and_compensates_a_failure_at_any() 
         let out = lab.run_env(&args, &[("TIDEMARK_CRASH_AFTER_STEP", step.to_string())]);
         assert!(crashed(&out), "step {step}: {:?}", out.status);
         let resumed = lab.ok(&["resume"]);
-        assert_eq!(resumed["resumed"][0]["state"], "succeeded", "step {step}: {resumed}");
+        assert_eq!(
+            resumed["resumed"][0]["state"], "succeeded",
+            "step {step}: {resumed}"
+        );
         lab.assert_holds("app2", 1);
         lab.assert_reconciled();
 
@@ -329,7 +377,10 @@ fn restore_survives_a_crash_after_every_step_and_compensates_a_failure_at_any() 
         assert_eq!(out.status.code(), Some(1), "step {step}");
         assert_eq!(json(&out)["state"], "compensated", "step {step}");
         let inventory = lab.ok(&["inventory"]).to_string();
-        assert!(!inventory.contains("\"app3\""), "step {step}: VM left behind");
+        assert!(
+            !inventory.contains("\"app3\""),
+            "step {step}: VM left behind"
+        );
         assert!(!inventory.contains("app3-"), "step {step}: LUN left behind");
         lab.assert_reconciled();
     }
@@ -339,7 +390,12 @@ fn restore_survives_a_crash_after_every_step_and_compensates_a_failure_at_any() 
 fn gc_racing_a_running_copy_loses_nothing() {
     let lab = Lab::with_vm();
     for (d, mount) in DEVICES.iter().enumerate() {
-        lab.write("app", mount, 0, &tidemark::cli::demo::pattern(500 + d as u64, 32 << 20));
+        lab.write(
+            "app",
+            mount,
+            0,
+            &tidemark::cli::demo::pattern(500 + d as u64, 32 << 20),
+        );
     }
     // A first copy, then expired: its chunks are unreferenced, and the next copy of the
     // same data deduplicates against exactly those chunks while gc wants to free them.
@@ -383,7 +439,10 @@ fn copy_store_bad_input_gets_clear_errors() {
     let missing = lab.run(&["verify", &point]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("TIDEMARK_COPY_PASSPHRASE"));
-    assert_eq!(lab.ok_env(&["verify", &point], &pass("correct horse"))["ok"], true);
+    assert_eq!(
+        lab.ok_env(&["verify", &point], &pass("correct horse"))["ok"],
+        true
+    );
 
     let unknown = lab.run_env(&["copy", "app", "rp-nope"], &pass("correct horse"));
     assert_eq!(unknown.status.code(), Some(1));
@@ -397,7 +456,10 @@ fn copy_store_bad_input_gets_clear_errors() {
     let no_host = lab.run(&["restore", "app", &point]);
     assert_eq!(no_host.status.code(), Some(2));
     // Nothing was lost along the way.
-    assert_eq!(lab.ok_env(&["verify", "--all"], &pass("correct horse"))["ok"], true);
+    assert_eq!(
+        lab.ok_env(&["verify", "--all"], &pass("correct horse"))["ok"],
+        true
+    );
 }
 
 #[test]
@@ -405,7 +467,10 @@ fn a_missing_key_file_is_named() {
     let (lab, point) = copied_vm();
     let key = files(&lab.dir.path().join("copies"))
         .into_iter()
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("key")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("key"))
+        })
         .expect("a key file");
     let saved = std::fs::read(&key).unwrap();
     std::fs::remove_file(&key).unwrap();

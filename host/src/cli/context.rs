@@ -93,9 +93,8 @@ impl Context {
                     Some(p) => KeySource::Passphrase(p),
                     None => KeySource::KeyFile,
                 };
-                CopyStore::init(open_dir()?, key, DEFAULT_CHUNK_SIZE).with_context(|| {
-                    format!("creating the copy store {}", location.display())
-                })?
+                CopyStore::init(open_dir()?, key, DEFAULT_CHUNK_SIZE)
+                    .with_context(|| format!("creating the copy store {}", location.display()))?
             }
             Err(CopyStoreError::NotInitialised { .. }) => anyhow::bail!(
                 "there is no copy store at {} yet; `tidemark copy` creates it",

@@ -72,7 +72,12 @@ pub fn copies(ctx: &Context, vm: &str) -> anyhow::Result<Outcome> {
     }
     let mut docs = Vec::new();
     let mut rows = Vec::new();
-    for point in ctx.catalog.points(vm)?.into_iter().filter(|p| !p.copies.is_empty()) {
+    for point in ctx
+        .catalog
+        .points(vm)?
+        .into_iter()
+        .filter(|p| !p.copies.is_empty())
+    {
         let size: u64 = point.copies.iter().map(|c| c.size).sum();
         let stored: u64 = point.copies.iter().map(|c| c.bytes_stored).sum();
         let footprint: u64 = point.copies.iter().map(|c| c.stored_total).sum();
@@ -83,7 +88,12 @@ pub fn copies(ctx: &Context, vm: &str) -> anyhow::Result<Outcome> {
             format_size(size),
             format_size(stored),
             format_size(footprint),
-            if point.snapshots_present() { "yes" } else { "expired" }.to_string(),
+            if point.snapshots_present() {
+                "yes"
+            } else {
+                "expired"
+            }
+            .to_string(),
         ]);
         docs.push(json!({
             "recovery_point": point.id,
@@ -98,7 +108,15 @@ pub fn copies(ctx: &Context, vm: &str) -> anyhow::Result<Outcome> {
     Ok(Outcome::ok(
         json!(docs),
         render(
-            &["POINT", "CREATED", "DEVICES", "SIZE", "STORED NEW", "FOOTPRINT", "SNAPSHOTS"],
+            &[
+                "POINT",
+                "CREATED",
+                "DEVICES",
+                "SIZE",
+                "STORED NEW",
+                "FOOTPRINT",
+                "SNAPSHOTS",
+            ],
             &rows,
         ),
     ))
@@ -142,7 +160,11 @@ pub async fn restore_device(
 
 /// `verify [POINT | --all]`.
 pub fn verify(ctx: &Context, point: Option<&str>, all: bool) -> anyhow::Result<Outcome> {
-    let store = ctx.engine.copies.clone().ok_or_else(|| anyhow!("the copy store is not open"))?;
+    let store = ctx
+        .engine
+        .copies
+        .clone()
+        .ok_or_else(|| anyhow!("the copy store is not open"))?;
     let refs: Vec<(String, crate::catalog::CopyRefRecord)> = match (point, all) {
         (Some(id), _) => {
             let p = ctx
@@ -177,7 +199,11 @@ pub fn verify(ctx: &Context, point: Option<&str>, all: bool) -> anyhow::Result<O
             for c in &m.damaged_chunks {
                 what.push(format!("chunk {} (#{}) {}", c.chunk, c.index, c.reason));
             }
-            lines.push(format!("DAMAGED  {} ({point_id} {copy}): {}", m.id, what.join("; ")));
+            lines.push(format!(
+                "DAMAGED  {} ({point_id} {copy}): {}",
+                m.id,
+                what.join("; ")
+            ));
             damaged.push(json!({
                 "copy": m.id,
                 "recovery_point": point_id,
@@ -239,7 +265,11 @@ pub async fn expire(ctx: &Context, policy: Policy, dry_run: bool) -> anyhow::Res
         "{}{} item(s) {}\n{}",
         if dry_run { "dry run: " } else { "" },
         report.expired.len(),
-        if dry_run { "would be deleted" } else { "deleted" },
+        if dry_run {
+            "would be deleted"
+        } else {
+            "deleted"
+        },
         render(&["VM", "POINT", "WHAT", "MOUNT", "ID"], &rows)
     );
     for s in &report.skipped {
@@ -250,7 +280,11 @@ pub async fn expire(ctx: &Context, policy: Policy, dry_run: bool) -> anyhow::Res
 
 /// `gc`.
 pub fn gc(ctx: &Context) -> anyhow::Result<Outcome> {
-    let store = ctx.engine.copies.clone().ok_or_else(|| anyhow!("the copy store is not open"))?;
+    let store = ctx
+        .engine
+        .copies
+        .clone()
+        .ok_or_else(|| anyhow!("the copy store is not open"))?;
     let report = retention::gc(&ctx.catalog, &store)?;
     let text = format!(
         "freed {} chunk(s), {}; removed {} unreferenced copy manifest(s); {} chunk(s) remain",
@@ -259,5 +293,5 @@ pub fn gc(ctx: &Context) -> anyhow::Result<Outcome> {
         report.manifests_removed,
         report.chunks_total - report.chunks_freed,
     );
-    Ok(Outcome::ok(serde_json::to_value(&report)?, text))
+    Ok(Outcome::ok(serde_json::to_value(report)?, text))
 }

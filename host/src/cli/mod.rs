@@ -97,9 +97,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Restore { .. } | Command::Verify { .. } | Command::Gc => {
             ctx.attach_copy_store(false)?
         }
-        Command::Expire { keep_copies, keep_days, .. } if keep_copies.is_some() || keep_days.is_some() => {
-            ctx.attach_copy_store(false)?
-        }
+        Command::Expire {
+            keep_copies,
+            keep_days,
+            ..
+        } if keep_copies.is_some() || keep_days.is_some() => ctx.attach_copy_store(false)?,
         Command::Resume => {
             if let Err(e) = ctx.attach_copy_store(false) {
                 tracing::debug!("resuming without a copy store: {e:#}");
@@ -138,8 +140,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         } => match (device, host) {
             (Some(mount), _) => copies::restore_device(&ctx, &vm, &point, &mount).await,
             (None, Some(host)) => {
-                copies::restore(&ctx, &vm, &point, &host, as_name.as_deref(), array.as_deref())
-                    .await
+                copies::restore(
+                    &ctx,
+                    &vm,
+                    &point,
+                    &host,
+                    as_name.as_deref(),
+                    array.as_deref(),
+                )
+                .await
             }
             (None, None) => anyhow::bail!("restore needs --host HOST (or --device MOUNT)"),
         },

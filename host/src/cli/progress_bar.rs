@@ -23,7 +23,12 @@ impl Progress for TerminalBar {
         .progress_chars("=> ");
         bar.set_style(style);
         bar.set_message(label.to_string());
-        if let Some(old) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).replace(bar) {
+        if let Some(old) = self
+            .bar
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(bar)
+        {
             old.finish_and_clear();
         }
     }

@@ -31,7 +31,10 @@ pub fn proxy_name(vm: &str) -> String {
 
 /// The name of a LUN clone made for a copy job; `reconcile` recognises leftovers by it.
 pub fn clone_name(job_id: &str, device_ref: &str) -> String {
-    format!("tidemark-clone-{}-{device_ref}", job_id.trim_start_matches("job-"))
+    format!(
+        "tidemark-clone-{}-{device_ref}",
+        job_id.trim_start_matches("job-")
+    )
 }
 
 /// Prefix of every clone name.
@@ -115,7 +118,11 @@ pub async fn run(
         .filter(|s| s.device_kind != MAPPED_LUN)
         .collect();
     let mut luns: BTreeMap<&str, Vec<&SnapshotRefRecord>> = BTreeMap::new();
-    for s in point.snapshots.iter().filter(|s| s.device_kind == MAPPED_LUN) {
+    for s in point
+        .snapshots
+        .iter()
+        .filter(|s| s.device_kind == MAPPED_LUN)
+    {
         luns.entry(s.endpoint.as_str()).or_default().push(s);
     }
 
@@ -130,7 +137,13 @@ pub async fn run(
                 let mut out = BTreeMap::new();
                 for s in disks {
                     let result = hv
-                        .attach_snapshot(&proxy.id, &vm.vm_ref, &s.snapshot, &s.mount_point, &format!("{token}/{}", s.device_ref))
+                        .attach_snapshot(
+                            &proxy.id,
+                            &vm.vm_ref,
+                            &s.snapshot,
+                            &s.mount_point,
+                            &format!("{token}/{}", s.device_ref),
+                        )
                         .await;
                     match checked_mount(result, &s.mount_point, hv_endpoint) {
                         Ok(device) => {
@@ -151,7 +164,11 @@ pub async fn run(
                     "attached {} disk snapshot(s) to proxy VM {} at {}",
                     out.len(),
                     proxy.name,
-                    disks.iter().map(|s| s.mount_point.as_str()).collect::<Vec<_>>().join(", ")
+                    disks
+                        .iter()
+                        .map(|s| s.mount_point.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 Ok(Done::new(out, detail).undo(made))
             })
@@ -201,11 +218,16 @@ pub async fn run(
                 for s in luns.values().flatten() {
                     let clone = &clones[&s.device_ref];
                     let mapping = LunMapping {
-                        lun: MappedLun { wwn: clone.wwn.clone(), mode: MappingMode::Virtual },
+                        lun: MappedLun {
+                            wwn: clone.wwn.clone(),
+                            mode: MappingMode::Virtual,
+                        },
                         capacity: clone.capacity,
                         mount_point: s.mount_point.clone(),
                     };
-                    let result = hv.map_lun(&proxy.id, &mapping, &format!("{token}/{}", s.device_ref)).await;
+                    let result = hv
+                        .map_lun(&proxy.id, &mapping, &format!("{token}/{}", s.device_ref))
+                        .await;
                     match checked_mount(result, &s.mount_point, hv_endpoint) {
                         Ok(device) => {
                             made.push(Undo::UnmapLun {
@@ -264,7 +286,11 @@ pub async fn run(
                     wwn: clone.wwn.clone(),
                     capacity: clone.capacity,
                 },
-                (None, None) => bail!("device {} of point {} was not presented to the proxy", s.device_ref, point.id),
+                (None, None) => bail!(
+                    "device {} of point {} was not presented to the proxy",
+                    s.device_ref,
+                    point.id
+                ),
             },
             snapshot: s.clone(),
             vm_ref: vm.vm_ref.clone(),
@@ -274,7 +300,8 @@ pub async fn run(
         let (source, store, progress) = (&source, &store, &progress);
         let device: CopiedDevice = ctx
             .step(&format!("copy-device {}", s.mount_point), |_| async move {
-                let device = transfer::copy_device(endpoints, store, progress.as_ref(), source).await?;
+                let device =
+                    transfer::copy_device(endpoints, store, progress.as_ref(), source).await?;
                 let detail = format!(
                     "{} {}: read {} of {}, stored {} new ({})",
                     source.snapshot.mount_point,
@@ -284,7 +311,11 @@ pub async fn run(
                     crate::units::format_size(device.bytes_stored),
                     device.copy
                 );
-                Ok(Done::new(device.clone(), detail).undo(vec![Undo::DeleteCopy { copy: device.copy.clone() }]))
+                Ok(
+                    Done::new(device.clone(), detail).undo(vec![Undo::DeleteCopy {
+                        copy: device.copy.clone(),
+                    }]),
+                )
             })
             .await?;
         copied.push((s.device_ref.clone(), device));
@@ -340,10 +371,14 @@ pub async fn run(
         ctx.step("record-copies", |_| async move {
             catalog.insert_copy_refs(&point.id, refs)?;
             let devices = refs.iter().map(|r| r.device_ref.clone()).collect();
-            Ok(
-                Done::new((), format!("{} copy ref(s) recorded in point {}", refs.len(), point.id))
-                    .undo(vec![Undo::ForgetCopies { point: point.id.clone(), devices }]),
+            Ok(Done::new(
+                (),
+                format!("{} copy ref(s) recorded in point {}", refs.len(), point.id),
             )
+            .undo(vec![Undo::ForgetCopies {
+                point: point.id.clone(),
+                devices,
+            }]))
         })
         .await?;
     }
@@ -351,7 +386,11 @@ pub async fn run(
     let devices: Vec<serde_json::Value> = copied
         .iter()
         .map(|(device_ref, d)| {
-            let mount = point.snapshots.iter().find(|s| &s.device_ref == device_ref).map(|s| s.mount_point.clone());
+            let mount = point
+                .snapshots
+                .iter()
+                .find(|s| &s.device_ref == device_ref)
+                .map(|s| s.mount_point.clone());
             json!({
                 "device_ref": device_ref,
                 "mount_point": mount,

@@ -158,10 +158,14 @@ pub async fn reconcile(
         match hv.list_vms().await {
             Ok(all) => {
                 for proxy in all.iter().filter(|v| {
-                    v.name.starts_with(super::copy::proxy_name("").as_str()) && !v.devices.is_empty()
+                    v.name.starts_with(super::copy::proxy_name("").as_str())
+                        && !v.devices.is_empty()
                 }) {
-                    let mounts: Vec<&str> =
-                        proxy.devices.iter().map(|d| d.mount_point.as_str()).collect();
+                    let mounts: Vec<&str> = proxy
+                        .devices
+                        .iter()
+                        .map(|d| d.mount_point.as_str())
+                        .collect();
                     findings.push(finding(
                         "proxy-leftover",
                         name,
@@ -229,7 +233,10 @@ pub async fn reconcile(
         };
         match sa.list_luns().await {
             Ok(luns) => {
-                for lun in luns.iter().filter(|l| l.name.starts_with(super::copy::CLONE_PREFIX)) {
+                for lun in luns
+                    .iter()
+                    .filter(|l| l.name.starts_with(super::copy::CLONE_PREFIX))
+                {
                     findings.push(finding(
                         "orphan-clone",
                         name,

@@ -12,11 +12,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::hooks::TestHooks;
-use super::progress::Progress;
-use crate::copies::CopyStore;
 use super::ports::{CallError, Endpoints};
+use super::progress::Progress;
 use super::undo::Undo;
 use crate::catalog::{Catalog, StepRecord, StepState};
+use crate::copies::CopyStore;
 
 /// Attempts of a step whose adapter call keeps failing with `transient`.
 const MAX_ATTEMPTS: u32 = 4;
@@ -86,7 +86,11 @@ impl JobCtx {
     }
 
     /// Gives the job the copy store and a progress sink.
-    pub fn with_copies(mut self, copies: Option<Arc<CopyStore>>, progress: Arc<dyn Progress>) -> Self {
+    pub fn with_copies(
+        mut self,
+        copies: Option<Arc<CopyStore>>,
+        progress: Arc<dyn Progress>,
+    ) -> Self {
         self.copies = copies;
         self.progress = progress;
         self

@@ -143,7 +143,9 @@ impl Engine {
                 if point.copies.is_empty() {
                     "it has no copies either".to_string()
                 } else {
-                    format!("restore it from its copies instead (`tidemark restore {vm_name} {point_id} --host HOST`)")
+                    format!(
+                        "restore it from its copies instead (`tidemark restore {vm_name} {point_id} --host HOST`)"
+                    )
                 }
             );
         }
@@ -166,7 +168,11 @@ impl Engine {
                 "recovery point {point_id} cannot be copied: its snapshots were deleted by expiry"
             );
         }
-        if point.snapshots.iter().all(|s| point.copy_of(&s.device_ref).is_some()) {
+        if point
+            .snapshots
+            .iter()
+            .all(|s| point.copy_of(&s.device_ref).is_some())
+        {
             bail!("recovery point {point_id} is copied already (see `tidemark copies {vm_name}`)");
         }
         crate::names::check_name("proxy host", proxy_host).map_err(anyhow::Error::msg)?;
@@ -317,8 +323,13 @@ impl Engine {
                 tracing::warn!(job = job_id, "job failed, compensating: {message}");
                 self.catalog
                     .set_job_state(job_id, JobState::Compensating, None, Some(&message))?;
-                undo::compensate(&self.catalog, &self.endpoints, self.copies.as_deref(), job_id)
-                    .await?;
+                undo::compensate(
+                    &self.catalog,
+                    &self.endpoints,
+                    self.copies.as_deref(),
+                    job_id,
+                )
+                .await?;
             }
         }
         self.job(job_id)
@@ -419,7 +430,10 @@ impl Engine {
         let vm = self.known_vm(&param("vm")?)?;
         match job.kind.as_str() {
             "snapshot" => Ok(Workflow::Snapshot { vm }),
-            "revert" => Ok(Workflow::Revert { vm, point: point()? }),
+            "revert" => Ok(Workflow::Revert {
+                vm,
+                point: point()?,
+            }),
             "restore-device" => Ok(Workflow::RestoreInPlace {
                 vm,
                 point: point()?,

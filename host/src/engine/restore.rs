@@ -18,7 +18,9 @@ use super::journal::{Done, JobCtx};
 use super::transfer::{self, Restored};
 use super::undo::{self, Undo};
 use crate::catalog::{CopyRefRecord, MAPPED_LUN, PointRecord, SnapshotRefRecord, VmRecord};
-use crate::contract::{DeviceBacking, DeviceSpec, LunMapping, MappedLun, MappingMode, NewDisk, VmInfo, VmSpec};
+use crate::contract::{
+    DeviceBacking, DeviceSpec, LunMapping, MappedLun, MappingMode, NewDisk, VmInfo, VmSpec,
+};
 
 /// Where and as what a point is restored.
 #[derive(Debug, Clone)]
@@ -94,16 +96,29 @@ pub async fn run(
             }
             Ok(Done::new(
                 (),
-                format!("{} device copies readable, {} to restore", items.len(), crate::units::format_size(total)),
+                format!(
+                    "{} device copies readable, {} to restore",
+                    items.len(),
+                    crate::units::format_size(total)
+                ),
             ))
         })
         .await?;
     }
 
-    let disks: Vec<&Item> = items.iter().filter(|i| i.snapshot.device_kind != MAPPED_LUN).collect();
+    let disks: Vec<&Item> = items
+        .iter()
+        .filter(|i| i.snapshot.device_kind != MAPPED_LUN)
+        .collect();
     let mut luns: BTreeMap<String, Vec<&Item>> = BTreeMap::new();
-    for item in items.iter().filter(|i| i.snapshot.device_kind == MAPPED_LUN) {
-        let array = target.array.clone().unwrap_or_else(|| item.snapshot.endpoint.clone());
+    for item in items
+        .iter()
+        .filter(|i| i.snapshot.device_kind == MAPPED_LUN)
+    {
+        let array = target
+            .array
+            .clone()
+            .unwrap_or_else(|| item.snapshot.endpoint.clone());
         luns.entry(array).or_default().push(item);
     }
 
@@ -123,8 +138,15 @@ pub async fn run(
                     })
                     .collect(),
             };
-            let info = endpoints.hypervisor(hv_endpoint).await?.create_vm(&spec, &token).await?;
-            let undo = vec![Undo::DeleteVm { endpoint: hv_endpoint.to_string(), vm_ref: info.id.clone() }];
+            let info = endpoints
+                .hypervisor(hv_endpoint)
+                .await?
+                .create_vm(&spec, &token)
+                .await?;
+            let undo = vec![Undo::DeleteVm {
+                endpoint: hv_endpoint.to_string(),
+                vm_ref: info.id.clone(),
+            }];
             for i in disks {
                 disk_of(&info, &i.snapshot.mount_point)?;
             }
@@ -193,7 +215,11 @@ pub async fn run(
     for item in &items {
         let s = item.snapshot;
         let target_device = match new_luns.get(&s.device_ref) {
-            Some(lun) => DeviceTarget::Lun { endpoint: lun.array.clone(), wwn: lun.wwn.clone(), capacity: lun.capacity },
+            Some(lun) => DeviceTarget::Lun {
+                endpoint: lun.array.clone(),
+                wwn: lun.wwn.clone(),
+                capacity: lun.capacity,
+            },
             None => DeviceTarget::Disk {
                 endpoint: hv_endpoint.to_string(),
                 vm_ref: created.id.clone(),
@@ -203,17 +229,28 @@ pub async fn run(
         };
         let (target_device, store, progress) = (&target_device, &store, &progress);
         let done: Restored = ctx
-            .step(&format!("restore-device {}", s.mount_point), |_| async move {
-                let done = transfer::restore_device(endpoints, store, progress.as_ref(), item.copy, target_device, true).await?;
-                let detail = format!(
-                    "{}: wrote {} of {} from copy {}",
-                    s.mount_point,
-                    crate::units::format_size(done.bytes_written),
-                    crate::units::format_size(item.copy.size),
-                    item.copy.copy
-                );
-                Ok(Done::new(done, detail))
-            })
+            .step(
+                &format!("restore-device {}", s.mount_point),
+                |_| async move {
+                    let done = transfer::restore_device(
+                        endpoints,
+                        store,
+                        progress.as_ref(),
+                        item.copy,
+                        target_device,
+                        true,
+                    )
+                    .await?;
+                    let detail = format!(
+                        "{}: wrote {} of {} from copy {}",
+                        s.mount_point,
+                        crate::units::format_size(done.bytes_written),
+                        crate::units::format_size(item.copy.size),
+                        item.copy.copy
+                    );
+                    Ok(Done::new(done, detail))
+                },
+            )
             .await?;
         restored.push((s.device_ref.clone(), done));
     }
@@ -228,9 +265,17 @@ pub async fn run(
             let mut undo = Vec::new();
             for lun in group {
                 sa.expose(&lun.wwn, &target.host).await?;
-                undo.push(Undo::Unexpose { endpoint: array.to_string(), wwn: lun.wwn.clone(), host: target.host.clone() });
+                undo.push(Undo::Unexpose {
+                    endpoint: array.to_string(),
+                    wwn: lun.wwn.clone(),
+                    host: target.host.clone(),
+                });
             }
-            Ok(Done::new((), format!("exposed {} LUN(s) to {}", group.len(), target.host)).undo(undo))
+            Ok(Done::new(
+                (),
+                format!("exposed {} LUN(s) to {}", group.len(), target.host),
+            )
+            .undo(undo))
         })
         .await?;
     }
@@ -244,13 +289,27 @@ pub async fn run(
             for item in luns.values().flatten() {
                 let lun = &new_luns[&item.snapshot.device_ref];
                 let mapping = LunMapping {
-                    lun: MappedLun { wwn: lun.wwn.clone(), mode: MappingMode::Virtual },
+                    lun: MappedLun {
+                        wwn: lun.wwn.clone(),
+                        mode: MappingMode::Virtual,
+                    },
                     capacity: lun.capacity,
                     mount_point: item.snapshot.mount_point.clone(),
                 };
-                match hv.map_lun(&created.id, &mapping, &format!("{token}/{}", item.snapshot.device_ref)).await {
+                match hv
+                    .map_lun(
+                        &created.id,
+                        &mapping,
+                        &format!("{token}/{}", item.snapshot.device_ref),
+                    )
+                    .await
+                {
                     Ok(device) if device.mount_point == item.snapshot.mount_point => {
-                        made.push(Undo::UnmapLun { endpoint: hv_endpoint.to_string(), vm_ref: created.id.clone(), wwn: lun.wwn.clone() });
+                        made.push(Undo::UnmapLun {
+                            endpoint: hv_endpoint.to_string(),
+                            vm_ref: created.id.clone(),
+                            wwn: lun.wwn.clone(),
+                        });
                         lines.push(format!(
                             "LUN {} mapped as virtual at {} (was {} LUN {})",
                             lun.wwn,
@@ -261,7 +320,12 @@ pub async fn run(
                     }
                     other => {
                         let error = match other {
-                            Ok(device) => anyhow!("endpoint {hv_endpoint} mapped LUN {} at {} instead of {}", lun.wwn, device.mount_point, item.snapshot.mount_point),
+                            Ok(device) => anyhow!(
+                                "endpoint {hv_endpoint} mapped LUN {} at {} instead of {}",
+                                lun.wwn,
+                                device.mount_point,
+                                item.snapshot.mount_point
+                            ),
                             Err(e) => e.into(),
                         };
                         undo::roll_back(catalog, endpoints, None, &made).await;
@@ -277,9 +341,17 @@ pub async fn run(
     {
         let created = &created;
         ctx.step("power-on", |_| async move {
-            endpoints.hypervisor(hv_endpoint).await?.power_on(&created.id).await?;
-            Ok(Done::new((), format!("powered on {}", target.name))
-                .undo(vec![Undo::PowerOff { endpoint: hv_endpoint.to_string(), vm_ref: created.id.clone() }]))
+            endpoints
+                .hypervisor(hv_endpoint)
+                .await?
+                .power_on(&created.id)
+                .await?;
+            Ok(
+                Done::new((), format!("powered on {}", target.name)).undo(vec![Undo::PowerOff {
+                    endpoint: hv_endpoint.to_string(),
+                    vm_ref: created.id.clone(),
+                }]),
+            )
         })
         .await?;
     }
@@ -287,14 +359,23 @@ pub async fn run(
     {
         let (created, new_luns) = (&created, &new_luns);
         ctx.step("record-vm", |_| async move {
-            let info = endpoints.hypervisor(hv_endpoint).await?.get_vm(&created.id).await?;
+            let info = endpoints
+                .hypervisor(hv_endpoint)
+                .await?
+                .get_vm(&created.id)
+                .await?;
             super::discover::validate_vm(hv_endpoint, &info)?;
             for lun in new_luns.values() {
                 catalog.set_lun_owner(&lun.wwn, &lun.array)?;
             }
             catalog.upsert_vm(&vm_record(&target.name, hv_endpoint, &info))?;
-            Ok(Done::new((), format!("VM {} recorded in the catalog", target.name))
-                .undo(vec![Undo::ForgetVm { name: target.name.clone() }]))
+            Ok(
+                Done::new((), format!("VM {} recorded in the catalog", target.name)).undo(vec![
+                    Undo::ForgetVm {
+                        name: target.name.clone(),
+                    },
+                ]),
+            )
         })
         .await?;
     }
@@ -371,11 +452,17 @@ pub async fn run_in_place(
                 .find(|d| d.mount_point == mount)
                 .ok_or_else(|| anyhow!("VM {} has no device at {mount} any more", vm.name))?;
             let same = match &device.backing {
-                DeviceBacking::VirtualDisk(_) => s.device_kind != MAPPED_LUN && device.id == s.device_ref,
+                DeviceBacking::VirtualDisk(_) => {
+                    s.device_kind != MAPPED_LUN && device.id == s.device_ref
+                }
                 DeviceBacking::MappedLun(l) => s.wwn.as_deref() == Some(l.wwn.as_str()),
             };
             if !same {
-                bail!("the device at {mount} of VM {} is not the one point {} copied", vm.name, point.id);
+                bail!(
+                    "the device at {mount} of VM {} is not the one point {} copied",
+                    vm.name,
+                    point.id
+                );
             }
             if device.capacity < item.copy.size {
                 bail!("the device at {mount} is smaller than its copy");
@@ -388,13 +475,25 @@ pub async fn run_in_place(
     let vm_ref = found.vm.id.clone();
     let is_lun = s.device_kind == MAPPED_LUN;
     let wwn = s.wwn.clone().unwrap_or_default();
-    let array = if is_lun { found.lun_owners.get(&wwn).cloned().unwrap_or_default() } else { String::new() };
+    let array = if is_lun {
+        found.lun_owners.get(&wwn).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    };
 
     if was_on {
         ctx.step("power-off", |_| async {
-            endpoints.hypervisor(&vm.endpoint).await?.power_off(&vm_ref).await?;
-            Ok(Done::new((), format!("powered off {}", vm.name))
-                .undo(vec![Undo::PowerOn { endpoint: vm.endpoint.clone(), vm_ref: vm_ref.clone() }]))
+            endpoints
+                .hypervisor(&vm.endpoint)
+                .await?
+                .power_off(&vm_ref)
+                .await?;
+            Ok(
+                Done::new((), format!("powered off {}", vm.name)).undo(vec![Undo::PowerOn {
+                    endpoint: vm.endpoint.clone(),
+                    vm_ref: vm_ref.clone(),
+                }]),
+            )
         })
         .await?;
     }
@@ -403,15 +502,34 @@ pub async fn run_in_place(
         let (vm_ref, wwn, array) = (&vm_ref, &wwn, &array);
         ctx.step("safety-snapshot", |token| async move {
             if is_lun {
-                super::steps::snapshot_luns(endpoints, array, std::slice::from_ref(wwn), &token, "safety snapshot of the LUN").await
+                super::steps::snapshot_luns(
+                    endpoints,
+                    array,
+                    std::slice::from_ref(wwn),
+                    &token,
+                    "safety snapshot of the LUN",
+                )
+                .await
             } else {
                 let ids = [s.device_ref.clone()];
-                super::steps::snapshot_disks(endpoints, &vm.endpoint, vm_ref, &ids, &token, "safety snapshot of the disk").await
+                super::steps::snapshot_disks(
+                    endpoints,
+                    &vm.endpoint,
+                    vm_ref,
+                    &ids,
+                    &token,
+                    "safety snapshot of the disk",
+                )
+                .await
             }
         })
         .await?
     };
-    let safety_id = safety.values().next().map(|r| r.id.clone()).ok_or_else(|| anyhow!("no safety snapshot was taken"))?;
+    let safety_id = safety
+        .values()
+        .next()
+        .map(|r| r.id.clone())
+        .ok_or_else(|| anyhow!("no safety snapshot was taken"))?;
 
     {
         let store = &store;
@@ -421,29 +539,71 @@ pub async fn run_in_place(
                 bail!(
                     "copy {} is damaged ({}); nothing was written",
                     bad.id,
-                    bad.error.clone().unwrap_or_else(|| format!("{} damaged chunk(s)", bad.damaged_chunks.len()))
+                    bad.error.clone().unwrap_or_else(|| format!(
+                        "{} damaged chunk(s)",
+                        bad.damaged_chunks.len()
+                    ))
                 );
             }
-            Ok(Done::new((), format!("copy {} verified: {} chunk(s)", item.copy.copy, report.chunks_checked)))
+            Ok(Done::new(
+                (),
+                format!(
+                    "copy {} verified: {} chunk(s)",
+                    item.copy.copy, report.chunks_checked
+                ),
+            ))
         })
         .await?;
     }
 
     let target = if is_lun {
-        DeviceTarget::Lun { endpoint: array.clone(), wwn: wwn.clone(), capacity: item.copy.size }
+        DeviceTarget::Lun {
+            endpoint: array.clone(),
+            wwn: wwn.clone(),
+            capacity: item.copy.size,
+        }
     } else {
-        DeviceTarget::Disk { endpoint: vm.endpoint.clone(), vm_ref: vm_ref.clone(), device_ref: s.device_ref.clone(), capacity: item.copy.size }
+        DeviceTarget::Disk {
+            endpoint: vm.endpoint.clone(),
+            vm_ref: vm_ref.clone(),
+            device_ref: s.device_ref.clone(),
+            capacity: item.copy.size,
+        }
     };
     let restored: Restored = {
-        let (target, store, progress, safety_id, vm_ref, wwn, array) = (&target, &store, &progress, &safety_id, &vm_ref, &wwn, &array);
+        let (target, store, progress, safety_id, vm_ref, wwn, array) = (
+            &target, &store, &progress, &safety_id, &vm_ref, &wwn, &array,
+        );
         ctx.step(&format!("restore-device {mount}"), |token| async move {
             let undo = if is_lun {
-                Undo::RevertLun { endpoint: array.clone(), wwn: wwn.clone(), snapshot: safety_id.clone(), token: format!("{token}:undo") }
+                Undo::RevertLun {
+                    endpoint: array.clone(),
+                    wwn: wwn.clone(),
+                    snapshot: safety_id.clone(),
+                    token: format!("{token}:undo"),
+                }
             } else {
-                Undo::RevertDisks { endpoint: vm.endpoint.clone(), vm_ref: vm_ref.clone(), snapshots: vec![safety_id.clone()], token: format!("{token}:undo") }
+                Undo::RevertDisks {
+                    endpoint: vm.endpoint.clone(),
+                    vm_ref: vm_ref.clone(),
+                    snapshots: vec![safety_id.clone()],
+                    token: format!("{token}:undo"),
+                }
             };
-            let done = transfer::restore_device(endpoints, store, progress.as_ref(), item.copy, target, false).await?;
-            let detail = format!("{mount}: wrote {} from copy {}", crate::units::format_size(done.bytes_written), item.copy.copy);
+            let done = transfer::restore_device(
+                endpoints,
+                store,
+                progress.as_ref(),
+                item.copy,
+                target,
+                false,
+            )
+            .await?;
+            let detail = format!(
+                "{mount}: wrote {} from copy {}",
+                crate::units::format_size(done.bytes_written),
+                item.copy.copy
+            );
             Ok(Done::new(done, detail).undo(vec![undo]))
         })
         .await?
@@ -451,21 +611,39 @@ pub async fn run_in_place(
 
     if was_on {
         ctx.step("power-on", |_| async {
-            endpoints.hypervisor(&vm.endpoint).await?.power_on(&vm_ref).await?;
-            Ok(Done::new((), format!("powered on {}", vm.name))
-                .undo(vec![Undo::PowerOff { endpoint: vm.endpoint.clone(), vm_ref: vm_ref.clone() }]))
+            endpoints
+                .hypervisor(&vm.endpoint)
+                .await?
+                .power_on(&vm_ref)
+                .await?;
+            Ok(
+                Done::new((), format!("powered on {}", vm.name)).undo(vec![Undo::PowerOff {
+                    endpoint: vm.endpoint.clone(),
+                    vm_ref: vm_ref.clone(),
+                }]),
+            )
         })
         .await?;
     }
 
     ctx.step("release-safety-snapshot", |_| async {
         let release = if is_lun {
-            Undo::DeleteLunSnapshot { endpoint: array.clone(), snapshot: safety_id.clone() }
+            Undo::DeleteLunSnapshot {
+                endpoint: array.clone(),
+                snapshot: safety_id.clone(),
+            }
         } else {
-            Undo::DeleteDiskSnapshot { endpoint: vm.endpoint.clone(), vm_ref: vm_ref.clone(), snapshot: safety_id.clone() }
+            Undo::DeleteDiskSnapshot {
+                endpoint: vm.endpoint.clone(),
+                vm_ref: vm_ref.clone(),
+                snapshot: safety_id.clone(),
+            }
         };
         release.run(catalog, endpoints, None).await?;
-        Ok(Done::new((), format!("released safety snapshot {safety_id}")))
+        Ok(Done::new(
+            (),
+            format!("released safety snapshot {safety_id}"),
+        ))
     })
     .await?;
     Ok(json!({

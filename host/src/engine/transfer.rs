@@ -158,7 +158,10 @@ async fn changed_since(
     match answer {
         Ok(extents) => Ok(Some(extents)),
         Err(e) if fallback_ok(&e) => {
-            tracing::info!("{}: cannot copy incrementally ({e}); reading everything", s.mount_point);
+            tracing::info!(
+                "{}: cannot copy incrementally ({e}); reading everything",
+                s.mount_point
+            );
             Ok(None)
         }
         Err(e) => Err(e.into()),
@@ -192,26 +195,33 @@ pub async fn copy_device(
             Ok(m) if m.device_size() == size && u64::from(m.chunk_size()) == chunk => Some(m),
             Ok(_) => None,
             Err(e) => {
-                tracing::warn!("previous copy {} unusable ({e}); copying in full", base.copy);
+                tracing::warn!(
+                    "previous copy {} unusable ({e}); copying in full",
+                    base.copy
+                );
                 None
             }
         },
         None => None,
     };
-    let changed = match (&base_manifest, source.base.as_ref().and_then(|b| b.snapshot.as_deref())) {
+    let changed = match (
+        &base_manifest,
+        source.base.as_ref().and_then(|b| b.snapshot.as_deref()),
+    ) {
         (Some(_), Some(since)) => changed_since(endpoints, source, since).await?,
         _ => None,
     };
     let (mut manifest, todo, how) = match (base_manifest, changed) {
-        (Some(base), Some(extents)) => (
-            base,
-            chunks_covering(&extents, chunk, size),
-            "incremental",
-        ),
+        (Some(base), Some(extents)) => {
+            (base, chunks_covering(&extents, chunk, size), "incremental")
+        }
         _ => {
             let allocated = match session.allocated_extents(&reader).await {
                 Ok(extents) => extents,
-                Err(e) if e.is_unsupported() => vec![Extent { offset: 0, length: size }],
+                Err(e) if e.is_unsupported() => vec![Extent {
+                    offset: 0,
+                    length: size,
+                }],
                 Err(e) => return Err(e.into()),
             };
             (
@@ -294,7 +304,10 @@ pub async fn restore_device(
             manifest.device_size()
         );
     }
-    progress.start(&format!("restore {}", copy.device_ref), manifest.device_size());
+    progress.start(
+        &format!("restore {}", copy.device_ref),
+        manifest.device_size(),
+    );
     let mut written = 0u64;
     let mut chunks = ParallelGet::new(store, &manifest, workers(), QUEUE_DEPTH, fresh);
     let mut pending: Vec<u8> = Vec::with_capacity(IO_CHUNK);
@@ -334,7 +347,11 @@ mod tests {
     #[test]
     fn chunk_cover_and_runs() {
         let e = |offset, length| Extent { offset, length };
-        let set = chunks_covering(&[e(0, 1), e(4095, 2), e(10_000, 0), e(20_000, 10_000)], 4096, 24_576);
+        let set = chunks_covering(
+            &[e(0, 1), e(4095, 2), e(10_000, 0), e(20_000, 10_000)],
+            4096,
+            24_576,
+        );
         assert_eq!(set.into_iter().collect::<Vec<_>>(), vec![0, 1, 4, 5]);
         let idx: BTreeSet<u64> = [0, 1, 2, 5, 6, 9].into_iter().collect();
         assert_eq!(runs(&idx, 2), vec![(0, 2), (2, 1), (5, 2), (9, 1)]);

@@ -49,7 +49,9 @@ impl DataPath for Session {
             Interface::DataPath,
             data_path,
             "device-reader.changed-extents",
-            |g, store| g.device_reader().call_changed_extents(store, reader.0, since)
+            |g, store| g
+                .device_reader()
+                .call_changed_extents(store, reader.0, since)
         )
     }
 

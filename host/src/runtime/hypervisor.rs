@@ -66,7 +66,14 @@ impl Hypervisor for Session {
         token: &str,
     ) -> CallResult<Device> {
         guest_call!(self, HV, hypervisor, "attach-snapshot", |g, s| g
-            .call_attach_snapshot(s, vm_id, source_vm_id, snapshot_id, mount_point, token))
+            .call_attach_snapshot(
+                s,
+                vm_id,
+                source_vm_id,
+                snapshot_id,
+                mount_point,
+                token
+            ))
     }
     async fn detach_disk(&mut self, vm_id: &str, device_id: &str) -> CallResult<()> {
         guest_call!(self, HV, hypervisor, "detach-disk", |g, s| g
