@@ -2,7 +2,7 @@
 # Copy-store benchmark: Tidemark against restic and borg, same data, same run.
 #
 # Usage:
-#   bench/copies.sh                         # all tools, 1 GiB device (~10 min)
+#   bench/copies.sh                         # all tools, 1 GiB device (~3 min, ~8 GiB scratch)
 #   BENCH_SIZE_MIB=64 bench/copies.sh       # quick run (even number of MiB)
 #   BENCH_TOOLS="restic borg" bench/copies.sh
 #

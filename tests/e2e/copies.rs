@@ -498,3 +498,54 @@ fn one_device_restores_in_place_from_its_copy() {
     }
     lab.assert_reconciled();
 }
+
+/// Mounts a small tmpfs at `dir` (root only); `None` where that is not possible.
+fn small_filesystem(dir: &Path, size: &str) -> Option<Unmount> {
+    std::fs::create_dir_all(dir).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then(|| Unmount(dir.to_path_buf()))
+}
+
+/// Unmounts on drop, so a failing test leaves no mount behind.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_copy_store_fails_the_copy_cleanly_and_loses_nothing() {
+    let lab = Lab::with_vm();
+    lab.write("app", "C:", 0, &tidemark::cli::demo::pattern(5, 24 << 20));
+    let (point, _) = lab.snapshot("app");
+    let Some(mount) = small_filesystem(&lab.dir.path().join("copies"), "8m") else {
+        eprintln!("skipped: cannot mount a small filesystem here (needs root)");
+        return;
+    };
+    let out = lab.run(&["copy", "app", &point]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc = json(&out);
+    assert_eq!(doc["state"], "compensated", "{doc}");
+    assert!(
+        doc["error"].as_str().unwrap().contains("No space left"),
+        "the error names the cause: {doc}"
+    );
+    lab.assert_reconciled();
+    assert_eq!(lab.ok(&["copies", "app"]).as_array().unwrap().len(), 0);
+    // The point and the VM's data are untouched; with room again the copy succeeds.
+    let gc = lab.ok(&["gc"]);
+    assert!(gc["chunks_total"].as_u64().is_some(), "{gc}");
+    drop(mount);
+    let done = lab.ok(&["copy", "app", &point]);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    lab.fill("app", 3);
+    lab.ok(&["restore", "app", &point, "--host", "esx-b", "--as", "app2"]);
+    assert!(lab.read("app2", "C:", 0, 24 << 20) == tidemark::cli::demo::pattern(5, 24 << 20));
+}

@@ -55,13 +55,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     match dispatch(cli).await {
         Ok(outcome) => {
             match format {
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&outcome.json).unwrap_or_default()
-                ),
+                OutputFormat::Json => {
+                    print_out(&serde_json::to_string_pretty(&outcome.json).unwrap_or_default())
+                }
                 OutputFormat::Text => {
                     if !outcome.text.is_empty() {
-                        println!("{}", outcome.text.trim_end());
+                        print_out(outcome.text.trim_end());
                     }
                 }
             }
@@ -74,12 +73,19 @@ pub async fn run(cli: Cli) -> ExitCode {
         Err(error) => {
             let message = format!("{error:#}");
             if format == OutputFormat::Json {
-                println!("{}", serde_json::json!({ "error": message }));
+                print_out(&serde_json::json!({ "error": message }).to_string());
             }
             eprintln!("error: {message}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Prints a result line; a closed pipe (`tidemark jobs | head`) is not an error.
+fn print_out(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
