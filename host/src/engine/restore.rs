@@ -15,6 +15,7 @@ use serde_json::json;
 use super::device_io::DeviceTarget;
 use super::discover::vm_record;
 use super::journal::{Done, JobCtx};
+use super::steps;
 use super::transfer::{self, Restored};
 use super::undo::{self, Undo};
 use crate::catalog::{CopyRefRecord, MAPPED_LUN, PointRecord, SnapshotRefRecord, VmRecord};
@@ -340,18 +341,8 @@ pub async fn run(
 
     {
         let created = &created;
-        ctx.step("power-on", |_| async move {
-            endpoints
-                .hypervisor(hv_endpoint)
-                .await?
-                .power_on(&created.id)
-                .await?;
-            Ok(
-                Done::new((), format!("powered on {}", target.name)).undo(vec![Undo::PowerOff {
-                    endpoint: hv_endpoint.to_string(),
-                    vm_ref: created.id.clone(),
-                }]),
-            )
+        ctx.step("power-on", |_| {
+            steps::set_power(endpoints, hv_endpoint, &created.id, &target.name, true)
         })
         .await?;
     }
@@ -482,27 +473,17 @@ pub async fn run_in_place(
     };
 
     if was_on {
-        ctx.step("power-off", |_| async {
-            endpoints
-                .hypervisor(&vm.endpoint)
-                .await?
-                .power_off(&vm_ref)
-                .await?;
-            Ok(
-                Done::new((), format!("powered off {}", vm.name)).undo(vec![Undo::PowerOn {
-                    endpoint: vm.endpoint.clone(),
-                    vm_ref: vm_ref.clone(),
-                }]),
-            )
+        ctx.step("power-off", |_| {
+            steps::set_power(endpoints, &vm.endpoint, &vm_ref, &vm.name, false)
         })
         .await?;
     }
 
-    let safety: super::steps::Taken = {
+    let safety: steps::Taken = {
         let (vm_ref, wwn, array) = (&vm_ref, &wwn, &array);
         ctx.step("safety-snapshot", |token| async move {
             if is_lun {
-                super::steps::snapshot_luns(
+                steps::snapshot_luns(
                     endpoints,
                     array,
                     std::slice::from_ref(wwn),
@@ -512,7 +493,7 @@ pub async fn run_in_place(
                 .await
             } else {
                 let ids = [s.device_ref.clone()];
-                super::steps::snapshot_disks(
+                steps::snapshot_disks(
                     endpoints,
                     &vm.endpoint,
                     vm_ref,
@@ -610,18 +591,8 @@ pub async fn run_in_place(
     };
 
     if was_on {
-        ctx.step("power-on", |_| async {
-            endpoints
-                .hypervisor(&vm.endpoint)
-                .await?
-                .power_on(&vm_ref)
-                .await?;
-            Ok(
-                Done::new((), format!("powered on {}", vm.name)).undo(vec![Undo::PowerOff {
-                    endpoint: vm.endpoint.clone(),
-                    vm_ref: vm_ref.clone(),
-                }]),
-            )
+        ctx.step("power-on", |_| {
+            steps::set_power(endpoints, &vm.endpoint, &vm_ref, &vm.name, true)
         })
         .await?;
     }

@@ -49,18 +49,8 @@ pub async fn run(
     let vm_ref = found.vm.id.clone();
 
     if was_on {
-        ctx.step("power-off", |_| async {
-            endpoints
-                .hypervisor(&vm.endpoint)
-                .await?
-                .power_off(&vm_ref)
-                .await?;
-            Ok(
-                Done::new((), format!("powered off {}", vm.name)).undo(vec![Undo::PowerOn {
-                    endpoint: vm.endpoint.clone(),
-                    vm_ref: vm_ref.clone(),
-                }]),
-            )
+        ctx.step("power-off", |_| {
+            steps::set_power(endpoints, &vm.endpoint, &vm_ref, &vm.name, false)
         })
         .await?;
     }
@@ -176,18 +166,8 @@ pub async fn run(
     }
 
     if was_on {
-        ctx.step("power-on", |_| async {
-            endpoints
-                .hypervisor(&vm.endpoint)
-                .await?
-                .power_on(vm_ref)
-                .await?;
-            Ok(
-                Done::new((), format!("powered on {}", vm.name)).undo(vec![Undo::PowerOff {
-                    endpoint: vm.endpoint.clone(),
-                    vm_ref: vm_ref.clone(),
-                }]),
-            )
+        ctx.step("power-on", |_| {
+            steps::set_power(endpoints, &vm.endpoint, vm_ref, &vm.name, true)
         })
         .await?;
     }

@@ -93,3 +93,32 @@ pub async fn snapshot_luns(
     );
     Ok(Done::new(by_source, detail).undo(undo))
 }
+
+/// Powers a VM on or off; the undo powers it back.
+pub async fn set_power(
+    endpoints: &dyn Endpoints,
+    endpoint: &str,
+    vm_ref: &str,
+    vm_name: &str,
+    on: bool,
+) -> anyhow::Result<Done<()>> {
+    let mut hv = endpoints.hypervisor(endpoint).await?;
+    let (endpoint, vm_ref_owned) = (endpoint.to_string(), vm_ref.to_string());
+    if on {
+        hv.power_on(vm_ref).await?;
+        Ok(
+            Done::new((), format!("powered on {vm_name}")).undo(vec![Undo::PowerOff {
+                endpoint,
+                vm_ref: vm_ref_owned,
+            }]),
+        )
+    } else {
+        hv.power_off(vm_ref).await?;
+        Ok(
+            Done::new((), format!("powered off {vm_name}")).undo(vec![Undo::PowerOn {
+                endpoint,
+                vm_ref: vm_ref_owned,
+            }]),
+        )
+    }
+}

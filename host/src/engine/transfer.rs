@@ -191,7 +191,7 @@ pub async fn copy_device(
         .with_context(|| format!("copying {}", source.snapshot.mount_point))?;
     // The base manifest is read under the write lock, so gc cannot free its chunks now.
     let base_manifest = match &source.base {
-        Some(base) => match store.read_manifest(&base.copy) {
+        Some(base) => match writer.read_manifest(&base.copy) {
             Ok(m) if m.device_size() == size && u64::from(m.chunk_size()) == chunk => Some(m),
             Ok(_) => None,
             Err(e) => {
