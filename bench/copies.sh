@@ -274,7 +274,7 @@ meta=(--meta "size_mib=$SIZE_MIB" --meta "seed=$SEED" --meta "tools=$TOOLS"
     --meta "drop_caches=$DROP" --meta "borg_compression=$BORG_COMPRESSION"
     --meta "date=$stamp" --meta "cpus=$(nproc)"
     --meta "commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(
-        [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null) ]] && echo '+dirty')"
+        if [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null) ]]; then echo '+dirty'; fi)"
     --meta "sequence=full, incr-scattered, incr-clustered (on top), restore newest, verify all")
 has_tool restic && meta+=(--meta "restic=$(restic version | head -n1)")
 has_tool borg && meta+=(--meta "borg=$(borg --version)")
