@@ -1,6 +1,7 @@
 //! Tidemark: protects and moves virtual machines, including their physically mapped array
 //! LUNs, through sandboxed WebAssembly adapters.
 
+pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod contract;

@@ -1,6 +1,7 @@
 //! End-to-end tests: they drive the built `tidemark` binary, which runs the real lab Wasm
 //! adapters, on a fresh data directory each.
 
+mod api;
 mod bad_input;
 mod copies;
 mod crash_resume;

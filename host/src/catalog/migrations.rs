@@ -100,6 +100,30 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE copy_refs ADD COLUMN stored_total INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE copy_refs ADD COLUMN job_id TEXT NOT NULL DEFAULT '';
     "#,
+    // 3: the admin API: bearer tokens (hashed), the audit log, idempotency keys.
+    r#"
+    CREATE TABLE api_tokens (
+        name        TEXT PRIMARY KEY,
+        role        TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+        hash        TEXT NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE audit_log (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          INTEGER NOT NULL,
+        who         TEXT NOT NULL,
+        method      TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        status      INTEGER NOT NULL
+    );
+    CREATE TABLE idempotency_keys (
+        key         TEXT PRIMARY KEY,
+        who         TEXT NOT NULL,
+        request     TEXT NOT NULL,
+        job_id      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the schema up to date; refuses a catalog written by a newer Tidemark.

@@ -4,6 +4,7 @@
 //! Every write is one transaction, so a killed process leaves the catalog as of the last
 //! committed write (WAL mode, `synchronous=NORMAL`: safe against process crashes).
 
+mod access;
 mod jobs;
 mod migrations;
 mod points;
@@ -16,6 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 use anyhow::Context;
 use rusqlite::Connection;
 
+pub use access::{AuditRecord, TokenRecord};
 pub use records::*;
 
 /// The catalog file name inside the data directory.

@@ -8,6 +8,11 @@ fn as_time<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&super::format_time(*ms))
 }
 
+/// Serializes catalog times as RFC 3339 (for records defined beside the catalog's own).
+pub fn as_time_pub<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    as_time(ms, s)
+}
+
 fn as_opt_time<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
     match ms {
         Some(ms) => s.serialize_str(&super::format_time(*ms)),

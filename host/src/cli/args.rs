@@ -118,6 +118,30 @@ pub enum Command {
     },
     /// Frees copy-store chunks no copy references (safe while copies run).
     Gc,
+    /// Runs the HTTP admin API (loopback only for now); resumes unfinished jobs at start.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = crate::api::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+    },
+    /// Bearer tokens for the admin API.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Creates a token and shows it once (only its hash is stored).
+    Create {
+        /// admin, operator or viewer.
+        #[arg(long, value_parser = ["admin", "operator", "viewer"])]
+        role: String,
+        /// A unique name (default: the role and a random suffix).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Token names and roles.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

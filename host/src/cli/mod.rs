@@ -5,12 +5,13 @@ mod args;
 mod context;
 mod copies;
 pub mod demo;
-mod endpoints;
+pub(crate) mod endpoints;
 mod inventory;
 mod jobs;
 pub mod lab;
 mod progress_bar;
 mod table;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,7 +109,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             keep_days,
             ..
         } if keep_copies.is_some() || keep_days.is_some() => ctx.attach_copy_store(false)?,
-        Command::Resume => {
+        Command::Resume | Command::Serve { .. } => {
             if let Err(e) = ctx.attach_copy_store(false) {
                 tracing::debug!("resuming without a copy store: {e:#}");
             }
@@ -173,5 +174,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             copies::expire(&ctx, policy, dry_run).await
         }
         Command::Gc => copies::gc(&ctx),
+        Command::Token(args::TokenCommand::Create { role, name }) => {
+            tokens::create(&ctx, &role, name)
+        }
+        Command::Token(args::TokenCommand::List) => tokens::list(&ctx),
+        Command::Serve { listen } => {
+            let adapters = endpoints::adapters(&ctx)?.json;
+            crate::api::serve(ctx.engine, adapters, listen).await?;
+            Ok(Outcome::ok(
+                serde_json::json!({ "stopped": true }),
+                "stopped",
+            ))
+        }
     }
 }

@@ -72,6 +72,42 @@ enum Workflow {
     },
 }
 
+/// A job to start, as the API receives it.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum JobRequest {
+    /// Snapshot every device of `vm`.
+    Snapshot { vm: String },
+    /// Revert `vm` to `point`.
+    Revert { vm: String, point: String },
+    /// Copy `point` of `vm` through a proxy VM.
+    Copy {
+        vm: String,
+        point: String,
+        #[serde(default)]
+        proxy_host: Option<String>,
+    },
+    /// Restore `point` of `vm` as a new VM on `host`.
+    Restore {
+        vm: String,
+        point: String,
+        host: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        array: Option<String>,
+    },
+    /// Restore one device of `vm` in place.
+    RestoreDevice {
+        vm: String,
+        point: String,
+        device: String,
+    },
+}
+
+/// A checked, recorded job waiting to run.
+pub struct PlannedJob(Workflow);
+
 impl Engine {
     /// An engine over a catalog and endpoints, with the test hooks from the environment.
     pub fn new(catalog: Arc<Catalog>, endpoints: Arc<dyn Endpoints>) -> anyhow::Result<Self> {
@@ -127,14 +163,14 @@ impl Engine {
     }
 
     /// Snapshots every device of a VM into one recovery point.
-    pub async fn snapshot(&self, vm_name: &str) -> anyhow::Result<JobRecord> {
+    fn plan_snapshot(&self, vm_name: &str) -> anyhow::Result<Workflow> {
         let vm = self.known_vm(vm_name)?;
         self.check_idle(vm_name)?;
-        self.start(Workflow::Snapshot { vm }).await
+        Ok(Workflow::Snapshot { vm })
     }
 
     /// Reverts a VM in place to one of its recovery points.
-    pub async fn revert(&self, vm_name: &str, point_id: &str) -> anyhow::Result<JobRecord> {
+    fn plan_revert(&self, vm_name: &str, point_id: &str) -> anyhow::Result<Workflow> {
         let vm = self.known_vm(vm_name)?;
         let point = self.point_of(vm_name, point_id)?;
         if !point.snapshots_present() {
@@ -150,16 +186,16 @@ impl Engine {
             );
         }
         self.check_idle(vm_name)?;
-        self.start(Workflow::Revert { vm, point }).await
+        Ok(Workflow::Revert { vm, point })
     }
 
     /// Copies a recovery point's snapshots into the copy store through a proxy VM.
-    pub async fn copy(
+    fn plan_copy(
         &self,
         vm_name: &str,
         point_id: &str,
         proxy_host: &str,
-    ) -> anyhow::Result<JobRecord> {
+    ) -> anyhow::Result<Workflow> {
         let vm = self.known_vm(vm_name)?;
         let point = self.point_of(vm_name, point_id)?;
         self.copy_store()?;
@@ -177,23 +213,22 @@ impl Engine {
         }
         crate::names::check_name("proxy host", proxy_host).map_err(anyhow::Error::msg)?;
         self.check_idle(vm_name)?;
-        self.start(Workflow::Copy {
+        Ok(Workflow::Copy {
             vm,
             point,
             proxy_host: proxy_host.to_string(),
         })
-        .await
     }
 
     /// Restores a recovery point from its copies as a new VM.
-    pub async fn restore(
+    fn plan_restore(
         &self,
         vm_name: &str,
         point_id: &str,
         host: &str,
         new_name: &str,
         array: Option<&str>,
-    ) -> anyhow::Result<JobRecord> {
+    ) -> anyhow::Result<Workflow> {
         let source = self.known_vm(vm_name)?;
         let target = RestoreTarget {
             endpoint: source.endpoint,
@@ -218,16 +253,16 @@ impl Engine {
             bail!("unknown array endpoint '{array}' (see `tidemark endpoint list`)");
         }
         self.check_idle(&target.name)?;
-        self.start(Workflow::Restore { point, target }).await
+        Ok(Workflow::Restore { point, target })
     }
 
     /// Restores one device of a VM in place from a point's copy.
-    pub async fn restore_in_place(
+    fn plan_restore_in_place(
         &self,
         vm_name: &str,
         point_id: &str,
         mount: &str,
-    ) -> anyhow::Result<JobRecord> {
+    ) -> anyhow::Result<Workflow> {
         let vm = self.known_vm(vm_name)?;
         let point = self.point_of(vm_name, point_id)?;
         self.copy_store()?;
@@ -242,15 +277,104 @@ impl Engine {
             );
         }
         self.check_idle(vm_name)?;
-        self.start(Workflow::RestoreInPlace {
+        Ok(Workflow::RestoreInPlace {
             vm,
             point,
             mount: mount.to_string(),
         })
-        .await
+    }
+
+    /// Snapshots every device of a VM into one recovery point.
+    pub async fn snapshot(&self, vm_name: &str) -> anyhow::Result<JobRecord> {
+        self.start(self.plan_snapshot(vm_name)?).await
+    }
+
+    /// Reverts a VM in place to one of its recovery points.
+    pub async fn revert(&self, vm_name: &str, point_id: &str) -> anyhow::Result<JobRecord> {
+        self.start(self.plan_revert(vm_name, point_id)?).await
+    }
+
+    /// Copies a recovery point's snapshots into the copy store through a proxy VM.
+    pub async fn copy(
+        &self,
+        vm_name: &str,
+        point_id: &str,
+        proxy_host: &str,
+    ) -> anyhow::Result<JobRecord> {
+        self.start(self.plan_copy(vm_name, point_id, proxy_host)?)
+            .await
+    }
+
+    /// Restores a recovery point from its copies as a new VM.
+    pub async fn restore(
+        &self,
+        vm_name: &str,
+        point_id: &str,
+        host: &str,
+        new_name: &str,
+        array: Option<&str>,
+    ) -> anyhow::Result<JobRecord> {
+        self.start(self.plan_restore(vm_name, point_id, host, new_name, array)?)
+            .await
+    }
+
+    /// Restores one device of a VM in place from a point's copy.
+    pub async fn restore_in_place(
+        &self,
+        vm_name: &str,
+        point_id: &str,
+        mount: &str,
+    ) -> anyhow::Result<JobRecord> {
+        self.start(self.plan_restore_in_place(vm_name, point_id, mount)?)
+            .await
+    }
+
+    /// Checks a request and records its job without running it: the caller runs it with
+    /// [`Engine::run_job`] (the API does so in the background). Bad input fails here, before
+    /// any job exists.
+    pub fn submit(&self, request: &JobRequest) -> anyhow::Result<(String, PlannedJob)> {
+        let workflow = match request {
+            JobRequest::Snapshot { vm } => self.plan_snapshot(vm)?,
+            JobRequest::Revert { vm, point } => self.plan_revert(vm, point)?,
+            JobRequest::Copy {
+                vm,
+                point,
+                proxy_host,
+            } => self.plan_copy(
+                vm,
+                point,
+                proxy_host.as_deref().unwrap_or(DEFAULT_PROXY_HOST),
+            )?,
+            JobRequest::Restore {
+                vm,
+                point,
+                host,
+                name,
+                array,
+            } => {
+                let name = name.clone().unwrap_or_else(|| format!("{vm}-restored"));
+                self.plan_restore(vm, point, host, &name, array.as_deref())?
+            }
+            JobRequest::RestoreDevice { vm, point, device } => {
+                self.plan_restore_in_place(vm, point, device)?
+            }
+        };
+        let id = self.record(&workflow)?;
+        Ok((id, PlannedJob(workflow)))
+    }
+
+    /// Runs a job recorded by [`Engine::submit`] to its end.
+    pub async fn run_job(&self, job_id: &str, planned: PlannedJob) -> anyhow::Result<JobRecord> {
+        self.drive(job_id, planned.0).await
     }
 
     async fn start(&self, workflow: Workflow) -> anyhow::Result<JobRecord> {
+        let id = self.record(&workflow)?;
+        self.drive(&id, workflow).await
+    }
+
+    /// Creates the job row of a planned workflow; returns its id.
+    fn record(&self, workflow: &Workflow) -> anyhow::Result<String> {
         let id = format!("job-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let (kind, vm, params) = match &workflow {
             Workflow::Snapshot { vm } => ("snapshot", vm.name.as_str(), json!({ "vm": vm.name })),
@@ -287,7 +411,7 @@ impl Engine {
             ),
         };
         self.catalog.create_job(&id, kind, Some(vm), &params)?;
-        self.drive(&id, workflow).await
+        Ok(id)
     }
 
     /// Runs a job's workflow to its end (replaying recorded steps), compensating on failure.

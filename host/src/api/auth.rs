@@ -1,0 +1,146 @@
+//! Bearer tokens and roles. A token is shown once when created; only its SHA-256 is kept.
+//! `viewer` reads, `operator` also runs jobs, `admin` also manages endpoints and tokens.
+//! Every request is authenticated, loopback included; every state-changing one is audited.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::ApiState;
+use super::error::ApiError;
+
+/// What a token may do; ordered, each role includes the ones below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    /// Parses `admin`, `operator` or `viewer`.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// The role's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// Who made a request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+}
+
+/// A new random token (`tmk_` and 64 hex digits) and its hash.
+pub fn new_token() -> anyhow::Result<(String, String)> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let token = format!("tmk_{}", hex::encode(bytes));
+    let hash = hash_token(&token);
+    Ok((token, hash))
+}
+
+/// The stored form of a token.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The role a request needs: reads need `viewer`; starting or cancelling jobs `operator`;
+/// tokens, the audit log and endpoint changes `admin`.
+pub fn required_role(method: &Method, path: &str) -> Role {
+    let admin_area = path.starts_with("/v1/tokens") || path.starts_with("/v1/audit");
+    if admin_area || (path.starts_with("/v1/endpoints") && method != Method::GET) {
+        Role::Admin
+    } else if method == Method::GET || method == Method::HEAD {
+        Role::Viewer
+    } else {
+        Role::Operator
+    }
+}
+
+/// Authenticates, authorizes and audits every request.
+pub async fn guard(
+    State(state): State<Arc<ApiState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = presented else {
+        return unauthorized("no bearer token: send `Authorization: Bearer <token>`");
+    };
+    let found = match state.catalog.token_by_hash(&hash_token(token)) {
+        Ok(found) => found,
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    let Some((name, role)) = found else {
+        return unauthorized("the bearer token is not valid");
+    };
+    let Some(role) = Role::parse(&role) else {
+        return ApiError::internal(anyhow::anyhow!("token {name} has unknown role {role}"))
+            .into_response();
+    };
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let needed = required_role(&method, &path);
+    let principal = Principal { name, role };
+    let response = if role < needed {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token {} has role {}; {method} {path} needs {}",
+                principal.name,
+                role.as_str(),
+                needed.as_str()
+            ),
+        )
+        .into_response()
+    } else {
+        request.extensions_mut().insert(principal.clone());
+        next.run(request).await
+    };
+    if method != Method::GET && method != Method::HEAD {
+        let status = response.status().as_u16();
+        if let Err(e) = state
+            .catalog
+            .audit(&principal.name, method.as_str(), &path, status)
+        {
+            tracing::error!("audit log write failed: {e:#}");
+        }
+    }
+    response
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        "Bearer".parse().expect("static header"),
+    );
+    response
+}

@@ -1,0 +1,127 @@
+//! The HTTP admin API (axum): `tidemark serve`. JSON in and out under `/v1`, bearer-token
+//! authentication with roles on every request, an audit log of state changes, idempotent
+//! job starts. Jobs run in the background; their journals make them resumable, so a killed
+//! server resumes every unfinished job when it starts again.
+
+pub mod auth;
+mod error;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, bail};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+use crate::catalog::Catalog;
+use crate::engine::Engine;
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7480";
+
+/// Request bodies larger than this are refused (413).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler shares.
+pub struct ApiState {
+    pub engine: Arc<Engine>,
+    pub catalog: Arc<Catalog>,
+    /// The adapters document (loaded once at start).
+    pub adapters: serde_json::Value,
+    /// Set once unfinished jobs were resumed.
+    pub ready: AtomicBool,
+    /// Serializes job submission (idempotency check + job creation).
+    pub submit_lock: tokio::sync::Mutex<()>,
+}
+
+/// The whole router, authentication included.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let v1 = Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/v1/vms", get(routes::vms))
+        .route("/v1/vms/{name}", get(routes::vm))
+        .route("/v1/vms/{name}/points", get(routes::vm_points))
+        .route("/v1/points/{id}", get(routes::point))
+        .route("/v1/jobs", get(routes::jobs).post(routes::start_job))
+        .route("/v1/jobs/{id}", get(routes::job))
+        .route("/v1/endpoints", get(routes::endpoints))
+        .route("/v1/adapters", get(routes::adapters))
+        .route("/v1/tokens", get(routes::tokens))
+        .route("/v1/audit", get(routes::audit))
+        .fallback(routes::fallback);
+    v1.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::guard,
+    ))
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .with_state(state)
+}
+
+/// Serves until SIGINT or SIGTERM. Anything but a loopback address is refused until TLS
+/// can be configured.
+pub async fn serve(
+    engine: Engine,
+    adapters: serde_json::Value,
+    listen: SocketAddr,
+) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() {
+        bail!(
+            "refusing to listen on {listen}: anything but loopback requires TLS, which this build cannot configure yet"
+        );
+    }
+    let catalog = engine.catalog.clone();
+    let engine = Arc::new(engine);
+    let state = Arc::new(ApiState {
+        engine: engine.clone(),
+        catalog,
+        adapters,
+        ready: AtomicBool::new(false),
+        submit_lock: tokio::sync::Mutex::new(()),
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    eprintln!("tidemark serving on http://{}", listener.local_addr()?);
+    let resuming = state.clone();
+    tokio::spawn(async move {
+        match resuming.engine.resume().await {
+            Ok(jobs) if !jobs.is_empty() => {
+                tracing::info!("resumed {} unfinished job(s)", jobs.len())
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("resuming unfinished jobs: {e:#}"),
+        }
+        resuming.ready.store(true, Ordering::SeqCst);
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving the API")?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM. Running jobs are left as their journals say: a step
+/// either recorded or not, so the next start resumes them.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    eprintln!("shutting down; running jobs resume at the next start");
+}

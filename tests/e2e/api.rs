@@ -1,0 +1,344 @@
+//! The admin API end to end: a real `tidemark serve` process on 127.0.0.1 with the lab
+//! adapters, driven over HTTP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::Lab;
+
+/// A running server; killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+    command
+        .arg("--data-dir")
+        .arg(lab.dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("TIDEMARK_CRASH_AFTER_STEP")
+        .env_remove("TIDEMARK_FAIL_STEP")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("starting tidemark serve");
+    let mut line = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "unexpected first line: {line}"
+    );
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 request; returns (status, JSON body).
+fn http(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        server.addr
+    );
+    if let Some(t) = token {
+        request.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method == "POST" {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response);
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn token(lab: &Lab, role: &str) -> String {
+    lab.ok(&["token", "create", "--role", role, "--name", role])["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits until a job is finished; returns it.
+fn wait_job(server: &Server, token: &str, id: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, job) = http(
+            server,
+            "GET",
+            &format!("/v1/jobs/{id}"),
+            Some(token),
+            None,
+            &[],
+        );
+        assert_eq!(status, 200, "{job}");
+        if job["state"] != "running" && job["state"] != "compensating" {
+            return job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "job {id} never finished"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start(server: &Server, token: &str, request: Value, key: Option<&str>) -> (u16, Value) {
+    let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+    http(
+        server,
+        "POST",
+        "/v1/jobs",
+        Some(token),
+        Some(&request.to_string()),
+        &headers,
+    )
+}
+
+#[test]
+fn snapshot_and_revert_over_http_restore_every_byte() {
+    let lab = Lab::with_vm();
+    let ops = token(&lab, "operator");
+    lab.fill("app", 1);
+    let server = serve(&lab, &[]);
+    let (status, started) = start(
+        &server,
+        &ops,
+        json!({"kind": "snapshot", "vm": "app"}),
+        None,
+    );
+    assert_eq!(status, 202, "{started}");
+    let job = wait_job(&server, &ops, started["job"].as_str().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let point = job["result"]["recovery_point"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, points) = http(&server, "GET", "/v1/vms/app/points", Some(&ops), None, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(points[0]["id"], point.as_str());
+
+    lab.fill("app", 2);
+    let (status, started) = start(
+        &server,
+        &ops,
+        json!({"kind": "revert", "vm": "app", "point": point}),
+        None,
+    );
+    assert_eq!(status, 202, "{started}");
+    let job = wait_job(&server, &ops, started["job"].as_str().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    lab.assert_holds("app", 1);
+}
+
+#[test]
+fn every_route_class_checks_the_token_and_its_role() {
+    let lab = Lab::with_vm();
+    let (viewer, operator, admin) = (
+        token(&lab, "viewer"),
+        token(&lab, "operator"),
+        token(&lab, "admin"),
+    );
+    let server = serve(&lab, &[]);
+    let read = |t: Option<&str>| http(&server, "GET", "/v1/vms", t, None, &[]).0;
+    let run = |t: Option<&str>| {
+        http(
+            &server,
+            "POST",
+            "/v1/jobs",
+            t,
+            Some(r#"{"kind":"snapshot","vm":"nope"}"#),
+            &[],
+        )
+        .0
+    };
+    let manage = |t: Option<&str>| http(&server, "GET", "/v1/tokens", t, None, &[]).0;
+    for (who, t, expect) in [
+        ("nobody", None, [401, 401, 401]),
+        ("a bad token", Some("tmk_0000"), [401, 401, 401]),
+        ("viewer", Some(viewer.as_str()), [200, 403, 403]),
+        // An operator may start jobs: the unknown VM then makes it a 404, not a 403.
+        ("operator", Some(operator.as_str()), [200, 404, 403]),
+        ("admin", Some(admin.as_str()), [200, 404, 200]),
+    ] {
+        assert_eq!([read(t), run(t), manage(t)], expect, "{who}");
+    }
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/v1/jobs",
+        "/v1/adapters",
+        "/v1/endpoints",
+    ] {
+        assert_eq!(http(&server, "GET", path, None, None, &[]).0, 401, "{path}");
+    }
+    // State-changing requests are audited, who and outcome; tokens never appear.
+    let (status, audit) = http(&server, "GET", "/v1/audit", Some(&admin), None, &[]);
+    assert_eq!(status, 200);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["who"] == "operator" && a["status"] == 404),
+        "{audit}"
+    );
+    let (_, tokens) = http(&server, "GET", "/v1/tokens", Some(&admin), None, &[]);
+    assert!(
+        !tokens.to_string().contains(&admin[4..]),
+        "a token leaked: {tokens}"
+    );
+}
+
+#[test]
+fn the_same_idempotency_key_gives_the_same_job() {
+    let lab = Lab::with_vm();
+    let ops = token(&lab, "operator");
+    let server = serve(&lab, &[]);
+    let request = json!({"kind": "snapshot", "vm": "app"});
+    let (first_status, first) = start(&server, &ops, request.clone(), Some("nightly-1"));
+    let (second_status, second) = start(&server, &ops, request, Some("nightly-1"));
+    assert_eq!((first_status, second_status), (202, 200));
+    assert_eq!(first["job"], second["job"]);
+    wait_job(&server, &ops, first["job"].as_str().unwrap());
+    let (_, jobs) = http(
+        &server,
+        "GET",
+        "/v1/jobs?kind=snapshot",
+        Some(&ops),
+        None,
+        &[],
+    );
+    assert_eq!(jobs["total"], 1, "{jobs}");
+    let (status, _) = start(
+        &server,
+        &ops,
+        json!({"kind": "snapshot", "vm": "other"}),
+        Some("nightly-1"),
+    );
+    assert_eq!(status, 409);
+}
+
+#[test]
+fn a_killed_server_finishes_the_job_when_it_starts_again() {
+    let lab = Lab::with_vm();
+    let ops = token(&lab, "operator");
+    lab.fill("app", 1);
+    let mut server = serve(&lab, &[("TIDEMARK_CRASH_AFTER_STEP", "2".to_string())]);
+    let (status, started) = start(
+        &server,
+        &ops,
+        json!({"kind": "snapshot", "vm": "app"}),
+        None,
+    );
+    assert_eq!(status, 202);
+    // The server aborts right after step 2 is recorded, as a kill -9 would stop it.
+    let died = server.child.wait().unwrap();
+    assert!(!died.success());
+    let server = serve(&lab, &[]);
+    let job = wait_job(&server, &ops, started["job"].as_str().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    drop(server);
+    lab.assert_reconciled();
+}
+
+#[test]
+fn bad_requests_get_4xx_and_never_a_5xx() {
+    let lab = Lab::with_vm();
+    let ops = token(&lab, "operator");
+    let server = serve(&lab, &[]);
+    let big = format!(
+        "{{\"kind\":\"snapshot\",\"vm\":\"{}\"}}",
+        "a".repeat(200_000)
+    );
+    for (method, path, body, expect) in [
+        ("POST", "/v1/jobs", "{\"kind\":", 400),
+        ("POST", "/v1/jobs", "[]", 422),
+        ("POST", "/v1/jobs", "{\"kind\":\"snapshot\",\"vm\":3}", 422),
+        (
+            "POST",
+            "/v1/jobs",
+            "{\"kind\":\"format-disk\",\"vm\":\"app\"}",
+            422,
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            "{\"kind\":\"snapshot\",\"vm\":\"app\",\"extra\":1}",
+            422,
+        ),
+        ("POST", "/v1/jobs", big.as_str(), 413),
+        (
+            "POST",
+            "/v1/jobs",
+            "{\"kind\":\"revert\",\"vm\":\"app\",\"point\":\"rp-nope\"}",
+            404,
+        ),
+        ("GET", "/v1/jobs/job-nope", "", 404),
+        ("GET", "/v1/vms/..%2F..%2Fetc%2Fpasswd", "", 404),
+        ("GET", "/v1/points/%00", "", 404),
+        ("GET", "/v1/jobs?limit=0", "", 400),
+        ("GET", "/v1/jobs?limit=abc", "", 400),
+        ("GET", "/v1/jobs?state=sideways", "", 400),
+        ("GET", "/v1/nothing-here", "", 404),
+    ] {
+        let body = (!body.is_empty()).then_some(body);
+        let (status, doc) = http(&server, method, path, Some(&ops), body, &[]);
+        assert_eq!(status, expect, "{method} {path}: {doc}");
+        assert!(
+            doc["error"].is_string() && doc["message"].is_string(),
+            "{method} {path}: {doc}"
+        );
+    }
+    // Still serving, and nothing was recorded.
+    let (status, jobs) = http(&server, "GET", "/v1/jobs", Some(&ops), None, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(jobs["total"], 0, "{jobs}");
+}
