@@ -342,3 +342,61 @@ fn bad_requests_get_4xx_and_never_a_5xx() {
     assert_eq!(status, 200);
     assert_eq!(jobs["total"], 0, "{jobs}");
 }
+
+#[test]
+fn a_cancelled_job_compensates_and_metrics_count_it() {
+    let lab = Lab::with_vm();
+    let (ops, viewer) = (token(&lab, "operator"), token(&lab, "viewer"));
+    // A snapshot job stopped after its second step, as a crash would leave it.
+    let out = lab.run_env(
+        &["snapshot", "app"],
+        &[("TIDEMARK_CRASH_AFTER_STEP", "2".to_string())],
+    );
+    assert!(!out.status.success());
+    let id = lab.last_job()["id"].as_str().unwrap().to_string();
+    assert_eq!(lab.ok(&["job", "cancel", &id])["cancel_requested"], true);
+    // The server resumes it at start; it stops before its next step and compensates.
+    let server = serve(&lab, &[]);
+    let job = wait_job(&server, &ops, &id);
+    assert_eq!(job["state"], "compensated", "{job}");
+    assert!(
+        job["error"].as_str().unwrap().contains("cancelled"),
+        "{job}"
+    );
+    lab.assert_reconciled();
+    // Cancelling a finished job is a conflict; an unknown one is not found.
+    let cancel = |t: &str, id: &str| {
+        http(
+            &server,
+            "POST",
+            &format!("/v1/jobs/{id}/cancel"),
+            Some(t),
+            Some(""),
+            &[],
+        )
+        .0
+    };
+    assert_eq!(cancel(&ops, &id), 409);
+    assert_eq!(cancel(&ops, "job-nope"), 404);
+    assert_eq!(cancel(&viewer, &id), 403);
+
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {viewer}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("tidemark_jobs{state=\"compensated\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tidemark_step_duration_seconds_count{step=\"discover\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "tidemark_adapter_calls_total{endpoint=\"lab-hypervisor\",call=\"delete-snapshot\"} 1"
+        ),
+        "{text}"
+    );
+}

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context as _, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::catalog::Catalog;
 use crate::engine::Engine;
@@ -48,6 +48,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/points/{id}", get(routes::point))
         .route("/v1/jobs", get(routes::jobs).post(routes::start_job))
         .route("/v1/jobs/{id}", get(routes::job))
+        .route("/v1/jobs/{id}/cancel", post(routes::cancel_job))
+        .route("/metrics", get(routes::metrics))
         .route("/v1/endpoints", get(routes::endpoints))
         .route("/v1/adapters", get(routes::adapters))
         .route("/v1/tokens", get(routes::tokens))

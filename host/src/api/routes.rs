@@ -240,6 +240,123 @@ pub async fn start_job(
         .into_response())
 }
 
+/// `POST /v1/jobs/{id}/cancel`: the job stops before its next step and compensates.
+pub async fn cancel_job(
+    State(state): State<Arc<ApiState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    let Some(job) = state.catalog.job(&id).map_err(ApiError::internal)? else {
+        return Err(ApiError::not_found(format!("unknown job '{id}'")));
+    };
+    if !state
+        .catalog
+        .request_cancel(&id)
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "job {id} is {}; only a running job can be cancelled",
+                job.state
+            ),
+        ));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job": id, "cancel_requested": true })),
+    )
+        .into_response())
+}
+
+/// `GET /metrics`: Prometheus text: jobs by state, step durations, adapter calls, errors
+/// and latency per endpoint and call.
+pub async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP tidemark_jobs Jobs in the catalog by state.\n# TYPE tidemark_jobs gauge"
+    );
+    for (job_state, count) in state.catalog.job_counts().map_err(ApiError::internal)? {
+        let _ = writeln!(out, "tidemark_jobs{{state=\"{job_state}\"}} {count}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tidemark_step_duration_seconds Time spent in finished job steps.\n# TYPE tidemark_step_duration_seconds summary"
+    );
+    for (name, count, seconds) in state.catalog.step_durations().map_err(ApiError::internal)? {
+        let name = label(&name);
+        let _ = writeln!(
+            out,
+            "tidemark_step_duration_seconds_sum{{step=\"{name}\"}} {seconds}"
+        );
+        let _ = writeln!(
+            out,
+            "tidemark_step_duration_seconds_count{{step=\"{name}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tidemark_adapter_calls_total Adapter calls made by this process.\n# TYPE tidemark_adapter_calls_total counter"
+    );
+    let calls = crate::runtime::metrics::snapshot();
+    for (endpoint, call, s) in &calls {
+        let _ = writeln!(
+            out,
+            "tidemark_adapter_calls_total{{endpoint=\"{}\",call=\"{call}\"}} {}",
+            label(endpoint),
+            s.calls
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tidemark_adapter_errors_total Adapter calls that failed.\n# TYPE tidemark_adapter_errors_total counter"
+    );
+    for (endpoint, call, s) in &calls {
+        let _ = writeln!(
+            out,
+            "tidemark_adapter_errors_total{{endpoint=\"{}\",call=\"{call}\"}} {}",
+            label(endpoint),
+            s.errors
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tidemark_adapter_call_seconds Adapter call latency.\n# TYPE tidemark_adapter_call_seconds summary"
+    );
+    for (endpoint, call, s) in &calls {
+        let endpoint = label(endpoint);
+        let _ = writeln!(
+            out,
+            "tidemark_adapter_call_seconds_sum{{endpoint=\"{endpoint}\",call=\"{call}\"}} {}",
+            s.seconds
+        );
+        let _ = writeln!(
+            out,
+            "tidemark_adapter_call_seconds_count{{endpoint=\"{endpoint}\",call=\"{call}\"}} {}",
+            s.calls
+        );
+    }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+/// A Prometheus label value with `\` and `"` escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// `GET /v1/endpoints`: configured endpoints (settings included, no secrets are stored).
 pub async fn endpoints(State(state): State<Arc<ApiState>>) -> ApiResult {
     ok(state.catalog.endpoints().map_err(ApiError::internal)?)

@@ -122,3 +122,55 @@ impl Catalog {
         Ok(())
     }
 }
+
+impl Catalog {
+    /// Asks a running job to stop: it compensates before its next step. `false` if the job
+    /// is not running (finished, or compensating already).
+    pub fn request_cancel(&self, job_id: &str) -> anyhow::Result<bool> {
+        let changed = self.conn().execute(
+            "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND state = 'running'",
+            params![job_id],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Whether someone asked the job to stop.
+    pub fn cancel_requested(&self, job_id: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT cancel_requested FROM jobs WHERE id = ?1",
+                params![job_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .unwrap_or(0)
+            != 0)
+    }
+
+    /// Jobs per state, for `/metrics`.
+    pub fn job_counts(&self) -> anyhow::Result<Vec<(String, u64)>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Finished steps per name: (name, count, total seconds), for `/metrics`.
+    pub fn step_durations(&self) -> anyhow::Result<Vec<(String, u64, f64)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, COUNT(*), SUM(ended_at - started_at) FROM job_steps
+             WHERE ended_at IS NOT NULL GROUP BY name ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, Option<i64>>(2)?.unwrap_or(0) as f64 / 1000.0,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -116,6 +116,7 @@ const MIGRATIONS: &[&str] = &[
         path        TEXT NOT NULL,
         status      INTEGER NOT NULL
     );
+    ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE idempotency_keys (
         key         TEXT PRIMARY KEY,
         who         TEXT NOT NULL,

@@ -48,8 +48,14 @@ pub enum Command {
     Revert { vm: String, point: String },
     /// Jobs, newest first.
     Jobs,
-    /// One job with its steps.
-    Job { id: String },
+    /// One job with its steps (`job ID`), or cancel a running one (`job cancel ID`): it
+    /// stops before its next step and compensates.
+    Job {
+        /// A job id, or `cancel`.
+        id_or_action: String,
+        /// With `cancel`: the job to cancel.
+        id: Option<String>,
+    },
     /// Continues every unfinished job (after a crash), or finishes compensating it.
     Resume,
     /// What the adapters themselves report: hosts, VMs, LUNs, snapshots.

@@ -192,6 +192,21 @@ pub fn show(ctx: &Context, id: &str) -> anyhow::Result<Outcome> {
     Ok(Outcome::ok(serde_json::to_value(&job)?, text))
 }
 
+/// Asks a running job to stop; it compensates before its next step.
+pub fn cancel(ctx: &Context, id: &str) -> anyhow::Result<Outcome> {
+    let job = ctx.engine.job(id)?;
+    if !ctx.catalog.request_cancel(id)? {
+        return Err(anyhow!(
+            "job {id} is {}; only a running job can be cancelled",
+            job.state
+        ));
+    }
+    Ok(Outcome::ok(
+        json!({ "job": id, "cancel_requested": true }),
+        format!("job {id}: cancel requested; it compensates before its next step"),
+    ))
+}
+
 pub async fn resume(ctx: &Context) -> anyhow::Result<Outcome> {
     let jobs = ctx.engine.resume().await?;
     let docs: Vec<_> = jobs

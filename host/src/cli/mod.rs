@@ -125,7 +125,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Points { vm } => jobs::points(&ctx, &vm),
         Command::Revert { vm, point } => jobs::revert(&ctx, &vm, &point).await,
         Command::Jobs => jobs::list(&ctx),
-        Command::Job { id } => jobs::show(&ctx, &id),
+        Command::Job { id_or_action, id } => match (id_or_action.as_str(), id) {
+            ("cancel", Some(id)) => jobs::cancel(&ctx, &id),
+            (id, None) => jobs::show(&ctx, id),
+            (other, Some(_)) => {
+                anyhow::bail!("unknown job action '{other}' (use `job ID` or `job cancel ID`)")
+            }
+        },
         Command::Resume => jobs::resume(&ctx).await,
         Command::Inventory { endpoint } => inventory::inventory(&ctx, endpoint.as_deref()).await,
         Command::Reconcile => inventory::reconcile(&ctx).await,

@@ -131,6 +131,12 @@ impl JobCtx {
                 });
             }
         }
+        if self.catalog.cancel_requested(&self.job_id)? {
+            bail!(
+                "job {} was cancelled before step {seq} ({name})",
+                self.job_id
+            );
+        }
         self.catalog.begin_step(&self.job_id, seq, name)?;
         if self.hooks.fail_step == Some(seq) {
             let error = anyhow!("injected failure at step {seq} ({name}) by TIDEMARK_FAIL_STEP");

@@ -11,6 +11,7 @@ mod data_path;
 pub mod endpoint;
 mod hypervisor;
 pub mod loader;
+pub mod metrics;
 mod session;
 pub mod store;
 

@@ -153,22 +153,38 @@ macro_rules! guest_call {
     ($session:expr, $iface:expr, $field:ident, $name:literal, |$guest:ident, $store:ident| $call:expr) => {{
         let session: &mut $crate::runtime::Session = $session;
         session.arm($name, $iface)?;
+        let started = std::time::Instant::now();
         let outcome = {
             let $guest = session.$field.as_ref().expect("interface loaded by arm");
             let $store = &mut session.store;
             $call.await
         };
-        session.settle($name, outcome)
+        let result = session.settle($name, outcome);
+        $crate::runtime::metrics::record(
+            session.endpoint_name(),
+            $name,
+            result.is_ok(),
+            started.elapsed(),
+        );
+        result
     }};
     (plain $session:expr, $iface:expr, $field:ident, $name:literal, |$guest:ident, $store:ident| $call:expr) => {{
         let session: &mut $crate::runtime::Session = $session;
         session.arm($name, $iface)?;
+        let started = std::time::Instant::now();
         let outcome = {
             let $guest = session.$field.as_ref().expect("interface loaded by arm");
             let $store = &mut session.store;
             $call.await
         };
-        session.settle_plain($name, outcome)
+        let result = session.settle_plain($name, outcome);
+        $crate::runtime::metrics::record(
+            session.endpoint_name(),
+            $name,
+            result.is_ok(),
+            started.elapsed(),
+        );
+        result
     }};
 }
 pub(crate) use guest_call;

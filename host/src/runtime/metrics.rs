@@ -1,0 +1,38 @@
+//! Counters of adapter calls per endpoint and call (count, errors, total latency), for the
+//! API's `/metrics`. Process-wide: what this process called.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Totals of one (endpoint, call).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CallStats {
+    pub calls: u64,
+    pub errors: u64,
+    pub seconds: f64,
+}
+
+static CALLS: Mutex<BTreeMap<(String, &'static str), CallStats>> = Mutex::new(BTreeMap::new());
+
+/// Counts one finished call.
+pub fn record(endpoint: &str, call: &'static str, ok: bool, elapsed: Duration) {
+    let mut calls = CALLS.lock().unwrap_or_else(|p| p.into_inner());
+    let stats = match calls.get_mut(&(endpoint.to_string(), call)) {
+        Some(stats) => stats,
+        None => calls.entry((endpoint.to_string(), call)).or_default(),
+    };
+    stats.calls += 1;
+    stats.errors += u64::from(!ok);
+    stats.seconds += elapsed.as_secs_f64();
+}
+
+/// Every (endpoint, call) with its totals.
+pub fn snapshot() -> Vec<(String, &'static str, CallStats)> {
+    CALLS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|((e, c), s)| (e.clone(), *c, *s))
+        .collect()
+}
