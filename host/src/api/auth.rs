@@ -92,7 +92,7 @@ pub async fn guard(
     let Some(token) = presented else {
         return unauthorized("no bearer token: send `Authorization: Bearer <token>`");
     };
-    let found = match state.catalog.token_by_hash(&hash_token(token)) {
+    let found = match state.tokens.lookup(&state.catalog, &hash_token(token)) {
         Ok(found) => found,
         Err(e) => return ApiError::internal(e).into_response(),
     };
@@ -143,4 +143,45 @@ fn unauthorized(message: &str) -> Response {
         "Bearer".parse().expect("static header"),
     );
     response
+}
+
+/// How long a token found in the catalog is trusted without asking again.
+const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Known tokens by hash, so a busy API does not query the catalog on every request.
+/// Only hits are cached, for a few seconds.
+#[derive(Default)]
+pub struct TokenCache {
+    known:
+        std::sync::RwLock<std::collections::HashMap<String, (String, String, std::time::Instant)>>,
+}
+
+impl TokenCache {
+    /// (name, role) of the token with this hash, from the cache or the catalog.
+    pub fn lookup(
+        &self,
+        catalog: &crate::catalog::Catalog,
+        hash: &str,
+    ) -> anyhow::Result<Option<(String, String)>> {
+        if let Some((name, role, at)) = self
+            .known
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+            && at.elapsed() < TOKEN_CACHE_TTL
+        {
+            return Ok(Some((name.clone(), role.clone())));
+        }
+        let found = catalog.token_by_hash(hash)?;
+        if let Some((name, role)) = &found {
+            self.known
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    hash.to_string(),
+                    (name.clone(), role.clone(), std::time::Instant::now()),
+                );
+        }
+        Ok(found)
+    }
 }

@@ -35,6 +35,8 @@ pub struct ApiState {
     pub ready: AtomicBool,
     /// Serializes job submission (idempotency check + job creation).
     pub submit_lock: tokio::sync::Mutex<()>,
+    /// Tokens recently found valid.
+    pub tokens: auth::TokenCache,
 }
 
 /// The whole router, authentication included.
@@ -83,6 +85,7 @@ pub async fn serve(
         adapters,
         ready: AtomicBool::new(false),
         submit_lock: tokio::sync::Mutex::new(()),
+        tokens: auth::TokenCache::default(),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

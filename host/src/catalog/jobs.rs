@@ -55,8 +55,10 @@ impl Catalog {
     pub fn job(&self, id: &str) -> anyhow::Result<Option<JobRecord>> {
         let conn = self.conn();
         let job = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, kind, state, vm_name, params, result, error, created_at, updated_at FROM jobs WHERE id = ?1",
+            )?
+            .query_row(
                 params![id],
                 |r| {
                     Ok(JobRecord {
@@ -75,7 +77,7 @@ impl Catalog {
             )
             .optional()?;
         let Some(mut job) = job else { return Ok(None) };
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT seq, name, state, detail, output, undo, started_at, ended_at FROM job_steps WHERE job_id = ?1 ORDER BY seq",
         )?;
         job.steps = stmt
@@ -103,7 +105,7 @@ impl Catalog {
         } else {
             "SELECT id FROM jobs ORDER BY created_at DESC, rowid DESC"
         };
-        let mut stmt = conn.prepare(sql)?;
+        let mut stmt = conn.prepare_cached(sql)?;
         Ok(stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?)

@@ -34,6 +34,8 @@ impl Catalog {
         let mut conn = Connection::open(path)
             .with_context(|| format!("opening the catalog {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // The API asks the same few queries many times a second.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;

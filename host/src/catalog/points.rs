@@ -91,13 +91,13 @@ impl Catalog {
         let Some(mut point) = point else {
             return Ok(None);
         };
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {SNAPSHOT_COLUMNS} FROM snapshot_refs WHERE point_id = ?1 ORDER BY mount_point"
         ))?;
         point.snapshots = stmt
             .query_map(params![id], |r| snapshot_ref(r, 0))?
             .collect::<Result<_, _>>()?;
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COPY_COLUMNS} FROM copy_refs WHERE point_id = ?1 ORDER BY device_ref"
         ))?;
         point.copies = stmt
@@ -110,7 +110,7 @@ impl Catalog {
     pub fn points(&self, vm_name: &str) -> anyhow::Result<Vec<PointRecord>> {
         let ids: Vec<String> = {
             let conn = self.conn();
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare_cached(
                 "SELECT id FROM recovery_points WHERE vm_name = ?1 ORDER BY created_at, rowid",
             )?;
             stmt.query_map(params![vm_name], |r| r.get(0))?
@@ -131,7 +131,7 @@ impl Catalog {
         endpoint: &str,
     ) -> anyhow::Result<Vec<(String, SnapshotRefRecord)>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT point_id, {SNAPSHOT_COLUMNS} FROM snapshot_refs
              WHERE endpoint = ?1 AND expired_at IS NULL ORDER BY point_id, mount_point"
         ))?;
@@ -208,7 +208,7 @@ impl Catalog {
     /// Every copy ref in the catalog with its point id (for `verify --all`).
     pub fn all_copy_refs(&self) -> anyhow::Result<Vec<(String, CopyRefRecord)>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT point_id, {COPY_COLUMNS} FROM copy_refs ORDER BY created_at, point_id, device_ref"
         ))?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, copy_ref(r, 1)?)))?;

@@ -23,8 +23,9 @@ impl Catalog {
     /// Every endpoint, by name.
     pub fn endpoints(&self) -> anyhow::Result<Vec<EndpointRecord>> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT name, adapter, settings, created_at FROM endpoints ORDER BY name")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, adapter, settings, created_at FROM endpoints ORDER BY name",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -89,23 +90,20 @@ impl Catalog {
     pub fn vm(&self, name: &str) -> anyhow::Result<Option<VmRecord>> {
         let conn = self.conn();
         let vm = conn
-            .query_row(
-                "SELECT name, endpoint, vm_ref, host, power FROM vms WHERE name = ?1",
-                params![name],
-                |r| {
-                    Ok(VmRecord {
-                        name: r.get(0)?,
-                        endpoint: r.get(1)?,
-                        vm_ref: r.get(2)?,
-                        host: r.get(3)?,
-                        power: r.get(4)?,
-                        devices: Vec::new(),
-                    })
-                },
-            )
+            .prepare_cached("SELECT name, endpoint, vm_ref, host, power FROM vms WHERE name = ?1")?
+            .query_row(params![name], |r| {
+                Ok(VmRecord {
+                    name: r.get(0)?,
+                    endpoint: r.get(1)?,
+                    vm_ref: r.get(2)?,
+                    host: r.get(3)?,
+                    power: r.get(4)?,
+                    devices: Vec::new(),
+                })
+            })
             .optional()?;
         let Some(mut vm) = vm else { return Ok(None) };
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT device_ref, mount_point, kind, disk_ref, wwn, mode, capacity FROM devices
              WHERE vm_name = ?1 ORDER BY mount_point",
         )?;
@@ -125,18 +123,44 @@ impl Catalog {
         Ok(Some(vm))
     }
 
-    /// Every VM, by name.
+    /// Every VM, by name: two queries however many VMs there are.
     pub fn vms(&self) -> anyhow::Result<Vec<VmRecord>> {
-        let names: Vec<String> = {
-            let conn = self.conn();
-            let mut stmt = conn.prepare("SELECT name FROM vms ORDER BY name")?;
-            stmt.query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            if let Some(vm) = self.vm(&name)? {
-                out.push(vm);
+        let conn = self.conn();
+        let mut out: Vec<VmRecord> = conn
+            .prepare_cached("SELECT name, endpoint, vm_ref, host, power FROM vms ORDER BY name")?
+            .query_map([], |r| {
+                Ok(VmRecord {
+                    name: r.get(0)?,
+                    endpoint: r.get(1)?,
+                    vm_ref: r.get(2)?,
+                    host: r.get(3)?,
+                    power: r.get(4)?,
+                    devices: Vec::new(),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT vm_name, device_ref, mount_point, kind, disk_ref, wwn, mode, capacity FROM devices
+             ORDER BY vm_name, mount_point",
+        )?;
+        let devices = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                DeviceRecord {
+                    device_ref: r.get(1)?,
+                    mount_point: r.get(2)?,
+                    kind: r.get(3)?,
+                    disk_ref: r.get(4)?,
+                    wwn: r.get(5)?,
+                    mode: r.get(6)?,
+                    capacity: r.get::<_, i64>(7)? as u64,
+                },
+            ))
+        })?;
+        for device in devices {
+            let (vm_name, device) = device?;
+            if let Ok(i) = out.binary_search_by(|v| v.name.as_str().cmp(vm_name.as_str())) {
+                out[i].devices.push(device);
             }
         }
         Ok(out)
