@@ -400,3 +400,59 @@ fn a_cancelled_job_compensates_and_metrics_count_it() {
         "{text}"
     );
 }
+
+/// The ids of a job's event stream (read to its end), optionally resumed.
+fn event_ids(server: &Server, token: &str, job: &str, last: Option<&str>) -> Vec<String> {
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let resume = last.map_or(String::new(), |l| format!("Last-Event-ID: {l}\r\n"));
+    write!(
+        stream,
+        "GET /v1/jobs/{job}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{resume}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("text/event-stream"), "{text}");
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id: ").or_else(|| l.strip_prefix("id:")))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn job_events_stream_every_step_and_resume_from_the_last_event_id() {
+    let lab = Lab::with_vm();
+    let ops = token(&lab, "operator");
+    let server = serve(&lab, &[]);
+    let (_, started) = start(
+        &server,
+        &ops,
+        json!({"kind": "snapshot", "vm": "app"}),
+        None,
+    );
+    let job = started["job"].as_str().unwrap();
+    let ids = event_ids(&server, &ops, job, None);
+    let expected: Vec<String> = (1..=4)
+        .flat_map(|s| [format!("{s}.started"), format!("{s}.ended")])
+        .chain(["end".to_string()])
+        .collect();
+    assert_eq!(ids, expected);
+    let resumed = event_ids(&server, &ops, job, Some("2.ended"));
+    assert_eq!(resumed, expected[4..].to_vec());
+    assert_eq!(
+        http(
+            &server,
+            "GET",
+            "/v1/jobs/job-nope/events",
+            Some(&ops),
+            None,
+            &[]
+        )
+        .0,
+        404
+    );
+}

@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod error;
+mod events;
 mod routes;
 
 use std::net::SocketAddr;
@@ -51,6 +52,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/jobs", get(routes::jobs).post(routes::start_job))
         .route("/v1/jobs/{id}", get(routes::job))
         .route("/v1/jobs/{id}/cancel", post(routes::cancel_job))
+        .route("/v1/jobs/{id}/events", get(events::job_events))
         .route("/metrics", get(routes::metrics))
         .route("/v1/endpoints", get(routes::endpoints))
         .route("/v1/adapters", get(routes::adapters))
