@@ -52,7 +52,7 @@ fn events_of(job: &JobRecord) -> Vec<JobEvent> {
             )
         })
         .collect();
-    undone.sort_by(|a, b| b.seq.cmp(&a.seq));
+    undone.sort_by_key(|s| std::cmp::Reverse(s.seq));
     for s in undone {
         out.push((
             format!("{}.undone", s.seq),
