@@ -455,4 +455,28 @@ fn job_events_stream_every_step_and_resume_from_the_last_event_id() {
         .0,
         404
     );
+    // The inventory asks the adapters: the array holds the point's two LUN snapshots.
+    let (status, inventory) = http(
+        &server,
+        "GET",
+        "/v1/inventory?endpoint=lab-array",
+        Some(&ops),
+        None,
+        &[],
+    );
+    assert_eq!(status, 200, "{inventory}");
+    assert_eq!(
+        inventory[0]["snapshots"].as_array().unwrap().len(),
+        2,
+        "{inventory}"
+    );
+    let unknown = http(
+        &server,
+        "GET",
+        "/v1/inventory?endpoint=nope",
+        Some(&ops),
+        None,
+        &[],
+    );
+    assert_eq!(unknown.0, 404);
 }

@@ -38,6 +38,9 @@ pub struct ApiState {
     pub submit_lock: tokio::sync::Mutex<()>,
     /// Tokens recently found valid.
     pub tokens: auth::TokenCache,
+    /// Configured hypervisor and array endpoint names (for inventory).
+    pub hypervisors: Vec<String>,
+    pub arrays: Vec<String>,
 }
 
 /// The whole router, authentication included.
@@ -55,6 +58,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/jobs/{id}/events", get(events::job_events))
         .route("/metrics", get(routes::metrics))
         .route("/v1/endpoints", get(routes::endpoints))
+        .route("/v1/inventory", get(routes::inventory))
         .route("/v1/adapters", get(routes::adapters))
         .route("/v1/tokens", get(routes::tokens))
         .route("/v1/audit", get(routes::audit))
@@ -72,6 +76,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 pub async fn serve(
     engine: Engine,
     adapters: serde_json::Value,
+    (hypervisors, arrays): (Vec<String>, Vec<String>),
     listen: SocketAddr,
 ) -> anyhow::Result<()> {
     if !listen.ip().is_loopback() {
@@ -88,6 +93,8 @@ pub async fn serve(
         ready: AtomicBool::new(false),
         submit_lock: tokio::sync::Mutex::new(()),
         tokens: auth::TokenCache::default(),
+        hypervisors,
+        arrays,
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -362,6 +362,40 @@ pub async fn endpoints(State(state): State<Arc<ApiState>>) -> ApiResult {
     ok(state.catalog.endpoints().map_err(ApiError::internal)?)
 }
 
+/// Which endpoint `GET /v1/inventory` asks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryFilter {
+    endpoint: Option<String>,
+}
+
+/// `GET /v1/inventory[?endpoint=NAME]`: what the adapters report now (hosts, VMs, LUNs,
+/// snapshots), asked fresh from every endpoint.
+pub async fn inventory(
+    State(state): State<Arc<ApiState>>,
+    filter: Result<Query<InventoryFilter>, QueryRejection>,
+) -> ApiResult {
+    let Query(filter) = filter?;
+    let keep = |names: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| filter.endpoint.as_deref().is_none_or(|e| e == n.as_str()))
+            .cloned()
+            .collect()
+    };
+    let (hypervisors, arrays) = (keep(&state.hypervisors), keep(&state.arrays));
+    if let Some(name) = &filter.endpoint
+        && hypervisors.is_empty()
+        && arrays.is_empty()
+    {
+        return Err(ApiError::not_found(format!("unknown endpoint '{name}'")));
+    }
+    let report =
+        crate::engine::inventory::inventory(state.engine.endpoints.as_ref(), &hypervisors, &arrays)
+            .await;
+    ok(report)
+}
+
 /// `GET /v1/adapters`: loaded adapters with their contract version and capabilities.
 pub async fn adapters(State(state): State<Arc<ApiState>>) -> ApiResult {
     ok(&state.adapters)

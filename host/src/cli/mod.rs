@@ -186,7 +186,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Token(args::TokenCommand::List) => tokens::list(&ctx),
         Command::Serve { listen } => {
             let adapters = endpoints::adapters(&ctx)?.json;
-            crate::api::serve(ctx.engine, adapters, listen).await?;
+            let names = (ctx.hypervisors(), ctx.arrays());
+            crate::api::serve(ctx.engine, adapters, names, listen).await?;
             Ok(Outcome::ok(
                 serde_json::json!({ "stopped": true }),
                 "stopped",
