@@ -5,6 +5,34 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Catalog, DeviceRecord, EndpointRecord, VmRecord, now_ms};
 
+const VM_COLUMNS: &str = "name, endpoint, vm_ref, host, power";
+const DEVICE_COLUMNS: &str = "device_ref, mount_point, kind, disk_ref, wwn, mode, capacity";
+
+/// A VM (without devices) from its five columns.
+fn vm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VmRecord> {
+    Ok(VmRecord {
+        name: r.get(0)?,
+        endpoint: r.get(1)?,
+        vm_ref: r.get(2)?,
+        host: r.get(3)?,
+        power: r.get(4)?,
+        devices: Vec::new(),
+    })
+}
+
+/// A device from its seven columns, starting at `first`.
+fn device_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<DeviceRecord> {
+    Ok(DeviceRecord {
+        device_ref: r.get(first)?,
+        mount_point: r.get(first + 1)?,
+        kind: r.get(first + 2)?,
+        disk_ref: r.get(first + 3)?,
+        wwn: r.get(first + 4)?,
+        mode: r.get(first + 5)?,
+        capacity: r.get::<_, i64>(first + 6)? as u64,
+    })
+}
+
 impl Catalog {
     /// Adds an endpoint; an existing name is a conflict.
     pub fn add_endpoint(&self, endpoint: &EndpointRecord) -> anyhow::Result<()> {
@@ -90,35 +118,15 @@ impl Catalog {
     pub fn vm(&self, name: &str) -> anyhow::Result<Option<VmRecord>> {
         let conn = self.conn();
         let vm = conn
-            .prepare_cached("SELECT name, endpoint, vm_ref, host, power FROM vms WHERE name = ?1")?
-            .query_row(params![name], |r| {
-                Ok(VmRecord {
-                    name: r.get(0)?,
-                    endpoint: r.get(1)?,
-                    vm_ref: r.get(2)?,
-                    host: r.get(3)?,
-                    power: r.get(4)?,
-                    devices: Vec::new(),
-                })
-            })
+            .prepare_cached(&format!("SELECT {VM_COLUMNS} FROM vms WHERE name = ?1"))?
+            .query_row(params![name], vm_row)
             .optional()?;
         let Some(mut vm) = vm else { return Ok(None) };
-        let mut stmt = conn.prepare_cached(
-            "SELECT device_ref, mount_point, kind, disk_ref, wwn, mode, capacity FROM devices
-             WHERE vm_name = ?1 ORDER BY mount_point",
-        )?;
-        vm.devices = stmt
-            .query_map(params![name], |r| {
-                Ok(DeviceRecord {
-                    device_ref: r.get(0)?,
-                    mount_point: r.get(1)?,
-                    kind: r.get(2)?,
-                    disk_ref: r.get(3)?,
-                    wwn: r.get(4)?,
-                    mode: r.get(5)?,
-                    capacity: r.get::<_, i64>(6)? as u64,
-                })
-            })?
+        vm.devices = conn
+            .prepare_cached(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE vm_name = ?1 ORDER BY mount_point"
+            ))?
+            .query_map(params![name], |r| device_row(r, 0))?
             .collect::<Result<_, _>>()?;
         Ok(Some(vm))
     }
@@ -127,36 +135,13 @@ impl Catalog {
     pub fn vms(&self) -> anyhow::Result<Vec<VmRecord>> {
         let conn = self.conn();
         let mut out: Vec<VmRecord> = conn
-            .prepare_cached("SELECT name, endpoint, vm_ref, host, power FROM vms ORDER BY name")?
-            .query_map([], |r| {
-                Ok(VmRecord {
-                    name: r.get(0)?,
-                    endpoint: r.get(1)?,
-                    vm_ref: r.get(2)?,
-                    host: r.get(3)?,
-                    power: r.get(4)?,
-                    devices: Vec::new(),
-                })
-            })?
+            .prepare_cached(&format!("SELECT {VM_COLUMNS} FROM vms ORDER BY name"))?
+            .query_map([], vm_row)?
             .collect::<Result<_, _>>()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT vm_name, device_ref, mount_point, kind, disk_ref, wwn, mode, capacity FROM devices
-             ORDER BY vm_name, mount_point",
-        )?;
-        let devices = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                DeviceRecord {
-                    device_ref: r.get(1)?,
-                    mount_point: r.get(2)?,
-                    kind: r.get(3)?,
-                    disk_ref: r.get(4)?,
-                    wwn: r.get(5)?,
-                    mode: r.get(6)?,
-                    capacity: r.get::<_, i64>(7)? as u64,
-                },
-            ))
-        })?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT vm_name, {DEVICE_COLUMNS} FROM devices ORDER BY vm_name, mount_point"
+        ))?;
+        let devices = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, device_row(r, 1)?)))?;
         for device in devices {
             let (vm_name, device) = device?;
             if let Ok(i) = out.binary_search_by(|v| v.name.as_str().cmp(vm_name.as_str())) {

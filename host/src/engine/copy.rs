@@ -26,13 +26,16 @@ use crate::contract::{LunMapping, MappedLun, MappingMode, VmSpec};
 /// The name of the proxy VM that reads `vm`'s snapshots. One per protected VM, so
 /// concurrent copies of different VMs never fight over mount points.
 pub fn proxy_name(vm: &str) -> String {
-    format!("tidemark-proxy-{vm}")
+    format!("{PROXY_PREFIX}{vm}")
 }
+
+/// Prefix of every proxy VM's name.
+pub const PROXY_PREFIX: &str = "tidemark-proxy-";
 
 /// The name of a LUN clone made for a copy job; `reconcile` recognises leftovers by it.
 pub fn clone_name(job_id: &str, device_ref: &str) -> String {
     format!(
-        "tidemark-clone-{}-{device_ref}",
+        "{CLONE_PREFIX}{}-{device_ref}",
         job_id.trim_start_matches("job-")
     )
 }
@@ -324,21 +327,28 @@ pub async fn run(
     {
         let (proxy, mapped, clones, attached) = (&proxy, &mapped, &clones, &attached);
         ctx.step("teardown-proxy", |_| async move {
-            let gone_ok = |r: CallResult<()>| match r {
-                Err(e) if e.is_not_found() => Ok(()),
-                other => other,
-            };
-            let mut hv = endpoints.hypervisor(hv_endpoint).await?;
-            for m in mapped {
-                gone_ok(hv.unmap_lun(&proxy.id, &m.clone_wwn).await)?;
-            }
-            for device in attached.values() {
-                gone_ok(hv.detach_disk(&proxy.id, device).await)?;
-            }
-            for clone in clones.values() {
-                let mut sa = endpoints.storage_array(&clone.array).await?;
-                gone_ok(sa.unexpose(&clone.wwn, proxy_host).await)?;
-                gone_ok(sa.delete_lun(&clone.wwn).await)?;
+            // The same actions that undo the presenting steps (each treats "already gone"
+            // as done), in the order the steps are undone.
+            let mut teardown: Vec<Undo> = mapped
+                .iter()
+                .map(|m| Undo::UnmapLun {
+                    endpoint: hv_endpoint.to_string(),
+                    vm_ref: proxy.id.clone(),
+                    wwn: m.clone_wwn.clone(),
+                })
+                .collect();
+            teardown.extend(clones.values().map(|c| Undo::DeleteLun {
+                endpoint: c.array.clone(),
+                wwn: c.wwn.clone(),
+                exposed_to: vec![proxy_host.to_string()],
+            }));
+            teardown.extend(attached.values().map(|device| Undo::DetachDisk {
+                endpoint: hv_endpoint.to_string(),
+                vm_ref: proxy.id.clone(),
+                device: device.clone(),
+            }));
+            for action in &teardown {
+                action.run(catalog, endpoints, None).await?;
             }
             let detail = format!(
                 "unmapped {} clone(s), detached {} snapshot(s), deleted {} clone(s) from proxy VM {}",

@@ -158,8 +158,7 @@ pub async fn reconcile(
         match hv.list_vms().await {
             Ok(all) => {
                 for proxy in all.iter().filter(|v| {
-                    v.name.starts_with(super::copy::proxy_name("").as_str())
-                        && !v.devices.is_empty()
+                    v.name.starts_with(super::copy::PROXY_PREFIX) && !v.devices.is_empty()
                 }) {
                     let mounts: Vec<&str> = proxy
                         .devices

@@ -16,7 +16,7 @@ use super::ports::{CallError, Endpoints};
 use super::progress::Progress;
 use crate::catalog::{Catalog, CopyRefRecord, MAPPED_LUN, PointRecord, SnapshotRefRecord};
 use crate::contract::Extent;
-use crate::copies::{CopyStore, Manifest, ParallelGet, ParallelPut};
+use crate::copies::{CopyStore, Manifest, ParallelGet, ParallelPut, default_threads};
 
 /// The name copy refs give the embedded copy store (room for more stores later).
 pub const STORE_NAME: &str = "local";
@@ -33,11 +33,6 @@ fn label(source: &CopySource) -> serde_json::Value {
         "wwn": source.snapshot.wwn,
         "snapshot": source.snapshot.snapshot,
     })
-}
-
-/// Worker threads for chunk processing.
-fn workers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8))
 }
 
 /// What an incremental copy starts from: the device's previous copy and, if it still
@@ -234,7 +229,7 @@ pub async fn copy_device(
     let total: u64 = todo.iter().map(|i| chunk.min(size - i * chunk)).sum();
     progress.start(&format!("copy {}", source.snapshot.mount_point), total);
 
-    let put = ParallelPut::new(&writer, workers(), QUEUE_DEPTH);
+    let put = ParallelPut::new(&writer, default_threads(), QUEUE_DEPTH);
     let mut bytes_read = 0u64;
     let per_read = (IO_CHUNK as u64 / chunk).max(1);
     for (first, count) in runs(&todo, per_read) {
@@ -309,7 +304,7 @@ pub async fn restore_device(
         manifest.device_size(),
     );
     let mut written = 0u64;
-    let mut chunks = ParallelGet::new(store, &manifest, workers(), QUEUE_DEPTH, fresh);
+    let mut chunks = ParallelGet::new(store, &manifest, default_threads(), QUEUE_DEPTH, fresh);
     let mut pending: Vec<u8> = Vec::with_capacity(IO_CHUNK);
     let mut pending_at = 0u64;
     loop {

@@ -13,15 +13,21 @@ pub struct CallStats {
     pub seconds: f64,
 }
 
-static CALLS: Mutex<BTreeMap<(String, &'static str), CallStats>> = Mutex::new(BTreeMap::new());
+/// Totals by endpoint, then by call: looked up by `&str`, so counting allocates only the
+/// first time an endpoint is seen.
+static CALLS: Mutex<BTreeMap<String, BTreeMap<&'static str, CallStats>>> =
+    Mutex::new(BTreeMap::new());
 
 /// Counts one finished call.
 pub fn record(endpoint: &str, call: &'static str, ok: bool, elapsed: Duration) {
     let mut calls = CALLS.lock().unwrap_or_else(|p| p.into_inner());
-    let stats = match calls.get_mut(&(endpoint.to_string(), call)) {
-        Some(stats) => stats,
-        None => calls.entry((endpoint.to_string(), call)).or_default(),
+    if !calls.contains_key(endpoint) {
+        calls.insert(endpoint.to_string(), BTreeMap::new());
+    }
+    let Some(by_call) = calls.get_mut(endpoint) else {
+        return;
     };
+    let stats = by_call.entry(call).or_default();
     stats.calls += 1;
     stats.errors += u64::from(!ok);
     stats.seconds += elapsed.as_secs_f64();
@@ -33,6 +39,6 @@ pub fn snapshot() -> Vec<(String, &'static str, CallStats)> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .map(|((e, c), s)| (e.clone(), *c, *s))
+        .flat_map(|(e, by_call)| by_call.iter().map(|(c, s)| (e.clone(), *c, *s)))
         .collect()
 }

@@ -21,6 +21,8 @@ pub struct Session {
     pub(crate) storage_array: Option<storage_array::Guest>,
     pub(crate) data_path: Option<data_path::Guest>,
     broken: Option<String>,
+    /// When the call in flight was armed, for the per-call metrics.
+    armed_at: std::time::Instant,
 }
 
 impl Session {
@@ -37,6 +39,7 @@ impl Session {
             storage_array: None,
             data_path: None,
             broken: None,
+            armed_at: std::time::Instant::now(),
         }
     }
 
@@ -99,6 +102,7 @@ impl Session {
         let timeout = self.store.data().endpoint.call_timeout;
         self.store
             .set_epoch_deadline(super::deadline_ticks(timeout));
+        self.armed_at = std::time::Instant::now();
         Ok(())
     }
 
@@ -108,11 +112,13 @@ impl Session {
         call: &'static str,
         outcome: wasmtime::Result<Result<T, AdapterError>>,
     ) -> CallResult<T> {
-        match outcome {
+        let result = match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(adapter_error)) => Err(self.error(call, CallErrorKind::Adapter(adapter_error))),
             Err(failure) => Err(self.fail(call, failure)),
-        }
+        };
+        self.count(call, result.is_ok());
+        result
     }
 
     /// Like [`settle`](Self::settle) for calls that cannot return an adapter error.
@@ -121,7 +127,14 @@ impl Session {
         call: &'static str,
         outcome: wasmtime::Result<T>,
     ) -> CallResult<T> {
-        outcome.map_err(|failure| self.fail(call, failure))
+        let result = outcome.map_err(|failure| self.fail(call, failure));
+        self.count(call, result.is_ok());
+        result
+    }
+
+    /// Counts a finished call (since it was armed) in the process's call metrics.
+    fn count(&self, call: &'static str, ok: bool) {
+        super::metrics::record(self.endpoint_name(), call, ok, self.armed_at.elapsed());
     }
 
     fn fail(&mut self, call: &'static str, failure: wasmtime::Error) -> CallError {
@@ -153,38 +166,22 @@ macro_rules! guest_call {
     ($session:expr, $iface:expr, $field:ident, $name:literal, |$guest:ident, $store:ident| $call:expr) => {{
         let session: &mut $crate::runtime::Session = $session;
         session.arm($name, $iface)?;
-        let started = std::time::Instant::now();
         let outcome = {
             let $guest = session.$field.as_ref().expect("interface loaded by arm");
             let $store = &mut session.store;
             $call.await
         };
-        let result = session.settle($name, outcome);
-        $crate::runtime::metrics::record(
-            session.endpoint_name(),
-            $name,
-            result.is_ok(),
-            started.elapsed(),
-        );
-        result
+        session.settle($name, outcome)
     }};
     (plain $session:expr, $iface:expr, $field:ident, $name:literal, |$guest:ident, $store:ident| $call:expr) => {{
         let session: &mut $crate::runtime::Session = $session;
         session.arm($name, $iface)?;
-        let started = std::time::Instant::now();
         let outcome = {
             let $guest = session.$field.as_ref().expect("interface loaded by arm");
             let $store = &mut session.store;
             $call.await
         };
-        let result = session.settle_plain($name, outcome);
-        $crate::runtime::metrics::record(
-            session.endpoint_name(),
-            $name,
-            result.is_ok(),
-            started.elapsed(),
-        );
-        result
+        session.settle_plain($name, outcome)
     }};
 }
 pub(crate) use guest_call;
