@@ -148,12 +148,17 @@ fn unauthorized(message: &str) -> Response {
 /// How long a token found in the catalog is trusted without asking again.
 const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The principal name of commands run on the server's own machine with the token it leaves
+/// in the data directory.
+pub const LOCAL_PRINCIPAL: &str = "local";
+
 /// Known tokens by hash, so a busy API does not query the catalog on every request.
-/// Only hits are cached, for a few seconds.
+/// Only hits are cached, for a few seconds. The local token lives only in memory.
 #[derive(Default)]
 pub struct TokenCache {
     known:
         std::sync::RwLock<std::collections::HashMap<String, (String, String, std::time::Instant)>>,
+    local: std::sync::OnceLock<String>,
 }
 
 impl TokenCache {
@@ -163,6 +168,12 @@ impl TokenCache {
         catalog: &crate::catalog::Catalog,
         hash: &str,
     ) -> anyhow::Result<Option<(String, String)>> {
+        if self.local.get().is_some_and(|local| local == hash) {
+            return Ok(Some((
+                LOCAL_PRINCIPAL.to_string(),
+                Role::Admin.as_str().to_string(),
+            )));
+        }
         if let Some((name, role, at)) = self
             .known
             .read()
@@ -183,5 +194,15 @@ impl TokenCache {
                 );
         }
         Ok(found)
+    }
+
+    /// Makes a fresh admin token for local commands (valid until the process ends) and
+    /// returns it.
+    pub fn issue_local(&self) -> anyhow::Result<String> {
+        let (token, hash) = new_token()?;
+        self.local
+            .set(hash)
+            .map_err(|_| anyhow::anyhow!("a local token was issued already"))?;
+        Ok(token)
     }
 }

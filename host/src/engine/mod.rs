@@ -40,8 +40,9 @@ pub const DEFAULT_PROXY_HOST: &str = "proxy-1";
 pub struct Engine {
     pub catalog: Arc<Catalog>,
     pub endpoints: Arc<dyn Endpoints>,
-    /// The copy store, when the command needs one (copy, restore, resume of those).
-    pub copies: Option<Arc<CopyStore>>,
+    /// The copy store, once opened (copy and restore jobs need it; it is made on first use,
+    /// so it can be set after the engine is shared).
+    pub copies: std::sync::OnceLock<Arc<CopyStore>>,
     progress: Arc<dyn Progress>,
     hooks: TestHooks,
 }
@@ -114,15 +115,16 @@ impl Engine {
         Ok(Self {
             catalog,
             endpoints,
-            copies: None,
+            copies: std::sync::OnceLock::new(),
             progress: progress::silent(),
             hooks: TestHooks::from_env()?,
         })
     }
 
-    /// Gives the engine the copy store (copy and restore jobs need it).
-    pub fn set_copy_store(&mut self, store: Arc<CopyStore>) {
-        self.copies = Some(store);
+    /// Gives the engine the copy store (copy and restore jobs need it); the first one given
+    /// stays.
+    pub fn set_copy_store(&self, store: Arc<CopyStore>) {
+        let _ = self.copies.set(store);
     }
 
     /// Reports long steps' progress to `progress`.
@@ -132,7 +134,7 @@ impl Engine {
 
     fn copy_store(&self) -> anyhow::Result<&Arc<CopyStore>> {
         self.copies
-            .as_ref()
+            .get()
             .ok_or_else(|| anyhow!("the copy store is not open"))
     }
 
@@ -422,7 +424,7 @@ impl Engine {
             job_id,
             self.hooks,
         )?
-        .with_copies(self.copies.clone(), self.progress.clone());
+        .with_copies(self.copies.get().cloned(), self.progress.clone());
         let outcome = match &workflow {
             Workflow::Snapshot { vm } => snapshot::run(&mut ctx, vm).await,
             Workflow::Revert { vm, point } => revert::run(&mut ctx, vm, point).await,
@@ -450,7 +452,7 @@ impl Engine {
                 undo::compensate(
                     &self.catalog,
                     &self.endpoints,
-                    self.copies.as_deref(),
+                    self.copies.get().map(Arc::as_ref),
                     job_id,
                 )
                 .await?;
@@ -475,8 +477,13 @@ impl Engine {
             let record = match job.state {
                 JobState::Compensating => {
                     self.check_store_for(&job)?;
-                    undo::compensate(&self.catalog, &self.endpoints, self.copies.as_deref(), &id)
-                        .await?;
+                    undo::compensate(
+                        &self.catalog,
+                        &self.endpoints,
+                        self.copies.get().map(Arc::as_ref),
+                        &id,
+                    )
+                    .await?;
                     self.job(&id)?
                 }
                 _ => {
@@ -497,7 +504,7 @@ impl Engine {
                             undo::compensate(
                                 &self.catalog,
                                 &self.endpoints,
-                                self.copies.as_deref(),
+                                self.copies.get().map(Arc::as_ref),
                                 &id,
                             )
                             .await?;
@@ -515,7 +522,7 @@ impl Engine {
     /// rather than fail it halfway.
     fn check_store_for(&self, job: &JobRecord) -> anyhow::Result<()> {
         if matches!(job.kind.as_str(), "copy" | "restore" | "restore-device")
-            && self.copies.is_none()
+            && self.copies.get().is_none()
         {
             bail!(
                 "cannot resume {} job {}: the copy store could not be opened (set TIDEMARK_COPY_PASSPHRASE if it uses one)",
