@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use crate::harness::Lab;
 
 /// A running server; killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
 }
 
 impl Drop for Server {
@@ -23,7 +23,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
+pub(crate) fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tidemark"));
     command
         .arg("--data-dir")
@@ -31,6 +31,9 @@ fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env_remove("TIDEMARK_CRASH_AFTER_STEP")
         .env_remove("TIDEMARK_FAIL_STEP")
+        .env_remove("TIDEMARK_STEP_DELAY_MS")
+        .env_remove("TIDEMARK_SERVER")
+        .env_remove("TIDEMARK_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {
@@ -55,7 +58,7 @@ fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
 }
 
 /// One HTTP/1.1 request; returns (status, JSON body).
-fn http(
+pub(crate) fn http(
     server: &Server,
     method: &str,
     path: &str,
@@ -99,7 +102,7 @@ fn http(
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-fn token(lab: &Lab, role: &str) -> String {
+pub(crate) fn token(lab: &Lab, role: &str) -> String {
     lab.ok(&["token", "create", "--role", role, "--name", role])["token"]
         .as_str()
         .unwrap()
@@ -107,7 +110,7 @@ fn token(lab: &Lab, role: &str) -> String {
 }
 
 /// Waits until a job is finished; returns it.
-fn wait_job(server: &Server, token: &str, id: &str) -> Value {
+pub(crate) fn wait_job(server: &Server, token: &str, id: &str) -> Value {
     let start = Instant::now();
     loop {
         let (status, job) = http(

@@ -126,7 +126,16 @@ pub async fn add_endpoint(
     body: Result<Json<NewEndpoint>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(new) = body?;
-    let record = add(&state.data, new).map_err(ApiError::refused)?;
+    // Everything here names the body's content, so "unknown adapter" is invalid input (422),
+    // not a missing resource; only a taken name is a conflict.
+    let record = add(&state.data, new).map_err(|e| {
+        let refused = ApiError::refused(e);
+        if refused.status == StatusCode::NOT_FOUND {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", refused.message)
+        } else {
+            refused
+        }
+    })?;
     Ok((
         StatusCode::CREATED,
         Json(endpoint_doc(&state.data, &record)),

@@ -105,16 +105,25 @@ pub async fn luns(
     flatten(&filtered(&state, filter).await?, |r| r.luns.as_ref())
 }
 
-/// `POST /v1/inventory/refresh` with `{}` or `{"endpoint": NAME}`: every VM the hypervisors
+/// Body of `POST /v1/inventory/refresh`: which endpoint, and which VM (all when absent).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub endpoint: Option<String>,
+    pub vm: Option<String>,
+}
+
+/// `POST /v1/inventory/refresh` with `{}`, `{"endpoint": NAME}` and/or `{"vm": NAME}`: every VM the hypervisors
 /// report is recorded (new) or updated in the catalog. A name already recorded for another
 /// VM is a conflict and left alone; a VM the adapter describes badly is reported, not
 /// recorded; Tidemark's proxy VMs are skipped; a VM of the catalog its hypervisor no longer reports is listed as missing.
 pub async fn refresh(
     State(state): State<Arc<ApiState>>,
-    body: Result<Json<EndpointFilter>, JsonRejection>,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(filter) = body?;
     let reports = report(&state, filter.endpoint.as_deref()).await?;
+    let wanted = |name: &str| filter.vm.as_deref().is_none_or(|v| v == name);
     let known = state.catalog.vms().map_err(ApiError::internal)?;
     let (mut recorded, mut updated, mut conflicts, mut invalid, mut missing, mut errors) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
@@ -125,7 +134,10 @@ pub async fn refresh(
         }
         let Some(found) = &r.vms else { continue };
         // Tidemark's own proxy VMs are working space, not machines to protect.
-        for info in found.iter().filter(|v| !v.name.starts_with(PROXY_PREFIX)) {
+        for info in found
+            .iter()
+            .filter(|v| !v.name.starts_with(PROXY_PREFIX) && wanted(&v.name))
+        {
             if let Err(e) = validate_vm(&r.endpoint, info) {
                 invalid.push(
                     json!({ "endpoint": r.endpoint, "vm": info.name, "error": format!("{e:#}") }),
@@ -151,7 +163,10 @@ pub async fn refresh(
                 None => recorded.push(info.name.clone()),
             }
         }
-        for k in known.iter().filter(|k| k.endpoint == r.endpoint) {
+        for k in known
+            .iter()
+            .filter(|k| k.endpoint == r.endpoint && wanted(&k.name))
+        {
             if !found.iter().any(|v| v.id == k.vm_ref) {
                 missing.push(k.name.clone());
             }

@@ -242,7 +242,10 @@ pub async fn create_vm(ctx: &Context, api: &Api, args: &CreateVm) -> anyhow::Res
 /// Has Tidemark record the VMs of a hypervisor endpoint; fails unless `vm` is among them.
 async fn record_vms(api: &Api, endpoint: &str, vm: &str) -> anyhow::Result<()> {
     let answer = api
-        .post("/v1/inventory/refresh", json!({ "endpoint": endpoint }))
+        .post(
+            "/v1/inventory/refresh",
+            json!({ "endpoint": endpoint, "vm": vm }),
+        )
         .await?;
     let recorded = ["recorded", "updated"]
         .iter()
