@@ -4,6 +4,7 @@
 //! server resumes every unfinished job when it starts again.
 
 pub mod auth;
+mod cache;
 mod copies;
 mod endpoints;
 mod error;
@@ -47,6 +48,8 @@ pub struct ApiState {
     /// A serving process resumes unfinished jobs itself at start; a command's private API
     /// does it only when asked.
     pub resumes_at_start: bool,
+    /// Serialized answers of the busiest reads.
+    pub cache: cache::ResponseCache,
 }
 
 impl ApiState {
@@ -59,6 +62,7 @@ impl ApiState {
             data,
             ready: AtomicBool::new(!resumes_at_start),
             resumes_at_start,
+            cache: cache::ResponseCache::default(),
             submit_lock: tokio::sync::Mutex::new(()),
             tokens: auth::TokenCache::default(),
         })
