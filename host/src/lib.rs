@@ -9,5 +9,6 @@ pub mod copies;
 pub mod data_dir;
 pub mod engine;
 pub mod names;
+pub mod refusal;
 pub mod runtime;
 pub mod units;

@@ -126,16 +126,8 @@ pub async fn add_endpoint(
     body: Result<Json<NewEndpoint>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(new) = body?;
-    // Everything here names the body's content, so "unknown adapter" is invalid input (422),
-    // not a missing resource; only a taken name is a conflict.
-    let record = add(&state.data, new).map_err(|e| {
-        let refused = ApiError::refused(e);
-        if refused.status == StatusCode::NOT_FOUND {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", refused.message)
-        } else {
-            refused
-        }
-    })?;
+    // A taken name is a conflict (409); anything else wrong with the body is invalid (422).
+    let record = add(&state.data, new).map_err(ApiError::refused)?;
     Ok((
         StatusCode::CREATED,
         Json(endpoint_doc(&state.data, &record)),
@@ -153,7 +145,7 @@ pub async fn remove_endpoint(
     let removed = state
         .catalog
         .remove_endpoint(&name)
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "conflict", format!("{e:#}")))?;
+        .map_err(ApiError::refused)?;
     if !removed {
         return Err(ApiError::not_found(format!("unknown endpoint '{name}'")));
     }

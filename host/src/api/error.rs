@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::refusal::{Refusal, RefusalKind};
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
@@ -31,24 +33,14 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not-found", message)
     }
 
-    /// An engine refusal, sorted by what it says: unknown things are 404, things in the
-    /// way are 409, anything else is semantically invalid input (422).
+    /// A refused request: a typed [`Refusal`] gives its status (404, 409, 422); any other
+    /// error from checking a request is taken as invalid input (422), its message kept.
     pub fn refused(error: anyhow::Error) -> Self {
         let message = format!("{error:#}");
-        let (status, code) = if message.starts_with("unknown ") {
-            (StatusCode::NOT_FOUND, "not-found")
-        } else if [
-            "unfinished job",
-            "exists already",
-            "copied already",
-            "still in use",
-        ]
-        .iter()
-        .any(|m| message.contains(m))
-        {
-            (StatusCode::CONFLICT, "conflict")
-        } else {
-            (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+        let (status, code) = match Refusal::find(&error).map(|r| r.kind) {
+            Some(RefusalKind::NotFound) => (StatusCode::NOT_FOUND, "not-found"),
+            Some(RefusalKind::Conflict) => (StatusCode::CONFLICT, "conflict"),
+            Some(RefusalKind::Invalid) | None => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
         };
         Self::new(status, code, message)
     }

@@ -35,7 +35,9 @@ impl Catalog {
             params![name, role, hash, now_ms()],
         )?;
         if inserted == 0 {
-            anyhow::bail!("a token named '{name}' exists already");
+            return Err(crate::refusal::Refusal::conflict(format!(
+                "a token named '{name}' exists already"
+            )));
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Endpoints, VMs with their devices, and which array owns each LUN.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use rusqlite::{OptionalExtension, params};
 
 use super::{Catalog, DeviceRecord, EndpointRecord, VmRecord, now_ms};
@@ -43,7 +43,10 @@ impl Catalog {
             params![endpoint.name, endpoint.adapter, settings, endpoint.created_at],
         )?;
         if inserted == 0 {
-            bail!("an endpoint named '{}' exists already", endpoint.name);
+            return Err(crate::refusal::Refusal::conflict(format!(
+                "an endpoint named '{}' exists already",
+                endpoint.name
+            )));
         }
         Ok(())
     }
@@ -74,10 +77,10 @@ impl Catalog {
             users.push(format!("{running} unfinished job(s)"));
         }
         if !users.is_empty() {
-            bail!(
+            return Err(crate::refusal::Refusal::conflict(format!(
                 "endpoint '{name}' is still in use by {}; it was not removed",
                 users.join(", ")
-            );
+            )));
         }
         let removed = tx.execute("DELETE FROM endpoints WHERE name = ?1", params![name])?;
         tx.commit()?;

@@ -27,6 +27,7 @@ use serde_json::json;
 
 use crate::catalog::{Catalog, JobRecord, JobState, PointRecord, VmRecord};
 use crate::copies::CopyStore;
+use crate::refusal::Refusal;
 use hooks::TestHooks;
 use journal::JobCtx;
 use ports::Endpoints;
@@ -140,26 +141,30 @@ impl Engine {
 
     fn point_of(&self, vm_name: &str, point_id: &str) -> anyhow::Result<PointRecord> {
         let point = self.catalog.point(point_id)?.ok_or_else(|| {
-            anyhow!("unknown recovery point '{point_id}' (see `tidemark points {vm_name}`)")
+            Refusal::not_found(format!(
+                "unknown recovery point '{point_id}' (see `tidemark points {vm_name}`)"
+            ))
         })?;
         if point.vm_name != vm_name {
-            bail!(
+            return Err(Refusal::invalid(format!(
                 "recovery point {point_id} belongs to VM {}, not {vm_name}",
                 point.vm_name
-            );
+            )));
         }
         Ok(point)
     }
 
     fn known_vm(&self, name: &str) -> anyhow::Result<VmRecord> {
-        self.catalog
-            .vm(name)?
-            .ok_or_else(|| anyhow!("unknown VM '{name}' (see `tidemark vm list`)"))
+        self.catalog.vm(name)?.ok_or_else(|| {
+            Refusal::not_found(format!("unknown VM '{name}' (see `tidemark vm list`)"))
+        })
     }
 
     fn check_idle(&self, vm: &str) -> anyhow::Result<()> {
         if let Some(job) = self.catalog.unfinished_job_on(vm)? {
-            bail!("VM {vm} has an unfinished job {job}; run `tidemark resume` first");
+            return Err(Refusal::conflict(format!(
+                "VM {vm} has an unfinished job {job}; run `tidemark resume` first"
+            )));
         }
         Ok(())
     }
@@ -176,7 +181,7 @@ impl Engine {
         let vm = self.known_vm(vm_name)?;
         let point = self.point_of(vm_name, point_id)?;
         if !point.snapshots_present() {
-            bail!(
+            return Err(Refusal::invalid(format!(
                 "recovery point {point_id} cannot be reverted: its snapshots were deleted by expiry; {}",
                 if point.copies.is_empty() {
                     "it has no copies either".to_string()
@@ -185,7 +190,7 @@ impl Engine {
                         "restore it from its copies instead (`tidemark restore {vm_name} {point_id} --host HOST`)"
                     )
                 }
-            );
+            )));
         }
         self.check_idle(vm_name)?;
         Ok(Workflow::Revert { vm, point })
@@ -202,18 +207,20 @@ impl Engine {
         let point = self.point_of(vm_name, point_id)?;
         self.copy_store()?;
         if !point.snapshots_present() {
-            bail!(
+            return Err(Refusal::invalid(format!(
                 "recovery point {point_id} cannot be copied: its snapshots were deleted by expiry"
-            );
+            )));
         }
         if point
             .snapshots
             .iter()
             .all(|s| point.copy_of(&s.device_ref).is_some())
         {
-            bail!("recovery point {point_id} is copied already (see `tidemark copies {vm_name}`)");
+            return Err(Refusal::conflict(format!(
+                "recovery point {point_id} is copied already (see `tidemark copies {vm_name}`)"
+            )));
         }
-        crate::names::check_name("proxy host", proxy_host).map_err(anyhow::Error::msg)?;
+        crate::names::check_name("proxy host", proxy_host).map_err(Refusal::invalid)?;
         self.check_idle(vm_name)?;
         Ok(Workflow::Copy {
             vm,
@@ -241,18 +248,20 @@ impl Engine {
         let point = self.point_of(vm_name, point_id)?;
         self.copy_store()?;
         restore::check_restorable(&point)?;
-        crate::names::check_name("VM name", &target.name).map_err(anyhow::Error::msg)?;
-        crate::names::check_name("host", &target.host).map_err(anyhow::Error::msg)?;
+        crate::names::check_name("VM name", &target.name).map_err(Refusal::invalid)?;
+        crate::names::check_name("host", &target.host).map_err(Refusal::invalid)?;
         if self.catalog.vm(&target.name)?.is_some() {
-            bail!(
+            return Err(Refusal::conflict(format!(
                 "a VM named {} exists already; choose another name with --as",
                 target.name
-            );
+            )));
         }
         if let Some(array) = &target.array
             && !self.endpoints.storage_array_names().contains(array)
         {
-            bail!("unknown array endpoint '{array}' (see `tidemark endpoint list`)");
+            return Err(Refusal::invalid(format!(
+                "unknown array endpoint '{array}' (see `tidemark endpoint list`)"
+            )));
         }
         self.check_idle(&target.name)?;
         Ok(Workflow::Restore { point, target })
@@ -272,11 +281,15 @@ impl Engine {
             .snapshots
             .iter()
             .find(|s| s.mount_point == mount)
-            .ok_or_else(|| anyhow!("recovery point {point_id} has no device at {mount}"))?;
+            .ok_or_else(|| {
+                Refusal::invalid(format!(
+                    "recovery point {point_id} has no device at {mount}"
+                ))
+            })?;
         if point.copy_of(&device.device_ref).is_none() {
-            bail!(
+            return Err(Refusal::invalid(format!(
                 "recovery point {point_id} has no copy of the device at {mount}; run `tidemark copy {vm_name} {point_id}` first"
-            );
+            )));
         }
         self.check_idle(vm_name)?;
         Ok(Workflow::RestoreInPlace {
