@@ -4,8 +4,13 @@
 //! server resumes every unfinished job when it starts again.
 
 pub mod auth;
+mod bodies;
 mod error;
 mod events;
+pub mod job_limit;
+mod openapi;
+#[cfg(test)]
+mod route_walk;
 mod routes;
 
 use std::net::SocketAddr;
@@ -13,9 +18,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, bail};
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::{Extension, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::catalog::Catalog;
 use crate::engine::Engine;
@@ -41,34 +47,50 @@ pub struct ApiState {
     /// Configured hypervisor and array endpoint names (for inventory).
     pub hypervisors: Vec<String>,
     pub arrays: Vec<String>,
+    /// How many jobs started over the API may run at once; past it `POST /v1/jobs` is a
+    /// 429 with `Retry-After` (default [`job_limit::DEFAULT_MAX_RUNNING_JOBS`]).
+    pub max_running_jobs: usize,
+    /// The jobs running now, each holding a slot under `max_running_jobs`.
+    pub running_jobs: job_limit::RunningJobs,
 }
 
-/// The whole router, authentication included.
+/// Every route with its OpenAPI operation, registered once: a handler annotated with
+/// `#[utoipa::path(...)]` goes in a `routes!(...)` here, which both routes it and documents
+/// it. Handlers on one path with different methods may share one `routes!`.
+fn registered() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(routes::healthz))
+        .routes(routes!(routes::readyz))
+        .routes(routes!(routes::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(routes::vms))
+        .routes(routes!(routes::vm))
+        .routes(routes!(routes::vm_points))
+        .routes(routes!(routes::point))
+        .routes(routes!(routes::jobs, routes::start_job))
+        .routes(routes!(routes::job))
+        .routes(routes!(routes::cancel_job))
+        .routes(routes!(events::job_events))
+        .routes(routes!(routes::endpoints))
+        .routes(routes!(routes::inventory))
+        .routes(routes!(routes::adapters))
+        .routes(routes!(routes::tokens))
+        .routes(routes!(routes::audit))
+}
+
+/// The whole router, authentication included, serving its own OpenAPI document.
 pub fn router(state: Arc<ApiState>) -> Router {
-    let v1 = Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/v1/vms", get(routes::vms))
-        .route("/v1/vms/{name}", get(routes::vm))
-        .route("/v1/vms/{name}/points", get(routes::vm_points))
-        .route("/v1/points/{id}", get(routes::point))
-        .route("/v1/jobs", get(routes::jobs).post(routes::start_job))
-        .route("/v1/jobs/{id}", get(routes::job))
-        .route("/v1/jobs/{id}/cancel", post(routes::cancel_job))
-        .route("/v1/jobs/{id}/events", get(events::job_events))
-        .route("/metrics", get(routes::metrics))
-        .route("/v1/endpoints", get(routes::endpoints))
-        .route("/v1/inventory", get(routes::inventory))
-        .route("/v1/adapters", get(routes::adapters))
-        .route("/v1/tokens", get(routes::tokens))
-        .route("/v1/audit", get(routes::audit))
-        .fallback(routes::fallback);
-    v1.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::guard,
-    ))
-    .layer(DefaultBodyLimit::max(BODY_LIMIT))
-    .with_state(state)
+    let (routes, doc) = registered().split_for_parts();
+    let doc = openapi::Document::new(&openapi::complete(doc));
+    routes
+        .fallback(routes::fallback)
+        .layer(Extension(doc))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
 }
 
 /// Serves until SIGINT or SIGTERM. Anything but a loopback address is refused until TLS
@@ -95,6 +117,8 @@ pub async fn serve(
         tokens: auth::TokenCache::default(),
         hypervisors,
         arrays,
+        max_running_jobs: job_limit::DEFAULT_MAX_RUNNING_JOBS,
+        running_jobs: job_limit::RunningJobs::default(),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
