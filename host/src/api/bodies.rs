@@ -57,3 +57,16 @@ pub struct CancelRequested {
     pub job: String,
     pub cancel_requested: bool,
 }
+
+/// One event of `GET /v1/jobs/{id}/events` as a client parses the stream: `event` is `step`,
+/// `undo` or `end`, `data` a JSON object as text, `id` where to resume (`Last-Event-ID`).
+/// Described only: axum's `Event` writes the stream.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct JobEventSchema {
+    #[schema(example = "1.started")]
+    pub id: String,
+    #[schema(example = "step")]
+    pub event: String,
+    pub data: String,
+}

@@ -77,7 +77,7 @@ fn events_of(job: &JobRecord) -> Vec<JobEvent> {
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"),
     ),
     responses(
-        (status = 200, description = "Server-Sent Events: `step`, `undo`, then one `end`", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "Server-Sent Events: `step`, `undo`, then one `end`", body = super::bodies::JobEventSchema, content_type = "text/event-stream"),
         (status = 404, description = "No job with that id", body = super::error::ErrorBody),
     ))]
 pub async fn job_events(

@@ -64,7 +64,7 @@ pub async fn vms(State(state): State<Arc<ApiState>>) -> ApiResult {
 }
 
 /// `GET /v1/vms/{name}`.
-#[utoipa::path(get, path = "/v1/vms/{name}", params(("name" = String, Path, description = "Tidemark's name of the VM")), responses(
+#[utoipa::path(get, path = "/v1/vms/{name}", params(("name" = String, Path, description = "Tidemark's name of the VM", example = "app")), responses(
     (status = 200, description = "The VM with its devices", body = VmRecord),
     (status = 404, description = "No VM of that name", body = ErrorBody),
 ))]
@@ -80,7 +80,7 @@ pub async fn vm(
 }
 
 /// `GET /v1/vms/{name}/points`: recovery points with snapshot and copy refs.
-#[utoipa::path(get, path = "/v1/vms/{name}/points", params(("name" = String, Path, description = "Tidemark's name of the VM")), responses(
+#[utoipa::path(get, path = "/v1/vms/{name}/points", params(("name" = String, Path, description = "Tidemark's name of the VM", example = "app")), responses(
     (status = 200, description = "The VM's recovery points", body = Vec<PointRecord>),
     (status = 404, description = "No VM of that name", body = ErrorBody),
 ))]
