@@ -9,11 +9,13 @@ use axum::body::Bytes;
 use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi as _;
+use utoipa::openapi::schema::{AdditionalProperties, Schema};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
 use super::auth::{Role, required_role};
 use super::error::ErrorBody;
+use crate::engine::JobRequest;
 
 /// Name of the security scheme every operation requires.
 const BEARER: &str = "bearer";
@@ -77,7 +79,25 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
             }
         }
     }
+    close_variants::<JobRequest>(&mut doc);
     doc
+}
+
+/// Marks every variant of a `#[serde(tag = .., deny_unknown_fields)]` enum as closed
+/// (`additionalProperties: false`), as serde treats it: utoipa carries the container's
+/// `deny_unknown_fields` to structs but not to the variants of an internally tagged enum.
+fn close_variants<T: utoipa::ToSchema>(doc: &mut OpenApi) {
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut(&*T::name()) {
+        for variant in &mut one_of.items {
+            if let RefOr::T(Schema::Object(object)) = variant {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
 }
 
 /// A response whose body is the error shape.

@@ -132,6 +132,13 @@ fn every_operation_answers_the_error_shape_for_its_layers() {
     );
     assert!(start["responses"]["413"].is_object(), "the body is limited");
     assert!(text["paths"]["/v1/vms"]["get"]["responses"]["403"].is_null());
+    // Unknown fields of a job request are refused (serde's deny_unknown_fields).
+    for variant in text["components"]["schemas"]["JobRequest"]["oneOf"]
+        .as_array()
+        .expect("JobRequest is one of its kinds")
+    {
+        assert_eq!(variant["additionalProperties"], false, "{variant}");
+    }
     // Every schema a response or body names is in the components.
     let schemas = text["components"]["schemas"].as_object().expect("schemas");
     let all = text.to_string();

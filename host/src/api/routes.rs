@@ -223,7 +223,8 @@ pub async fn job(
 /// `Idempotency-Key` header, the same key and request give the same job (200), never two;
 /// the same key with another request is a 409. Past `max_running_jobs` running jobs, 429.
 #[utoipa::path(post, path = "/v1/jobs",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and request, same job (1-200 visible ASCII characters)")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and request, same job (1-200 visible ASCII characters)",
+        min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$")),
     request_body = JobRequest,
     responses(
         (status = 202, description = "The job was started", body = JobStarted),
@@ -248,7 +249,7 @@ pub async fn start_job(
         Some(v) => Some(
             v.to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .filter(|k| (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
