@@ -18,11 +18,10 @@ use super::ApiState;
 use super::auth::Principal;
 use super::bodies::{CancelRequested, JobPage, JobStarted, JobSummary, Status};
 use super::error::{ApiError, ErrorBody};
-use crate::catalog::JobState;
-#[allow(unused_imports)] // named only in the OpenAPI attributes
-use crate::catalog::{AuditRecord, EndpointRecord, JobRecord, PointRecord, TokenRecord, VmRecord};
+use crate::catalog::{
+    AuditRecord, EndpointRecord, JobRecord, JobState, PointRecord, TokenRecord, VmRecord,
+};
 use crate::engine::JobRequest;
-#[allow(unused_imports)] // named only in the OpenAPI attributes
 use crate::engine::inventory::EndpointInventory;
 
 type ApiResult = Result<Response, ApiError>;
