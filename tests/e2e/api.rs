@@ -483,3 +483,27 @@ fn job_events_stream_every_step_and_resume_from_the_last_event_id() {
     );
     assert_eq!(unknown.0, 404);
 }
+
+#[test]
+fn the_openapi_document_is_served_to_every_role_and_only_with_a_token() {
+    let lab = Lab::with_vm();
+    let viewer = token(&lab, "viewer");
+    let server = serve(&lab, &[]);
+    let (status, doc) = http(&server, "GET", "/v1/openapi.json", Some(&viewer), None, &[]);
+    assert_eq!(status, 200, "{doc}");
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let start = &doc["paths"]["/v1/jobs"]["post"];
+    assert!(start["requestBody"].is_object(), "{start}");
+    for status in ["202", "401", "403", "409", "413", "422", "429"] {
+        assert!(
+            start["responses"][status].is_object(),
+            "no {status}: {start}"
+        );
+    }
+    let (status, _) = http(&server, "GET", "/v1/openapi.json", None, None, &[]);
+    assert_eq!(status, 401);
+}

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::catalog::{CopyRefRecord, format_time};
 use crate::copies::CopyStore;
 use crate::engine::retention::{self, Policy};
@@ -41,6 +41,10 @@ pub fn copy_store(state: &ApiState, create: bool) -> Result<Arc<CopyStore>, ApiE
 }
 
 /// `GET /v1/vms/{name}/copies`: points that have copies, with sizes and stored bytes.
+#[utoipa::path(get, path = "/v1/vms/{name}/copies", params(("name" = String, Path, description = "Tidemark's name of the VM")), responses(
+        (status = 200, description = "Points with copies: sizes, stored bytes, copy refs", body = Vec<Object>),
+        (status = 404, description = "No VM of that name", body = ErrorBody),
+    ))]
 pub async fn vm_copies(
     State(state): State<Arc<ApiState>>,
     name: Result<Path<String>, PathRejection>,
@@ -71,7 +75,7 @@ pub async fn vm_copies(
 }
 
 /// Body of `POST /v1/copies/verify`: a recovery point, or `all`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     point: Option<String>,
@@ -81,6 +85,13 @@ pub struct VerifyRequest {
 
 /// `POST /v1/copies/verify`: re-reads, decrypts and re-hashes every chunk of the copies.
 /// 200 with `ok: false` and each damaged copy and chunk named when something is damaged.
+#[utoipa::path(post, path = "/v1/copies/verify", request_body = VerifyRequest, responses(
+        (status = 200, description = "`ok`, what was checked, and each damaged copy and chunk", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
+        (status = 404, description = "No recovery point with that id", body = ErrorBody),
+    ))]
 pub async fn verify(
     State(state): State<Arc<ApiState>>,
     body: Result<Json<VerifyRequest>, JsonRejection>,
@@ -156,7 +167,7 @@ pub async fn verify(
 }
 
 /// Body of `POST /v1/copies/expire`: what to keep (at least one), and whether to only say.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpireRequest {
     keep_snapshots: Option<usize>,
@@ -167,6 +178,12 @@ pub struct ExpireRequest {
 }
 
 /// `POST /v1/copies/expire`: deletes snapshots and copies beyond what the policy keeps.
+#[utoipa::path(post, path = "/v1/copies/expire", request_body = ExpireRequest, responses(
+        (status = 200, description = "What was (or, in a dry run, would be) deleted, and VMs skipped", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
+    ))]
 pub async fn expire(
     State(state): State<Arc<ApiState>>,
     body: Result<Json<ExpireRequest>, JsonRejection>,
@@ -203,6 +220,10 @@ pub async fn expire(
 }
 
 /// `POST /v1/copies/gc`: frees chunks no copy references (safe while copies run).
+#[utoipa::path(post, path = "/v1/copies/gc", responses(
+        (status = 200, description = "Chunks and bytes freed, manifests removed", body = Object),
+        (status = 422, description = "There is no copy store (or its passphrase is missing)", body = ErrorBody),
+    ))]
 pub async fn gc(State(state): State<Arc<ApiState>>) -> ApiResult {
     let store = copy_store(&state, false)?;
     let catalog = state.catalog.clone();
@@ -215,6 +236,10 @@ pub async fn gc(State(state): State<Arc<ApiState>>) -> ApiResult {
 
 /// `POST /v1/jobs/resume`: continues every unfinished job, or finishes compensating it.
 /// A serving process did that when it started, so there it is a conflict.
+#[utoipa::path(post, path = "/v1/jobs/resume", responses(
+        (status = 200, description = "The jobs continued or compensated", body = Object),
+        (status = 409, description = "A serving process resumed them when it started", body = ErrorBody),
+    ))]
 pub async fn resume(State(state): State<Arc<ApiState>>) -> ApiResult {
     if state.resumes_at_start {
         return Err(ApiError::new(

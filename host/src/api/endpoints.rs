@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::catalog::{EndpointRecord, now_ms};
 use crate::data_dir::{Context, endpoint_spec};
 use crate::runtime::AdapterKind;
@@ -94,10 +94,12 @@ pub fn adapter_docs(data: &Context) -> Vec<Value> {
 }
 
 /// Body of `POST /v1/endpoints`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
+    /// A unique name for the endpoint.
     name: String,
+    /// A loaded adapter (see `GET /v1/adapters`).
     adapter: String,
     #[serde(default)]
     settings: BTreeMap<String, String>,
@@ -121,6 +123,13 @@ pub fn add(data: &Context, new: NewEndpoint) -> anyhow::Result<EndpointRecord> {
 }
 
 /// `POST /v1/endpoints` (admin): 201 with the endpoint.
+#[utoipa::path(post, path = "/v1/endpoints", request_body = NewEndpoint, responses(
+        (status = 201, description = "The endpoint, usable at once (credential-like settings redacted)", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
+        (status = 409, description = "An endpoint of that name exists", body = ErrorBody),
+    ))]
 pub async fn add_endpoint(
     State(state): State<Arc<ApiState>>,
     body: Result<Json<NewEndpoint>, JsonRejection>,
@@ -137,6 +146,11 @@ pub async fn add_endpoint(
 
 /// `DELETE /v1/endpoints/{name}` (admin): only when no VM, live snapshot or unfinished job
 /// depends on it (409 naming what does). Its private data directory is kept.
+#[utoipa::path(delete, path = "/v1/endpoints/{name}", params(("name" = String, Path, description = "Endpoint name")), responses(
+        (status = 200, description = "Removed; its data directory is kept", body = Object),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody),
+        (status = 409, description = "VMs, live snapshots or unfinished jobs depend on it", body = ErrorBody),
+    ))]
 pub async fn remove_endpoint(
     State(state): State<Arc<ApiState>>,
     name: Result<Path<String>, PathRejection>,
@@ -155,6 +169,10 @@ pub async fn remove_endpoint(
 
 /// `POST /v1/endpoints/{name}/test`: opens a session and asks the adapter what it has;
 /// answers with whether that worked and how long it took (200 either way: the test ran).
+#[utoipa::path(post, path = "/v1/endpoints/{name}/test", params(("name" = String, Path, description = "Endpoint name")), responses(
+        (status = 200, description = "`ok`, `latency_ms` and the error if it failed", body = Object),
+        (status = 404, description = "No endpoint of that name (or its adapter is not loaded)", body = ErrorBody),
+    ))]
 pub async fn test_endpoint(
     State(state): State<Arc<ApiState>>,
     name: Result<Path<String>, PathRejection>,

@@ -2,9 +2,25 @@
 //! status that fits.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+/// How many seconds a client told 429 waits before trying again (`Retry-After`).
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
+/// The body of every error answer, as sent and as the OpenAPI document describes it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable code: `malformed`, `invalid`, `too-large`, `unauthorized`,
+    /// `forbidden`, `not-found`, `conflict`, `too-many-requests`, `unavailable`, `internal`.
+    #[schema(example = "not-found")]
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// More about it, when there is more (otherwise null).
+    pub details: Value,
+}
 
 use crate::refusal::{Refusal, RefusalKind};
 
@@ -45,6 +61,11 @@ impl ApiError {
         Self::new(status, code, message)
     }
 
+    /// 429: the server is running as many jobs as it may; the answer carries `Retry-After`.
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", message)
+    }
+
     /// A failure of the host itself (500); the message is logged, not hidden.
     pub fn internal(error: anyhow::Error) -> Self {
         tracing::error!("API request failed: {error:#}");
@@ -58,8 +79,18 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.code, "message": self.message, "details": self.details });
-        (self.status, Json(body)).into_response()
+        let body = ErrorBody {
+            error: self.code.to_string(),
+            message: self.message,
+            details: self.details,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
     }
 }
 

@@ -71,6 +71,15 @@ fn events_of(job: &JobRecord) -> Vec<JobEvent> {
 }
 
 /// The stream of a job's events, from after `Last-Event-ID` if given.
+#[utoipa::path(get, path = "/v1/jobs/{id}/events",
+    params(
+        ("id" = String, Path, description = "Job id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `step`, `undo`, then one `end`", body = super::bodies::JobEventSchema, content_type = "text/event-stream"),
+        (status = 404, description = "No job with that id", body = super::error::ErrorBody),
+    ))]
 pub async fn job_events(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,

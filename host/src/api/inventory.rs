@@ -12,15 +12,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::engine::copy::PROXY_PREFIX;
 use crate::engine::discover::{validate_vm, vm_record};
 use crate::engine::inventory::{EndpointInventory, inventory};
 
 /// Which endpoint an inventory request asks (all when absent).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EndpointFilter {
+    /// Ask only this endpoint.
     pub endpoint: Option<String>,
 }
 
@@ -82,6 +84,11 @@ async fn filtered(
 }
 
 /// `GET /v1/inventory/hosts[?endpoint=]`: hypervisor hosts.
+#[utoipa::path(get, path = "/v1/inventory/hosts", params(EndpointFilter), responses(
+        (status = 200, description = "`items` (hypervisor hosts, each with its `endpoint`) and `errors`", body = Object),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody),
+    ))]
 pub async fn hosts(
     State(state): State<Arc<ApiState>>,
     filter: Result<Query<EndpointFilter>, QueryRejection>,
@@ -90,6 +97,11 @@ pub async fn hosts(
 }
 
 /// `GET /v1/inventory/vms[?endpoint=]`: VMs as the hypervisors describe them.
+#[utoipa::path(get, path = "/v1/inventory/vms", params(EndpointFilter), responses(
+        (status = 200, description = "`items` (VMs as the hypervisors describe them, each with its `endpoint`) and `errors`", body = Object),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody),
+    ))]
 pub async fn vms(
     State(state): State<Arc<ApiState>>,
     filter: Result<Query<EndpointFilter>, QueryRejection>,
@@ -98,6 +110,11 @@ pub async fn vms(
 }
 
 /// `GET /v1/inventory/luns[?endpoint=]`: LUNs as the arrays describe them.
+#[utoipa::path(get, path = "/v1/inventory/luns", params(EndpointFilter), responses(
+        (status = 200, description = "`items` (LUNs as the arrays describe them, each with its `endpoint`) and `errors`", body = Object),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody),
+    ))]
 pub async fn luns(
     State(state): State<Arc<ApiState>>,
     filter: Result<Query<EndpointFilter>, QueryRejection>,
@@ -106,10 +123,12 @@ pub async fn luns(
 }
 
 /// Body of `POST /v1/inventory/refresh`: which endpoint, and which VM (all when absent).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    /// Only this hypervisor endpoint.
     pub endpoint: Option<String>,
+    /// Only the VM of this name.
     pub vm: Option<String>,
 }
 
@@ -117,6 +136,13 @@ pub struct RefreshRequest {
 /// report is recorded (new) or updated in the catalog. A name already recorded for another
 /// VM is a conflict and left alone; a VM the adapter describes badly is reported, not
 /// recorded; Tidemark's proxy VMs are skipped; a VM of the catalog its hypervisor no longer reports is listed as missing.
+#[utoipa::path(post, path = "/v1/inventory/refresh", request_body = RefreshRequest, responses(
+        (status = 200, description = "`recorded`, `updated`, `missing`, `conflicts`, `invalid`, `errors`", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody),
+    ))]
 pub async fn refresh(
     State(state): State<Arc<ApiState>>,
     body: Result<Json<RefreshRequest>, JsonRejection>,
@@ -180,6 +206,9 @@ pub async fn refresh(
 }
 
 /// `GET /v1/reconcile`: differences between the catalog and the adapters.
+#[utoipa::path(get, path = "/v1/reconcile", responses(
+        (status = 200, description = "`clean` and the `findings`", body = Object),
+    ))]
 pub async fn reconcile(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     let findings = crate::engine::inventory::reconcile(
         &state.catalog,

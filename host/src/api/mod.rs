@@ -4,12 +4,17 @@
 //! server resumes every unfinished job when it starts again.
 
 pub mod auth;
+mod bodies;
 mod cache;
 mod copies;
 mod endpoints;
 mod error;
 mod events;
 mod inventory;
+pub mod job_limit;
+mod openapi;
+#[cfg(test)]
+mod route_walk;
 mod routes;
 mod tokens;
 
@@ -18,9 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, bail};
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::{Extension, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::catalog::Catalog;
 use crate::data_dir::Context;
@@ -50,6 +56,11 @@ pub struct ApiState {
     pub resumes_at_start: bool,
     /// Serialized answers of the busiest reads.
     pub cache: cache::ResponseCache,
+    /// How many jobs started over the API may run at once; past it `POST /v1/jobs` is a
+    /// 429 with `Retry-After` (default [`job_limit::DEFAULT_MAX_RUNNING_JOBS`]).
+    pub max_running_jobs: usize,
+    /// The jobs running now, each holding a slot under `max_running_jobs`.
+    pub running_jobs: job_limit::RunningJobs,
 }
 
 impl ApiState {
@@ -65,54 +76,61 @@ impl ApiState {
             cache: cache::ResponseCache::default(),
             submit_lock: tokio::sync::Mutex::new(()),
             tokens: auth::TokenCache::default(),
+            max_running_jobs: job_limit::DEFAULT_MAX_RUNNING_JOBS,
+            running_jobs: job_limit::RunningJobs::default(),
         })
     }
 }
 
-/// The whole router, authentication included.
+/// Every route with its OpenAPI operation, registered once: a handler annotated with
+/// `#[utoipa::path(...)]` goes in a `routes!(...)` here, which both routes it and documents
+/// it. Handlers on one path with different methods may share one `routes!`.
+fn registered() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(routes::healthz))
+        .routes(routes!(routes::readyz))
+        .routes(routes!(routes::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(routes::vms))
+        .routes(routes!(routes::vm))
+        .routes(routes!(routes::vm_points))
+        .routes(routes!(routes::point))
+        .routes(routes!(routes::jobs, routes::start_job))
+        .routes(routes!(routes::job))
+        .routes(routes!(routes::cancel_job))
+        .routes(routes!(events::job_events))
+        .routes(routes!(routes::endpoints, endpoints::add_endpoint))
+        .routes(routes!(endpoints::remove_endpoint))
+        .routes(routes!(endpoints::test_endpoint))
+        .routes(routes!(routes::inventory))
+        .routes(routes!(inventory::refresh))
+        .routes(routes!(inventory::hosts))
+        .routes(routes!(inventory::vms))
+        .routes(routes!(inventory::luns))
+        .routes(routes!(inventory::reconcile))
+        .routes(routes!(copies::vm_copies))
+        .routes(routes!(copies::verify))
+        .routes(routes!(copies::expire))
+        .routes(routes!(copies::gc))
+        .routes(routes!(copies::resume))
+        .routes(routes!(routes::adapters))
+        .routes(routes!(routes::tokens, tokens::create_token))
+        .routes(routes!(routes::audit))
+}
+
+/// The whole router, authentication included, serving its own OpenAPI document.
 pub fn router(state: Arc<ApiState>) -> Router {
-    let v1 = Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/v1/vms", get(routes::vms))
-        .route("/v1/vms/{name}", get(routes::vm))
-        .route("/v1/vms/{name}/points", get(routes::vm_points))
-        .route("/v1/points/{id}", get(routes::point))
-        .route("/v1/jobs", get(routes::jobs).post(routes::start_job))
-        .route("/v1/jobs/{id}", get(routes::job))
-        .route("/v1/jobs/{id}/cancel", post(routes::cancel_job))
-        .route("/v1/jobs/{id}/events", get(events::job_events))
-        .route("/metrics", get(routes::metrics))
-        .route(
-            "/v1/endpoints",
-            get(routes::endpoints).post(endpoints::add_endpoint),
-        )
-        .route(
-            "/v1/endpoints/{name}",
-            axum::routing::delete(endpoints::remove_endpoint),
-        )
-        .route("/v1/endpoints/{name}/test", post(endpoints::test_endpoint))
-        .route("/v1/inventory", get(routes::inventory))
-        .route("/v1/inventory/refresh", post(inventory::refresh))
-        .route("/v1/inventory/hosts", get(inventory::hosts))
-        .route("/v1/inventory/vms", get(inventory::vms))
-        .route("/v1/inventory/luns", get(inventory::luns))
-        .route("/v1/reconcile", get(inventory::reconcile))
-        .route("/v1/vms/{name}/copies", get(copies::vm_copies))
-        .route("/v1/copies/verify", post(copies::verify))
-        .route("/v1/copies/expire", post(copies::expire))
-        .route("/v1/copies/gc", post(copies::gc))
-        .route("/v1/jobs/resume", post(copies::resume))
-        .route("/v1/adapters", get(routes::adapters))
-        .route("/v1/tokens", get(routes::tokens).post(tokens::create_token))
-        .route("/v1/audit", get(routes::audit))
-        .fallback(routes::fallback);
-    v1.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::guard,
-    ))
-    .layer(DefaultBodyLimit::max(BODY_LIMIT))
-    .with_state(state)
+    let (routes, doc) = registered().split_for_parts();
+    let doc = openapi::Document::new(&openapi::complete(doc));
+    routes
+        .fallback(routes::fallback)
+        .layer(Extension(doc))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
 }
 
 /// Serves until SIGINT or SIGTERM, owning the data directory alone (`claim`). Anything but

@@ -12,14 +12,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::IntoParams;
 
 use super::ApiState;
 use super::auth::Principal;
+use super::bodies::{CancelRequested, JobPage, JobStarted, JobSummary, Status};
 use super::cache::json_bytes;
-use super::error::ApiError;
-use crate::catalog::JobState;
+use super::error::{ApiError, ErrorBody};
+use crate::catalog::{AuditRecord, JobRecord, JobState, PointRecord, TokenRecord, VmRecord};
 use crate::engine::JobRequest;
+use crate::engine::inventory::EndpointInventory;
 use axum::body::Bytes;
 
 type ApiResult = Result<Response, ApiError>;
@@ -32,14 +34,19 @@ fn ok(value: impl serde::Serialize) -> ApiResult {
 }
 
 /// `GET /healthz`: the process answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process answers", body = Status)))]
 pub async fn healthz() -> ApiResult {
-    ok(json!({ "status": "ok" }))
+    ok(Status { status: "ok" })
 }
 
 /// `GET /readyz`: unfinished jobs were resumed at start; 503 until then.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "Unfinished jobs were resumed", body = Status),
+    (status = 503, description = "Still resuming unfinished jobs", body = ErrorBody),
+))]
 pub async fn readyz(State(state): State<Arc<ApiState>>) -> ApiResult {
     if state.ready.load(Ordering::SeqCst) {
-        ok(json!({ "status": "ready" }))
+        ok(Status { status: "ready" })
     } else {
         Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -50,6 +57,7 @@ pub async fn readyz(State(state): State<Arc<ApiState>>) -> ApiResult {
 }
 
 /// `GET /v1/vms` (kept serialized until the catalog is written again).
+#[utoipa::path(get, path = "/v1/vms", responses((status = 200, description = "VMs under protection", body = Vec<VmRecord>)))]
 pub async fn vms(State(state): State<Arc<ApiState>>) -> ApiResult {
     let generation = state.catalog.generation();
     if let Some(bytes) = state.cache.vms(generation) {
@@ -62,6 +70,10 @@ pub async fn vms(State(state): State<Arc<ApiState>>) -> ApiResult {
 }
 
 /// `GET /v1/vms/{name}`.
+#[utoipa::path(get, path = "/v1/vms/{name}", params(("name" = String, Path, description = "Tidemark's name of the VM", example = "app")), responses(
+    (status = 200, description = "The VM with its devices", body = VmRecord),
+    (status = 404, description = "No VM of that name", body = ErrorBody),
+))]
 pub async fn vm(
     State(state): State<Arc<ApiState>>,
     name: Result<Path<String>, PathRejection>,
@@ -74,6 +86,10 @@ pub async fn vm(
 }
 
 /// `GET /v1/vms/{name}/points`: recovery points with snapshot and copy refs.
+#[utoipa::path(get, path = "/v1/vms/{name}/points", params(("name" = String, Path, description = "Tidemark's name of the VM", example = "app")), responses(
+    (status = 200, description = "The VM's recovery points", body = Vec<PointRecord>),
+    (status = 404, description = "No VM of that name", body = ErrorBody),
+))]
 pub async fn vm_points(
     State(state): State<Arc<ApiState>>,
     name: Result<Path<String>, PathRejection>,
@@ -91,6 +107,10 @@ pub async fn vm_points(
 }
 
 /// `GET /v1/points/{id}`.
+#[utoipa::path(get, path = "/v1/points/{id}", params(("id" = String, Path, description = "Recovery point id")), responses(
+    (status = 200, description = "The recovery point", body = PointRecord),
+    (status = 404, description = "No recovery point with that id", body = ErrorBody),
+))]
 pub async fn point(
     State(state): State<Arc<ApiState>>,
     id: Result<Path<String>, PathRejection>,
@@ -105,14 +125,22 @@ pub async fn point(
 }
 
 /// Filters and page of `GET /v1/jobs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct JobFilter {
+    /// Only jobs in this state.
+    #[param(value_type = Option<JobState>)]
     state: Option<String>,
+    /// Only jobs of this kind (`snapshot`, `revert`, ...).
     kind: Option<String>,
+    /// Only jobs on this VM.
     vm: Option<String>,
+    /// Page size, 1 to 500.
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: usize,
+    /// Jobs to skip.
     #[serde(default)]
     offset: usize,
 }
@@ -122,6 +150,10 @@ fn default_limit() -> usize {
 }
 
 /// `GET /v1/jobs?state=&kind=&vm=&limit=&offset=`: newest first.
+#[utoipa::path(get, path = "/v1/jobs", params(JobFilter), responses(
+    (status = 200, description = "A page of jobs, newest first", body = JobPage),
+    (status = 400, description = "A filter or the page is malformed", body = ErrorBody),
+))]
 pub async fn jobs(
     State(state): State<Arc<ApiState>>,
     filter: Result<Query<JobFilter>, QueryRejection>,
@@ -153,22 +185,35 @@ pub async fn jobs(
                 .as_deref()
                 .is_none_or(|v| job.vm_name.as_deref() == Some(v));
         if keep {
-            matching.push(json!({
-                "id": job.id, "kind": job.kind, "state": job.state, "vm": job.vm_name,
-                "error": job.error, "created_at": crate::catalog::format_time(job.created_at),
-            }));
+            matching.push(JobSummary {
+                created_at: crate::catalog::format_time(job.created_at),
+                id: job.id,
+                kind: job.kind,
+                state: job.state,
+                vm: job.vm_name,
+                error: job.error,
+            });
         }
     }
     let total = matching.len();
-    let page: Vec<Value> = matching
+    let jobs = matching
         .into_iter()
         .skip(filter.offset)
         .take(filter.limit)
         .collect();
-    ok(json!({ "total": total, "offset": filter.offset, "limit": filter.limit, "jobs": page }))
+    ok(JobPage {
+        total,
+        offset: filter.offset,
+        limit: filter.limit,
+        jobs,
+    })
 }
 
 /// `GET /v1/jobs/{id}`: the job with its steps.
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path, description = "Job id")), responses(
+    (status = 200, description = "The job with its steps", body = JobRecord),
+    (status = 404, description = "No job with that id", body = ErrorBody),
+))]
 pub async fn job(
     State(state): State<Arc<ApiState>>,
     id: Result<Path<String>, PathRejection>,
@@ -190,7 +235,23 @@ pub async fn job(
 
 /// `POST /v1/jobs`: starts a workflow in the background; 202 with the job id. With an
 /// `Idempotency-Key` header, the same key and request give the same job (200), never two;
-/// the same key with another request is a 409.
+/// the same key with another request is a 409. Past `max_running_jobs` running jobs, 429.
+#[utoipa::path(post, path = "/v1/jobs",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and request, same job (1-200 visible ASCII characters)",
+        min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$")),
+    request_body = JobRequest,
+    responses(
+        (status = 202, description = "The job was started", body = JobStarted),
+        (status = 200, description = "The Idempotency-Key named an earlier job with this request", body = JobStarted),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = ErrorBody),
+        (status = 404, description = "The VM or recovery point is unknown", body = ErrorBody),
+        (status = 409, description = "The VM has an unfinished job, or the key was used for another request", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
+        (status = 429, description = "The server runs as many jobs as it may; see `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ))]
 pub async fn start_job(
     State(state): State<Arc<ApiState>>,
     Extension(who): Extension<Principal>,
@@ -202,7 +263,7 @@ pub async fn start_job(
         Some(v) => Some(
             v.to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .filter(|k| (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
@@ -242,10 +303,23 @@ pub async fn start_job(
         }
         return Ok((
             StatusCode::OK,
-            Json(json!({ "job": job, "replayed": true })),
+            Json(JobStarted {
+                job,
+                state: None,
+                replayed: true,
+            }),
         )
             .into_response());
     }
+    let slot = state
+        .running_jobs
+        .try_start(state.max_running_jobs)
+        .ok_or_else(|| {
+            ApiError::too_many_requests(format!(
+                "{} jobs are running, the most this server runs at once; try again later",
+                state.max_running_jobs
+            ))
+        })?;
     let engine = state.engine.clone();
     let (job_id, planned) = engine.submit(&request).map_err(ApiError::refused)?;
     if let Some(key) = &key {
@@ -256,18 +330,28 @@ pub async fn start_job(
     }
     let id = job_id.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         if let Err(e) = engine.run_job(&id, planned).await {
             tracing::error!(job = %id, "job could not run: {e:#}");
         }
     });
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "job": job_id, "state": "running", "replayed": false })),
+        Json(JobStarted {
+            job: job_id,
+            state: Some(JobState::Running),
+            replayed: false,
+        }),
     )
         .into_response())
 }
 
 /// `POST /v1/jobs/{id}/cancel`: the job stops before its next step and compensates.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = String, Path, description = "Job id")), responses(
+    (status = 202, description = "Cancellation recorded; the job compensates", body = CancelRequested),
+    (status = 404, description = "No job with that id", body = ErrorBody),
+    (status = 409, description = "The job is not running", body = ErrorBody),
+))]
 pub async fn cancel_job(
     State(state): State<Arc<ApiState>>,
     id: Result<Path<String>, PathRejection>,
@@ -292,13 +376,19 @@ pub async fn cancel_job(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "job": id, "cancel_requested": true })),
+        Json(CancelRequested {
+            job: id,
+            cancel_requested: true,
+        }),
     )
         .into_response())
 }
 
 /// `GET /metrics`: Prometheus text: jobs by state, step durations, adapter calls, errors
 /// and latency per endpoint and call.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+))]
 pub async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -386,12 +476,18 @@ fn label(value: &str) -> String {
 
 /// `GET /v1/endpoints`: configured endpoints with their adapter's kind; settings that look
 /// like credentials are redacted.
+#[utoipa::path(get, path = "/v1/endpoints", responses((status = 200, description = "Configured endpoints (credential-like settings redacted)", body = Vec<Object>)))]
 pub async fn endpoints(State(state): State<Arc<ApiState>>) -> ApiResult {
     ok(super::endpoints::endpoint_docs(&state.data).map_err(ApiError::internal)?)
 }
 
 /// `GET /v1/inventory[?endpoint=NAME]`: what the adapters report now (hosts, VMs, LUNs,
 /// snapshots), asked fresh from every endpoint.
+#[utoipa::path(get, path = "/v1/inventory", params(super::inventory::EndpointFilter), responses(
+    (status = 200, description = "Each endpoint's report (or its error)", body = Vec<EndpointInventory>),
+    (status = 400, description = "Malformed query", body = ErrorBody),
+    (status = 404, description = "No endpoint of that name", body = ErrorBody),
+))]
 pub async fn inventory(
     State(state): State<Arc<ApiState>>,
     filter: Result<Query<super::inventory::EndpointFilter>, QueryRejection>,
@@ -401,16 +497,19 @@ pub async fn inventory(
 }
 
 /// `GET /v1/adapters`: loaded adapters with their contract version and capabilities.
+#[utoipa::path(get, path = "/v1/adapters", responses((status = 200, description = "Loaded (and rejected) adapters", body = Vec<Object>)))]
 pub async fn adapters(State(state): State<Arc<ApiState>>) -> ApiResult {
     ok(super::endpoints::adapter_docs(&state.data))
 }
 
 /// `GET /v1/tokens` (admin): names and roles, never the tokens.
+#[utoipa::path(get, path = "/v1/tokens", responses((status = 200, description = "Tokens by name and role", body = Vec<TokenRecord>)))]
 pub async fn tokens(State(state): State<Arc<ApiState>>) -> ApiResult {
     ok(state.catalog.tokens().map_err(ApiError::internal)?)
 }
 
 /// `GET /v1/audit` (admin): the newest 200 state-changing requests.
+#[utoipa::path(get, path = "/v1/audit", responses((status = 200, description = "Newest state-changing requests first", body = Vec<AuditRecord>)))]
 pub async fn audit(State(state): State<Arc<ApiState>>) -> ApiResult {
     ok(state.catalog.audit_log(200).map_err(ApiError::internal)?)
 }

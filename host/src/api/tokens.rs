@@ -12,13 +12,15 @@ use serde_json::json;
 
 use super::ApiState;
 use super::auth::{Role, new_token};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 
 /// Body of `POST /v1/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    /// `admin`, `operator` or `viewer`.
     role: String,
+    /// A unique name (default: the role and a random suffix).
     name: Option<String>,
 }
 
@@ -39,6 +41,13 @@ pub fn create(
 }
 
 /// `POST /v1/tokens`: 201 with `{name, role, token}`; the only time the token is shown.
+#[utoipa::path(post, path = "/v1/tokens", request_body = NewToken, responses(
+        (status = 201, description = "`name`, `role` and the `token`, shown this once", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
+        (status = 409, description = "A token of that name exists", body = ErrorBody),
+    ))]
 pub async fn create_token(
     State(state): State<Arc<ApiState>>,
     body: Result<Json<NewToken>, JsonRejection>,

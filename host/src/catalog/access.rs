@@ -7,19 +7,21 @@ use serde::Serialize;
 use super::{Catalog, now_ms};
 
 /// A token as listed (never the token itself).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TokenRecord {
     pub name: String,
     pub role: String,
     #[serde(serialize_with = "super::records::as_time_pub")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
 /// One audited request.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub id: i64,
     #[serde(serialize_with = "super::records::as_time_pub")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: i64,
     pub who: String,
     pub method: String,

@@ -21,18 +21,19 @@ fn as_opt_time<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error>
 }
 
 /// One configured instance of an adapter.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct EndpointRecord {
     pub name: String,
     pub adapter: String,
     /// Settings given at `endpoint add`.
     pub settings: BTreeMap<String, String>,
     #[serde(serialize_with = "as_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
 /// A VM under protection, as last discovered.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct VmRecord {
     /// Tidemark's name for it (unique).
     pub name: String,
@@ -48,7 +49,7 @@ pub struct VmRecord {
 }
 
 /// A disk of a VM: a virtual disk or a mapped LUN, at a mount point.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct DeviceRecord {
     /// The hypervisor's id of the device within the VM.
     pub device_ref: String,
@@ -70,11 +71,12 @@ pub const VIRTUAL_DISK: &str = "virtual-disk";
 pub const MAPPED_LUN: &str = "mapped-lun";
 
 /// A recovery point: the snapshots of all devices of one VM, taken together.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PointRecord {
     pub id: String,
     pub vm_name: String,
     #[serde(serialize_with = "as_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     pub job_id: String,
     pub snapshots: Vec<SnapshotRefRecord>,
@@ -95,7 +97,7 @@ impl PointRecord {
 }
 
 /// One device's copy in the copy store, part of a recovery point.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CopyRefRecord {
     /// The device (as in the point's snapshot refs).
     pub device_ref: String,
@@ -114,11 +116,12 @@ pub struct CopyRefRecord {
     /// The job that made it.
     pub job_id: String,
     #[serde(serialize_with = "as_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
 /// Where one device's snapshot of a recovery point lives.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SnapshotRefRecord {
     pub device_ref: String,
     pub mount_point: String,
@@ -132,14 +135,16 @@ pub struct SnapshotRefRecord {
     #[serde(rename = "ref")]
     pub snapshot: String,
     #[serde(serialize_with = "as_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     /// When expiry deleted the snapshot; `None` while it exists.
     #[serde(serialize_with = "as_opt_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expired_at: Option<i64>,
 }
 
 /// A durable run of a workflow.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct JobRecord {
     pub id: String,
     /// `snapshot`, `revert`, ...
@@ -150,14 +155,16 @@ pub struct JobRecord {
     pub result: Option<serde_json::Value>,
     pub error: Option<String>,
     #[serde(serialize_with = "as_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(serialize_with = "as_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
     pub steps: Vec<StepRecord>,
 }
 
 /// One step of a job's journal.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct StepRecord {
     /// 1-based position in the job.
     pub seq: u32,
@@ -170,15 +177,17 @@ pub struct StepRecord {
     /// How to undo the step, run by compensation.
     pub undo: Option<serde_json::Value>,
     #[serde(serialize_with = "as_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: i64,
     #[serde(serialize_with = "as_opt_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<i64>,
 }
 
 macro_rules! string_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "kebab-case")]
         pub enum $name { $($variant),* }
 

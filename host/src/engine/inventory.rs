@@ -10,16 +10,21 @@ use crate::contract::{HostInfo, LunInfo, SnapshotRef, VmInfo};
 use crate::runtime::AdapterKind;
 
 /// One endpoint's view of its system.
-#[derive(Debug, Serialize)]
+/// The contract's records (generated from WIT) are described as plain objects.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointInventory {
     pub endpoint: String,
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub hosts: Option<Vec<HostInfo>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub vms: Option<Vec<VmInfo>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub luns: Option<Vec<LunInfo>>,
+    #[schema(value_type = Vec<Object>)]
     pub snapshots: Vec<SnapshotRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -75,7 +75,7 @@ enum Workflow {
 }
 
 /// A job to start, as the API receives it.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum JobRequest {
     /// Snapshot every device of `vm`.
