@@ -154,13 +154,13 @@ fn endpoints_and_inventory_are_managed_over_the_api() {
     let (status, refreshed) = call("POST", "/v1/inventory/refresh", Some("{}"));
     assert_eq!(status, 200, "{refreshed}");
     assert_eq!(refreshed["updated"][0], "app", "{refreshed}");
-    // A bad adapter name is the client's mistake.
+    // An adapter that is not loaded is not found.
     let (status, bad) = call(
         "POST",
         "/v1/endpoints",
         Some(r#"{"name":"x","adapter":"no-such-adapter"}"#),
     );
-    assert_eq!(status, 422, "{bad}");
+    assert_eq!(status, 404, "{bad}");
 }
 
 #[test]

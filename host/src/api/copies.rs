@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ObjectJson, whole_number};
 use crate::catalog::{CopyRefRecord, format_time};
 use crate::copies::CopyStore;
 use crate::engine::retention::{self, Policy};
@@ -74,7 +74,8 @@ pub async fn vm_copies(
     json_ok(docs)
 }
 
-/// Body of `POST /v1/copies/verify`: a recovery point, or `all`.
+/// Body of `POST /v1/copies/verify`: the copies of one recovery point, or (with `all`, or
+/// without a point) every copy.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
@@ -91,20 +92,14 @@ pub struct VerifyRequest {
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
         (status = 404, description = "No recovery point with that id", body = ErrorBody),
+        (status = 409, description = "There is no copy store (or its passphrase is missing)", body = ErrorBody),
     ))]
 pub async fn verify(
     State(state): State<Arc<ApiState>>,
-    body: Result<Json<VerifyRequest>, JsonRejection>,
+    body: ObjectJson<VerifyRequest>,
 ) -> ApiResult {
-    let Json(request) = body?;
+    let ObjectJson(request) = body;
     let refs: Vec<(String, CopyRefRecord)> = match (&request.point, request.all) {
-        (Some(_), true) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "give a recovery point or all, not both",
-            ));
-        }
         (Some(id), false) => {
             let p = state
                 .catalog
@@ -120,14 +115,7 @@ pub async fn verify(
             }
             p.copies.into_iter().map(|c| (p.id.clone(), c)).collect()
         }
-        (None, true) => state.catalog.all_copy_refs().map_err(ApiError::internal)?,
-        (None, false) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "say which copies to verify: a recovery point, or all",
-            ));
-        }
+        _ => state.catalog.all_copy_refs().map_err(ApiError::internal)?,
     };
     let store = copy_store(&state, false)?;
     let ids: Vec<String> = refs.iter().map(|(_, c)| c.copy.clone()).collect();
@@ -166,12 +154,19 @@ pub async fn verify(
     }))
 }
 
-/// Body of `POST /v1/copies/expire`: what to keep (at least one), and whether to only say.
+/// Body of `POST /v1/copies/expire`: what to keep (a rule left out keeps everything of its
+/// kind), and whether to only say.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpireRequest {
+    /// Keep the snapshots of the newest N points per VM.
+    #[serde(default, deserialize_with = "whole_number")]
     keep_snapshots: Option<usize>,
+    /// Keep the copies of the newest N points per VM.
+    #[serde(default, deserialize_with = "whole_number")]
     keep_copies: Option<usize>,
+    /// Delete copies older than this many days.
+    #[serde(default, deserialize_with = "whole_number")]
     keep_days: Option<u64>,
     #[serde(default)]
     dry_run: bool,
@@ -181,27 +176,20 @@ pub struct ExpireRequest {
 #[utoipa::path(post, path = "/v1/copies/expire", request_body = ExpireRequest, responses(
         (status = 200, description = "What was (or, in a dry run, would be) deleted, and VMs skipped", body = Object),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "There is no copy store (or its passphrase is missing)", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
     ))]
 pub async fn expire(
     State(state): State<Arc<ApiState>>,
-    body: Result<Json<ExpireRequest>, JsonRejection>,
+    body: ObjectJson<ExpireRequest>,
 ) -> ApiResult {
-    let Json(request) = body?;
+    let ObjectJson(request) = body;
     let policy = Policy {
         keep_snapshots: request.keep_snapshots,
         keep_copies: request.keep_copies,
         keep_days: request.keep_days,
     };
-    if policy.keep_snapshots.is_none() && policy.keep_copies.is_none() && policy.keep_days.is_none()
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            "say what to keep: keep_snapshots, keep_copies and/or keep_days",
-        ));
-    }
     let store = if policy.keep_copies.is_some() || policy.keep_days.is_some() {
         Some(copy_store(&state, false)?)
     } else {
@@ -222,7 +210,7 @@ pub async fn expire(
 /// `POST /v1/copies/gc`: frees chunks no copy references (safe while copies run).
 #[utoipa::path(post, path = "/v1/copies/gc", responses(
         (status = 200, description = "Chunks and bytes freed, manifests removed", body = Object),
-        (status = 422, description = "There is no copy store (or its passphrase is missing)", body = ErrorBody),
+        (status = 409, description = "There is no copy store (or its passphrase is missing)", body = ErrorBody),
     ))]
 pub async fn gc(State(state): State<Arc<ApiState>>) -> ApiResult {
     let store = copy_store(&state, false)?;

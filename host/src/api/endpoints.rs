@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,9 +15,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ObjectJson};
 use crate::catalog::{EndpointRecord, now_ms};
 use crate::data_dir::{Context, endpoint_spec};
+use crate::refusal::Refusal;
 use crate::runtime::AdapterKind;
 
 /// What replaces a secret setting's value in every answer.
@@ -98,8 +99,10 @@ pub fn adapter_docs(data: &Context) -> Vec<Value> {
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     /// A unique name for the endpoint.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     name: String,
-    /// A loaded adapter (see `GET /v1/adapters`).
+    /// A loaded adapter (see `GET /v1/adapters`); an unknown one is a 404.
+    #[schema(min_length = 1)]
     adapter: String,
     #[serde(default)]
     settings: BTreeMap<String, String>,
@@ -107,8 +110,13 @@ pub struct NewEndpoint {
 
 /// Checks and records a new endpoint and makes it usable at once.
 pub fn add(data: &Context, new: NewEndpoint) -> anyhow::Result<EndpointRecord> {
-    crate::names::check_name("endpoint", &new.name).map_err(anyhow::Error::msg)?;
-    data.runtime.adapter(&new.adapter)?;
+    crate::names::check_name("endpoint", &new.name).map_err(Refusal::invalid)?;
+    data.runtime
+        .adapter(&new.adapter)
+        .map_err(|e| Refusal::not_found(format!("{e:#}")))?;
+    if new.settings.keys().any(|k| k.is_empty()) {
+        return Err(Refusal::invalid("a setting has an empty key"));
+    }
     let record = EndpointRecord {
         name: new.name,
         adapter: new.adapter,
@@ -128,13 +136,14 @@ pub fn add(data: &Context, new: NewEndpoint) -> anyhow::Result<EndpointRecord> {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
+        (status = 404, description = "No loaded adapter of that name", body = ErrorBody),
         (status = 409, description = "An endpoint of that name exists", body = ErrorBody),
     ))]
 pub async fn add_endpoint(
     State(state): State<Arc<ApiState>>,
-    body: Result<Json<NewEndpoint>, JsonRejection>,
+    body: ObjectJson<NewEndpoint>,
 ) -> Result<Response, ApiError> {
-    let Json(new) = body?;
+    let ObjectJson(new) = body;
     // A taken name is a conflict (409); anything else wrong with the body is invalid (422).
     let record = add(&state.data, new).map_err(ApiError::refused)?;
     Ok((

@@ -118,3 +118,56 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
         Self::new(StatusCode::BAD_REQUEST, "malformed", rejection.body_text())
     }
 }
+
+/// A JSON object body read into `T`. Serde alone would also take an array for a struct (its
+/// fields in order), which no client means; malformed JSON stays a 400, anything else that
+/// does not fit is a 422.
+pub struct ObjectJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S>
+    for ObjectJson<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<Value>::from_request(request, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "the body must be a JSON object",
+            ));
+        }
+        serde_json::from_value(value)
+            .map(ObjectJson)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string()))
+    }
+}
+
+/// Reads an optional whole number that JSON may spell `7` or `7.0` (both are integers to
+/// JSON Schema, which the API document promises); fractions, negatives and numbers past
+/// the documented `int64` range are refused.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error as _;
+    let Some(number) =
+        <Option<serde_json::Number> as serde::Deserialize>::deserialize(deserializer)?
+    else {
+        return Ok(None);
+    };
+    let whole = match (number.as_u64(), number.as_f64()) {
+        (Some(n), _) => Some(n),
+        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0 => {
+            Some(f as u64)
+        }
+        _ => None,
+    };
+    whole
+        .filter(|n| i64::try_from(*n).is_ok())
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{number} is not a whole number in range")))
+}

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ObjectJson};
 use crate::engine::copy::PROXY_PREFIX;
 use crate::engine::discover::{validate_vm, vm_record};
 use crate::engine::inventory::{EndpointInventory, inventory};
@@ -145,9 +145,9 @@ pub struct RefreshRequest {
     ))]
 pub async fn refresh(
     State(state): State<Arc<ApiState>>,
-    body: Result<Json<RefreshRequest>, JsonRejection>,
+    body: ObjectJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(filter) = body?;
+    let ObjectJson(filter) = body;
     let reports = report(&state, filter.endpoint.as_deref()).await?;
     let wanted = |name: &str| filter.vm.as_deref().is_none_or(|v| v == name);
     let known = state.catalog.vms().map_err(ApiError::internal)?;

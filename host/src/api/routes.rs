@@ -142,8 +142,12 @@ pub struct JobFilter {
     limit: usize,
     /// Jobs to skip.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 4294967295_u64)]
     offset: usize,
 }
+
+/// The largest `offset` of `GET /v1/jobs` (as documented).
+const MAX_OFFSET: usize = u32::MAX as usize;
 
 fn default_limit() -> usize {
     50
@@ -159,6 +163,13 @@ pub async fn jobs(
     filter: Result<Query<JobFilter>, QueryRejection>,
 ) -> ApiResult {
     let Query(filter) = filter?;
+    if filter.offset > MAX_OFFSET {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("offset must be 0 to {MAX_OFFSET}"),
+        ));
+    }
     if filter.limit == 0 || filter.limit > 500 {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -276,13 +287,16 @@ pub async fn start_job(
         None => None,
     };
     let request_text = serde_json::to_string(&request).map_err(|e| ApiError::internal(e.into()))?;
-    // Copies need the copy store: the first copy makes it, restores need an existing one.
+    // Copies need the copy store: the first copy makes it. Restores need an existing one;
+    // why it could not be opened is said only once the request itself checked out (an
+    // unknown VM or point is the better answer).
+    let mut store_missing = None;
     match &request {
         JobRequest::Copy { .. } => {
             super::copies::copy_store(&state, true)?;
         }
         JobRequest::Restore { .. } | JobRequest::RestoreDevice { .. } => {
-            super::copies::copy_store(&state, false)?;
+            store_missing = super::copies::copy_store(&state, false).err();
         }
         JobRequest::Snapshot { .. } | JobRequest::Revert { .. } => {}
     }
@@ -321,7 +335,13 @@ pub async fn start_job(
             ))
         })?;
     let engine = state.engine.clone();
-    let (job_id, planned) = engine.submit(&request).map_err(ApiError::refused)?;
+    let (job_id, planned) = engine.submit(&request).map_err(|e| {
+        let refused = ApiError::refused(e);
+        match store_missing {
+            Some(store) if refused.status == StatusCode::CONFLICT => store,
+            _ => refused,
+        }
+    })?;
     if let Some(key) = &key {
         state
             .catalog

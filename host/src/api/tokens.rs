@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,15 +11,17 @@ use serde_json::json;
 
 use super::ApiState;
 use super::auth::{Role, new_token};
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ObjectJson};
 
 /// Body of `POST /v1/tokens`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// `admin`, `operator` or `viewer`.
+    #[schema(pattern = "^(admin|operator|viewer)$", example = "operator")]
     role: String,
     /// A unique name (default: the role and a random suffix).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     name: Option<String>,
 }
 
@@ -50,9 +51,9 @@ pub fn create(
     ))]
 pub async fn create_token(
     State(state): State<Arc<ApiState>>,
-    body: Result<Json<NewToken>, JsonRejection>,
+    body: ObjectJson<NewToken>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body?;
+    let ObjectJson(request) = body;
     let (name, token) =
         create(&state.catalog, &request.role, request.name).map_err(ApiError::refused)?;
     Ok((

@@ -18,6 +18,7 @@ use crate::catalog::{CATALOG_FILE, Catalog, EndpointRecord};
 use crate::copies::{CopyStore, CopyStoreError, DEFAULT_CHUNK_SIZE, KeySource};
 use crate::engine::Engine;
 use crate::engine::ports::Endpoints;
+use crate::refusal::Refusal;
 use crate::runtime::{AdapterKind, Connector, EndpointSpec, Runtime};
 
 /// The copy store's directory inside the data directory.
@@ -108,15 +109,18 @@ impl Context {
                 CopyStore::init(open_dir()?, key, DEFAULT_CHUNK_SIZE)
                     .with_context(|| format!("creating the copy store {}", location.display()))?
             }
-            Err(CopyStoreError::NotInitialised { .. }) => anyhow::bail!(
-                "there is no copy store at {} yet; `tidemark copy` creates it",
-                location.display()
-            ),
+            // The state of the store is in the way, not the request: conflicts.
+            Err(CopyStoreError::NotInitialised { .. }) => {
+                return Err(Refusal::conflict(format!(
+                    "there is no copy store at {} yet; `tidemark copy` creates it",
+                    location.display()
+                )));
+            }
             Err(e @ CopyStoreError::PassphraseRequired { .. }) => {
-                anyhow::bail!("{e}: set {PASSPHRASE_ENV}")
+                return Err(Refusal::conflict(format!("{e}: set {PASSPHRASE_ENV}")));
             }
             Err(e @ CopyStoreError::PassphraseNotUsed { .. }) => {
-                anyhow::bail!("{e}: unset {PASSPHRASE_ENV}")
+                return Err(Refusal::conflict(format!("{e}: unset {PASSPHRASE_ENV}")));
             }
             Err(e) => return Err(e.into()),
         };

@@ -136,7 +136,7 @@ impl Engine {
     fn copy_store(&self) -> anyhow::Result<&Arc<CopyStore>> {
         self.copies
             .get()
-            .ok_or_else(|| anyhow!("the copy store is not open"))
+            .ok_or_else(|| Refusal::conflict("the copy store is not open"))
     }
 
     fn point_of(&self, vm_name: &str, point_id: &str) -> anyhow::Result<PointRecord> {

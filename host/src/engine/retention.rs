@@ -59,7 +59,15 @@ pub async fn expire(
     };
     let cutoff = policy
         .keep_days
-        .map(|d| now_ms() - (d as i64).saturating_mul(86_400_000));
+        // Saturating all the way: an absurd number of days keeps everything, never wraps
+        // into a cutoff in the future (which would delete every copy).
+        .map(|d| {
+            now_ms().saturating_sub(
+                i64::try_from(d)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(86_400_000),
+            )
+        });
     for vm in catalog.vms()? {
         if let Some(job) = catalog.unfinished_job_on(&vm.name)? {
             report
