@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use crate::harness::Lab;
 
 /// A running server; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Drop for Server {
@@ -24,11 +24,17 @@ impl Drop for Server {
 }
 
 fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
+    serve_with(lab, &["--listen", "127.0.0.1:0"], env, "http")
+}
+
+/// `tidemark serve ARGS` on the lab; waits for its "serving on SCHEME://ADDR" line.
+pub(crate) fn serve_with(lab: &Lab, args: &[&str], env: &[(&str, String)], scheme: &str) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tidemark"));
     command
         .arg("--data-dir")
         .arg(lab.dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("serve")
+        .args(args)
         .env_remove("TIDEMARK_CRASH_AFTER_STEP")
         .env_remove("TIDEMARK_FAIL_STEP")
         .stdout(Stdio::null())
@@ -41,10 +47,10 @@ fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
     BufReader::new(child.stderr.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
+    let prefix = format!("tidemark serving on {scheme}://");
     let addr = line
         .trim()
-        .rsplit("http://")
-        .next()
+        .strip_prefix(&prefix)
         .unwrap_or_default()
         .to_string();
     assert!(
@@ -55,7 +61,7 @@ fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
 }
 
 /// One HTTP/1.1 request; returns (status, JSON body).
-fn http(
+pub(crate) fn http(
     server: &Server,
     method: &str,
     path: &str,
@@ -99,7 +105,7 @@ fn http(
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-fn token(lab: &Lab, role: &str) -> String {
+pub(crate) fn token(lab: &Lab, role: &str) -> String {
     lab.ok(&["token", "create", "--role", role, "--name", role])["token"]
         .as_str()
         .unwrap()
@@ -107,7 +113,7 @@ fn token(lab: &Lab, role: &str) -> String {
 }
 
 /// Waits until a job is finished; returns it.
-fn wait_job(server: &Server, token: &str, id: &str) -> Value {
+pub(crate) fn wait_job(server: &Server, token: &str, id: &str) -> Value {
     let start = Instant::now();
     loop {
         let (status, job) = http(
@@ -130,7 +136,12 @@ fn wait_job(server: &Server, token: &str, id: &str) -> Value {
     }
 }
 
-fn start(server: &Server, token: &str, request: Value, key: Option<&str>) -> (u16, Value) {
+pub(crate) fn start(
+    server: &Server,
+    token: &str,
+    request: Value,
+    key: Option<&str>,
+) -> (u16, Value) {
     let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
     http(
         server,
@@ -401,8 +412,13 @@ fn a_cancelled_job_compensates_and_metrics_count_it() {
     );
 }
 
-/// The ids of a job's event stream (read to its end), optionally resumed.
-fn event_ids(server: &Server, token: &str, job: &str, last: Option<&str>) -> Vec<String> {
+/// A job's event stream (read to its end), optionally resumed: (id, event, data) each.
+pub(crate) fn job_events(
+    server: &Server,
+    token: &str,
+    job: &str,
+    last: Option<&str>,
+) -> Vec<(String, String, Value)> {
     let mut stream = TcpStream::connect(&server.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -417,9 +433,30 @@ fn event_ids(server: &Server, token: &str, job: &str, last: Option<&str>) -> Vec
     stream.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("text/event-stream"), "{text}");
-    text.lines()
-        .filter_map(|l| l.strip_prefix("id: ").or_else(|| l.strip_prefix("id:")))
-        .map(|l| l.trim().to_string())
+    // Each event is one chunk that starts with its id line (other lines are chunk sizes).
+    let mut events: Vec<(String, String, Value)> = Vec::new();
+    for line in text.lines() {
+        let field = |name: &str| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+        };
+        if let Some(id) = field("id") {
+            events.push((id, String::new(), Value::Null));
+        } else if let (Some(kind), Some(last)) = (field("event"), events.last_mut()) {
+            last.1 = kind;
+        } else if let (Some(data), Some(last)) = (field("data"), events.last_mut()) {
+            last.2 = serde_json::from_str(&data).unwrap_or(Value::Null);
+        }
+    }
+    events
+}
+
+/// The ids of a job's event stream (read to its end), optionally resumed.
+fn event_ids(server: &Server, token: &str, job: &str, last: Option<&str>) -> Vec<String> {
+    job_events(server, token, job, last)
+        .into_iter()
+        .map(|(id, _, _)| id)
         .collect()
 }
 

@@ -7,3 +7,4 @@ mod copies;
 mod crash_resume;
 mod harness;
 mod snapshot_revert;
+mod tls;

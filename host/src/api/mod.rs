@@ -1,30 +1,27 @@
 //! The HTTP admin API (axum): `tidemark serve`. JSON in and out under `/v1`, bearer-token
 //! authentication with roles on every request, an audit log of state changes, idempotent
 //! job starts. Jobs run in the background; their journals make them resumable, so a killed
-//! server resumes every unfinished job when it starts again.
+//! server resumes every unfinished job when it starts again. Plain HTTP on loopback, or
+//! HTTPS anywhere ([`config`], [`tls`]).
 
 pub mod auth;
+pub mod config;
 mod error;
 mod events;
 mod routes;
+pub mod tls;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::catalog::Catalog;
 use crate::engine::Engine;
-
-/// Default listen address: loopback only.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7480";
-
-/// Request bodies larger than this are refused (413).
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub use config::{DEFAULT_LISTEN, ServeConfig};
 
 /// What every handler shares.
 pub struct ApiState {
@@ -41,6 +38,8 @@ pub struct ApiState {
     /// Configured hypervisor and array endpoint names (for inventory).
     pub hypervisors: Vec<String>,
     pub arrays: Vec<String>,
+    /// Request bodies larger than this are refused (413).
+    pub body_limit: usize,
 }
 
 /// The whole router, authentication included.
@@ -67,23 +66,24 @@ pub fn router(state: Arc<ApiState>) -> Router {
         state.clone(),
         auth::guard,
     ))
-    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(DefaultBodyLimit::max(state.body_limit))
     .with_state(state)
 }
 
-/// Serves until SIGINT or SIGTERM. Anything but a loopback address is refused until TLS
-/// can be configured.
+/// Serves until SIGINT or SIGTERM, over HTTPS when `config` has TLS files (plain HTTP is
+/// for loopback only; [`ServeConfig::load`] refused anything else). The first line on
+/// stderr is `tidemark serving on http[s]://ADDR` (scripts and tests read the address).
 pub async fn serve(
     engine: Engine,
     adapters: serde_json::Value,
     (hypervisors, arrays): (Vec<String>, Vec<String>),
-    listen: SocketAddr,
+    config: &ServeConfig,
 ) -> anyhow::Result<()> {
-    if !listen.ip().is_loopback() {
-        bail!(
-            "refusing to listen on {listen}: anything but loopback requires TLS, which this build cannot configure yet"
-        );
-    }
+    // Bad certificate or key files fail here, before anything listens.
+    let acceptor = match config.tls_files() {
+        Some(files) => Some(tls::acceptor(files.cert, files.key)?),
+        None => None,
+    };
     let catalog = engine.catalog.clone();
     let engine = Arc::new(engine);
     let state = Arc::new(ApiState {
@@ -92,14 +92,23 @@ pub async fn serve(
         adapters,
         ready: AtomicBool::new(false),
         submit_lock: tokio::sync::Mutex::new(()),
-        tokens: auth::TokenCache::default(),
+        tokens: auth::TokenCache::new(config.token_cache_ttl()),
         hypervisors,
         arrays,
+        body_limit: config.body_limit,
     });
+    let listen = config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    eprintln!("tidemark serving on http://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    eprintln!("tidemark serving on {scheme}://{local}");
+    tracing::info!(
+        max_running_jobs = config.max_running_jobs,
+        body_limit = config.body_limit,
+        "serving"
+    );
     let resuming = state.clone();
     tokio::spawn(async move {
         match resuming.engine.resume().await {
@@ -111,11 +120,21 @@ pub async fn serve(
         }
         resuming.ready.store(true, Ordering::SeqCst);
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving the API")?;
-    Ok(())
+    let app = router(state);
+    match acceptor {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
+    .context("serving the API")
 }
 
 /// Resolves on SIGINT or SIGTERM. Running jobs are left as their journals say: a step

@@ -10,6 +10,7 @@ mod inventory;
 mod jobs;
 pub mod lab;
 mod progress_bar;
+mod serve;
 mod table;
 mod tokens;
 
@@ -90,8 +91,14 @@ fn print_out(text: &str) {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
-    if let Command::Demo = cli.command {
-        return demo::run(cli.data_dir).await;
+    match cli.command {
+        Command::Demo => return demo::run(cli.data_dir).await,
+        Command::Serve {
+            listen,
+            config,
+            print_config,
+        } => return serve::run(cli.data_dir, listen, config, print_config).await,
+        _ => {}
     }
     let data_dir = default_data_dir(cli.data_dir)?;
     let mut ctx = Context::open(&data_dir).await?;
@@ -109,7 +116,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             keep_days,
             ..
         } if keep_copies.is_some() || keep_days.is_some() => ctx.attach_copy_store(false)?,
-        Command::Resume | Command::Serve { .. } => {
+        Command::Resume => {
             if let Err(e) = ctx.attach_copy_store(false) {
                 tracing::debug!("resuming without a copy store: {e:#}");
             }
@@ -117,7 +124,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         _ => {}
     }
     match cli.command {
-        Command::Demo => unreachable!("handled above"),
+        Command::Demo | Command::Serve { .. } => unreachable!("handled above"),
         Command::Lab(command) => lab::run(&ctx, command).await,
         Command::Vm(args::VmCommand::List) => jobs::vm_list(&ctx),
         Command::Vm(args::VmCommand::Show { vm }) => jobs::vm_show(&ctx, &vm),
@@ -184,14 +191,5 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             tokens::create(&ctx, &role, name)
         }
         Command::Token(args::TokenCommand::List) => tokens::list(&ctx),
-        Command::Serve { listen } => {
-            let adapters = endpoints::adapters(&ctx)?.json;
-            let names = (ctx.hypervisors(), ctx.arrays());
-            crate::api::serve(ctx.engine, adapters, names, listen).await?;
-            Ok(Outcome::ok(
-                serde_json::json!({ "stopped": true }),
-                "stopped",
-            ))
-        }
     }
 }
