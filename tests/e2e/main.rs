@@ -6,5 +6,6 @@ mod bad_input;
 mod copies;
 mod crash_resume;
 mod harness;
+mod progress_events;
 mod snapshot_revert;
 mod tls;

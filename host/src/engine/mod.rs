@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod journal;
 pub mod ports;
 pub mod progress;
+pub mod progress_hub;
 pub mod restore;
 pub mod retention;
 pub mod revert;
@@ -31,6 +32,7 @@ use hooks::TestHooks;
 use journal::JobCtx;
 use ports::Endpoints;
 use progress::Progress;
+use progress_hub::{JobProgress, ProgressHub, ProgressUpdate};
 use restore::RestoreTarget;
 
 /// The proxy hypervisor host copies use unless told otherwise.
@@ -43,6 +45,8 @@ pub struct Engine {
     /// The copy store, when the command needs one (copy, restore, resume of those).
     pub copies: Option<Arc<CopyStore>>,
     progress: Arc<dyn Progress>,
+    /// Running jobs' progress, by job id, for whoever watches (the API's event streams).
+    progress_hub: Arc<ProgressHub>,
     hooks: TestHooks,
 }
 
@@ -116,6 +120,7 @@ impl Engine {
             endpoints,
             copies: None,
             progress: progress::silent(),
+            progress_hub: Arc::default(),
             hooks: TestHooks::from_env()?,
         })
     }
@@ -125,9 +130,18 @@ impl Engine {
         self.copies = Some(store);
     }
 
-    /// Reports long steps' progress to `progress`.
+    /// Reports every job's long steps' progress to `progress` too (the CLI's terminal bar).
     pub fn set_progress(&mut self, progress: Arc<dyn Progress>) {
         self.progress = progress;
+    }
+
+    /// Receives the progress updates job `job_id` publishes from now on (throttled; see
+    /// [`progress_hub`]). Works before the job runs and ends with nothing if it never does.
+    pub fn subscribe_progress(
+        &self,
+        job_id: &str,
+    ) -> tokio::sync::broadcast::Receiver<ProgressUpdate> {
+        self.progress_hub.subscribe(job_id)
     }
 
     fn copy_store(&self) -> anyhow::Result<&Arc<CopyStore>> {
@@ -416,13 +430,18 @@ impl Engine {
 
     /// Runs a job's workflow to its end (replaying recorded steps), compensating on failure.
     async fn drive(&self, job_id: &str, workflow: Workflow) -> anyhow::Result<JobRecord> {
+        let progress = Arc::new(JobProgress::new(
+            job_id,
+            self.progress_hub.clone(),
+            self.progress.clone(),
+        ));
         let mut ctx = JobCtx::new(
             self.catalog.clone(),
             self.endpoints.clone(),
             job_id,
             self.hooks,
         )?
-        .with_copies(self.copies.clone(), self.progress.clone());
+        .with_copies(self.copies.clone(), progress.clone());
         let outcome = match &workflow {
             Workflow::Snapshot { vm } => snapshot::run(&mut ctx, vm).await,
             Workflow::Revert { vm, point } => revert::run(&mut ctx, vm, point).await,
@@ -436,7 +455,7 @@ impl Engine {
                 restore::run_in_place(&mut ctx, vm, point, mount).await
             }
         };
-        self.progress.finish();
+        progress.finish();
         match outcome {
             Ok(result) => {
                 self.catalog
