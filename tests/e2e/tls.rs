@@ -92,7 +92,7 @@ fn serves_https_from_a_config_file_and_refuses_plain_http_beyond_loopback() {
         "listen = \"127.0.0.1:0\"\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
     )
     .unwrap();
-    let server = serve_with(&lab, &["--config", config.to_str().unwrap()], &[], "https");
+    let mut server = serve_with(&lab, &["--config", config.to_str().unwrap()], &[], "https");
     let (status, vms) = https_get(&server, &ca, "/v1/vms", &viewer);
     assert_eq!(status, 200, "{vms}");
     assert_eq!(vms[0]["name"], "app", "{vms}");
@@ -106,9 +106,11 @@ fn serves_https_from_a_config_file_and_refuses_plain_http_beyond_loopback() {
     let mut answer = Vec::new();
     let _ = plain.read_to_end(&mut answer);
     assert!(!answer.starts_with(b"HTTP/1.1 200"));
+    // Graceful shutdown works over TLS too.
+    assert!(server.terminate().success());
     drop(server);
 
-    // Beyond loopback, plain HTTP is refused; the same address with TLS is accepted.
+    // Beyond loopback, plain HTTP is refused; with TLS files it is accepted (below).
     let error = refused(&lab, &["--listen", "0.0.0.0:0"], &[]);
     assert!(error.contains("requires TLS"), "{error}");
     // The flag beats the file's `listen`; the environment beats the file's key.
