@@ -146,6 +146,14 @@ fn serves_https_from_a_config_file_and_refuses_plain_http_beyond_loopback() {
         &[("TIDEMARK_TLS_KEY", config.to_str().unwrap())],
     );
     assert!(not_a_key.contains("serve.toml"), "{not_a_key}");
+    let other_key = lab.dir.path().join("other-key.pem");
+    std::fs::write(&other_key, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let mismatch = refused(
+        &lab,
+        &["--config", config.to_str().unwrap()],
+        &[("TIDEMARK_TLS_KEY", other_key.to_str().unwrap())],
+    );
+    assert!(mismatch.contains("other-key.pem"), "{mismatch}");
     let typo = lab.dir.path().join("typo.toml");
     std::fs::write(&typo, "listen = \"127.0.0.1:0\"\nmax_runing_jobs = 3\n").unwrap();
     let unknown = refused(&lab, &["--config", typo.to_str().unwrap()], &[]);
