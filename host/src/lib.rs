@@ -7,6 +7,7 @@ pub mod cli;
 pub mod contract;
 pub mod copies;
 pub mod engine;
+pub mod logging;
 pub mod names;
 pub mod runtime;
 pub mod units;

@@ -27,6 +27,9 @@ pub struct ServeConfig {
     /// deleted token keeps working at most this long). Default 5; 0 asks every time.
     /// Env `TIDEMARK_TOKEN_CACHE_TTL`.
     pub token_cache_ttl_secs: u64,
+    /// What is logged to stderr, in `RUST_LOG` syntax (e.g. `info,tidemark::api=debug`).
+    /// Default `warn`. Env `RUST_LOG`.
+    pub log: String,
     /// HTTPS. Default: none (plain HTTP, loopback only).
     pub tls: TlsConfig,
 }
@@ -53,6 +56,7 @@ impl Default for ServeConfig {
             max_running_jobs: 256,
             body_limit: 64 * 1024,
             token_cache_ttl_secs: 5,
+            log: crate::logging::DEFAULT_FILTER.to_string(),
             tls: TlsConfig::default(),
         }
     }
@@ -64,6 +68,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TIDEMARK_MAX_RUNNING_JOBS", "max_running_jobs"),
     ("TIDEMARK_BODY_LIMIT", "body_limit"),
     ("TIDEMARK_TOKEN_CACHE_TTL", "token_cache_ttl_secs"),
+    ("RUST_LOG", "log"),
     ("TIDEMARK_TLS_CERT", "tls.cert"),
     ("TIDEMARK_TLS_KEY", "tls.key"),
 ];
@@ -135,6 +140,10 @@ impl ServeConfig {
             "token_cache_ttl_secs" => {
                 self.token_cache_ttl_secs = raw.parse().context("expected whole seconds")?
             }
+            "log" => {
+                crate::logging::parse_filter(raw)?;
+                self.log = raw.to_string();
+            }
             "tls.cert" => self.tls.cert = Some(raw.into()),
             "tls.key" => self.tls.key = Some(raw.into()),
             other => bail!("no setting '{other}'"),
@@ -150,6 +159,7 @@ impl ServeConfig {
         if self.body_limit == 0 {
             bail!("body_limit must be at least 1 byte");
         }
+        crate::logging::parse_filter(&self.log).context("setting `log`")?;
         match (&self.tls.cert, &self.tls.key) {
             (Some(_), None) => bail!("tls.cert is set but tls.key is not; HTTPS needs both"),
             (None, Some(_)) => bail!("tls.key is set but tls.cert is not; HTTPS needs both"),
@@ -243,6 +253,15 @@ mod tests {
         let env = |var: &str| (var == "TIDEMARK_MAX_RUNNING_JOBS").then(|| "x".to_string());
         let error = format!("{:#}", ServeConfig::load(None, env, None).unwrap_err());
         assert!(error.contains("TIDEMARK_MAX_RUNNING_JOBS=x"), "{error}");
+        let (_dir, path) = file("log = \"tidemark=loud\"\n");
+        let error = format!(
+            "{:#}",
+            ServeConfig::load(Some(&path), no_env, None).unwrap_err()
+        );
+        assert!(error.contains("tidemark=loud"), "{error}");
+        let env = |var: &str| (var == "RUST_LOG").then(|| "info,tidemark::api=debug".to_string());
+        let config = ServeConfig::load(Some(&path), env, None).unwrap();
+        assert_eq!(config.log, "info,tidemark::api=debug");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub async fn run(
         |var| std::env::var(var).ok(),
         listen,
     )?;
+    crate::logging::set_filter(&config.log)?;
     if print_config {
         return Ok(Outcome::ok(
             serde_json::to_value(&config)?,
