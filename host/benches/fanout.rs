@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use tidemark::catalog::JobState;
-use tidemark::cli::{Context, CreateVm, lab};
+use tidemark::cli::{Api, CreateVm, lab};
 use tidemark::contract::MappingMode;
+use tidemark::data_dir::Context;
 
 /// VMs to snapshot.
 const VMS: usize = 1000;
@@ -23,9 +24,10 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
-        let ctx = Context::open(dir.path()).await?;
-        lab::init(&ctx)?;
-        let ctx = Context::open(dir.path()).await?;
+        let ctx = std::sync::Arc::new(Context::open(dir.path()).await?);
+        let (url, token) = tidemark::api::serve_private(ctx.clone()).await?;
+        let api = Api::new(&url, &token)?;
+        lab::init(&ctx, &api).await?;
         let setup = Instant::now();
         for i in 0..VMS {
             let args = CreateVm {
@@ -36,7 +38,7 @@ fn main() -> anyhow::Result<()> {
                 hypervisor: lab::LAB_HYPERVISOR.into(),
                 array: lab::LAB_ARRAY.into(),
             };
-            lab::create_vm(&ctx, &args).await?;
+            lab::create_vm(&ctx, &api, &args).await?;
         }
         println!("setup: {VMS} VMs created in {:.2} s", setup.elapsed().as_secs_f64());
         let started = Instant::now();

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod cli;
 pub mod contract;
 pub mod copies;
+pub mod data_dir;
 pub mod engine;
 pub mod logging;
 pub mod names;

@@ -12,7 +12,7 @@ use crate::harness::Lab;
 
 /// A running server; killed when dropped.
 pub(crate) struct Server {
-    child: Child,
+    pub(crate) child: Child,
     pub(crate) addr: String,
 }
 
@@ -48,7 +48,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
+pub(crate) fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
     serve_with(lab, &["--listen", "127.0.0.1:0"], env, "http")
 }
 
@@ -62,6 +62,9 @@ pub(crate) fn serve_with(lab: &Lab, args: &[&str], env: &[(&str, String)], schem
         .args(args)
         .env_remove("TIDEMARK_CRASH_AFTER_STEP")
         .env_remove("TIDEMARK_FAIL_STEP")
+        .env_remove("TIDEMARK_STEP_DELAY_MS")
+        .env_remove("TIDEMARK_SERVER")
+        .env_remove("TIDEMARK_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {

@@ -64,7 +64,10 @@ impl Lab {
             .args(args)
             .env_remove("TIDEMARK_CRASH_AFTER_STEP")
             .env_remove("TIDEMARK_FAIL_STEP")
+            .env_remove("TIDEMARK_STEP_DELAY_MS")
             .env_remove("TIDEMARK_DATA_DIR")
+            .env_remove("TIDEMARK_SERVER")
+            .env_remove("TIDEMARK_TOKEN")
             .env_remove("TIDEMARK_COPY_PASSPHRASE");
         for (k, v) in env {
             command.env(k, v);

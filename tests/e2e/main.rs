@@ -3,6 +3,7 @@
 
 mod api;
 mod bad_input;
+mod client;
 mod copies;
 mod crash_resume;
 mod harness;

@@ -145,12 +145,18 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
+/// The principal name of commands run on the server's own machine with the token it leaves
+/// in the data directory.
+pub const LOCAL_PRINCIPAL: &str = "local";
+
 /// Known tokens by hash, so a busy API does not query the catalog on every request.
-/// Only hits are cached, for `ttl` (the `token_cache_ttl_secs` setting).
+/// Only hits are cached, for `ttl` (the `token_cache_ttl_secs` setting). The local token
+/// lives only in memory.
 pub struct TokenCache {
     ttl: std::time::Duration,
     known:
         std::sync::RwLock<std::collections::HashMap<String, (String, String, std::time::Instant)>>,
+    local: std::sync::OnceLock<String>,
 }
 
 impl TokenCache {
@@ -159,6 +165,7 @@ impl TokenCache {
         Self {
             ttl,
             known: Default::default(),
+            local: Default::default(),
         }
     }
 
@@ -168,6 +175,12 @@ impl TokenCache {
         catalog: &crate::catalog::Catalog,
         hash: &str,
     ) -> anyhow::Result<Option<(String, String)>> {
+        if self.local.get().is_some_and(|local| local == hash) {
+            return Ok(Some((
+                LOCAL_PRINCIPAL.to_string(),
+                Role::Admin.as_str().to_string(),
+            )));
+        }
         if let Some((name, role, at)) = self
             .known
             .read()
@@ -188,5 +201,15 @@ impl TokenCache {
                 );
         }
         Ok(found)
+    }
+
+    /// Makes a fresh admin token for local commands (valid until the process ends) and
+    /// returns it.
+    pub fn issue_local(&self) -> anyhow::Result<String> {
+        let (token, hash) = new_token()?;
+        self.local
+            .set(hash)
+            .map_err(|_| anyhow::anyhow!("a local token was issued already"))?;
+        Ok(token)
     }
 }

@@ -37,9 +37,14 @@ impl ApiError {
         let message = format!("{error:#}");
         let (status, code) = if message.starts_with("unknown ") {
             (StatusCode::NOT_FOUND, "not-found")
-        } else if ["unfinished job", "exists already", "copied already"]
-            .iter()
-            .any(|m| message.contains(m))
+        } else if [
+            "unfinished job",
+            "exists already",
+            "copied already",
+            "still in use",
+        ]
+        .iter()
+        .any(|m| message.contains(m))
         {
             (StatusCode::CONFLICT, "conflict")
         } else {

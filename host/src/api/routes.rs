@@ -198,6 +198,16 @@ pub async fn start_job(
         None => None,
     };
     let request_text = serde_json::to_string(&request).map_err(|e| ApiError::internal(e.into()))?;
+    // Copies need the copy store: the first copy makes it, restores need an existing one.
+    match &request {
+        JobRequest::Copy { .. } => {
+            super::copies::copy_store(&state, true)?;
+        }
+        JobRequest::Restore { .. } | JobRequest::RestoreDevice { .. } => {
+            super::copies::copy_store(&state, false)?;
+        }
+        JobRequest::Snapshot { .. } | JobRequest::Revert { .. } => {}
+    }
     // One submission at a time, so two requests with one key cannot both miss the lookup.
     let _one_at_a_time = state.submit_lock.lock().await;
     if let Some(key) = &key
@@ -357,48 +367,25 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// `GET /v1/endpoints`: configured endpoints (settings included, no secrets are stored).
+/// `GET /v1/endpoints`: configured endpoints with their adapter's kind; settings that look
+/// like credentials are redacted.
 pub async fn endpoints(State(state): State<Arc<ApiState>>) -> ApiResult {
-    ok(state.catalog.endpoints().map_err(ApiError::internal)?)
-}
-
-/// Which endpoint `GET /v1/inventory` asks.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InventoryFilter {
-    endpoint: Option<String>,
+    ok(super::endpoints::endpoint_docs(&state.data).map_err(ApiError::internal)?)
 }
 
 /// `GET /v1/inventory[?endpoint=NAME]`: what the adapters report now (hosts, VMs, LUNs,
 /// snapshots), asked fresh from every endpoint.
 pub async fn inventory(
     State(state): State<Arc<ApiState>>,
-    filter: Result<Query<InventoryFilter>, QueryRejection>,
+    filter: Result<Query<super::inventory::EndpointFilter>, QueryRejection>,
 ) -> ApiResult {
     let Query(filter) = filter?;
-    let keep = |names: &[String]| -> Vec<String> {
-        names
-            .iter()
-            .filter(|n| filter.endpoint.as_deref().is_none_or(|e| e == n.as_str()))
-            .cloned()
-            .collect()
-    };
-    let (hypervisors, arrays) = (keep(&state.hypervisors), keep(&state.arrays));
-    if let Some(name) = &filter.endpoint
-        && hypervisors.is_empty()
-        && arrays.is_empty()
-    {
-        return Err(ApiError::not_found(format!("unknown endpoint '{name}'")));
-    }
-    let report =
-        crate::engine::inventory::inventory(state.engine.endpoints.as_ref(), &hypervisors, &arrays)
-            .await;
-    ok(report)
+    ok(super::inventory::report(&state, filter.endpoint.as_deref()).await?)
 }
 
 /// `GET /v1/adapters`: loaded adapters with their contract version and capabilities.
 pub async fn adapters(State(state): State<Arc<ApiState>>) -> ApiResult {
-    ok(&state.adapters)
+    ok(super::endpoints::adapter_docs(&state.data))
 }
 
 /// `GET /v1/tokens` (admin): names and roles, never the tokens.

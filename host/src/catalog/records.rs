@@ -32,7 +32,7 @@ pub struct EndpointRecord {
 }
 
 /// A VM under protection, as last discovered.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VmRecord {
     /// Tidemark's name for it (unique).
     pub name: String,
@@ -48,7 +48,7 @@ pub struct VmRecord {
 }
 
 /// A disk of a VM: a virtual disk or a mapped LUN, at a mount point.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DeviceRecord {
     /// The hypervisor's id of the device within the VM.
     pub device_ref: String,

@@ -48,6 +48,42 @@ impl Catalog {
         Ok(())
     }
 
+    /// Removes an endpoint that nothing recorded depends on. `Ok(false)` if it is unknown;
+    /// an error naming what still depends on it otherwise (its VMs, live snapshots, or
+    /// unfinished jobs anywhere, since a job may resume against it).
+    pub fn remove_endpoint(&self, name: &str) -> anyhow::Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let count = |sql: &str| -> anyhow::Result<i64> {
+            Ok(tx.query_row(sql, params![name], |r| r.get(0))?)
+        };
+        let vms = count("SELECT COUNT(*) FROM vms WHERE endpoint = ?1")?;
+        let snapshots =
+            count("SELECT COUNT(*) FROM snapshot_refs WHERE endpoint = ?1 AND expired_at IS NULL")?;
+        let running = count(
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('running', 'compensating') AND ?1 = ?1",
+        )?;
+        let mut users = Vec::new();
+        if vms > 0 {
+            users.push(format!("{vms} VM(s)"));
+        }
+        if snapshots > 0 {
+            users.push(format!("{snapshots} snapshot(s) of recovery points"));
+        }
+        if running > 0 {
+            users.push(format!("{running} unfinished job(s)"));
+        }
+        if !users.is_empty() {
+            bail!(
+                "endpoint '{name}' is still in use by {}; it was not removed",
+                users.join(", ")
+            );
+        }
+        let removed = tx.execute("DELETE FROM endpoints WHERE name = ?1", params![name])?;
+        tx.commit()?;
+        Ok(removed > 0)
+    }
+
     /// Every endpoint, by name.
     pub fn endpoints(&self) -> anyhow::Result<Vec<EndpointRecord>> {
         let conn = self.conn();

@@ -16,6 +16,11 @@ pub struct Cli {
     /// else the XDG data directory.
     #[arg(long, global = true, env = "TIDEMARK_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The API server to send every command to (token in TIDEMARK_TOKEN). Without it, a
+    /// server that owns the data directory is used if one runs; else the command runs
+    /// embedded on the data directory.
+    #[arg(long, global = true, env = "TIDEMARK_SERVER")]
+    pub server: Option<String>,
     /// `text` for people, `json` for one machine-readable document on stdout.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -63,6 +68,10 @@ pub enum Command {
         /// Only this endpoint.
         #[arg(long)]
         endpoint: Option<String>,
+        /// Record the VMs the hypervisors report in the catalog (how Tidemark learns of
+        /// VMs) instead of only showing what the adapters have.
+        #[arg(long)]
+        refresh: bool,
     },
     /// Differences between the catalog and the adapters; exit 1 if any.
     Reconcile,
@@ -240,8 +249,12 @@ pub enum EndpointCommand {
         #[arg(long = "setting", value_parser = setting_arg)]
         settings: Vec<(String, String)>,
     },
-    /// Every endpoint.
+    /// Every endpoint (credential-like settings redacted).
     List,
+    /// Removes an endpoint nothing depends on (its data directory is kept).
+    Remove { name: String },
+    /// Opens a session and asks the adapter what it has; exit 1 if that fails.
+    Test { name: String },
 }
 
 fn size(raw: &str) -> Result<u64, String> {

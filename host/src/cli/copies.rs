@@ -1,63 +1,66 @@
 //! Copies and what they are for: `copy`, `copies`, `restore`, `verify`, `expire`, `gc`.
 
-use anyhow::{anyhow, bail};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::jobs::job_outcome;
+use super::connect::Connection;
+use super::jobs::{job_outcome, list, run_job, segment};
 use super::table::render;
-use super::{Context, Outcome};
-use crate::catalog::{JobState, format_time};
-use crate::engine::retention::{self, Policy};
+use super::{Outcome, text_of};
 use crate::units::format_size;
+
+fn size_of(v: &Value) -> String {
+    format_size(v.as_u64().unwrap_or(0))
+}
 
 /// `copy VM [POINT]`: without a point, snapshots first, then copies that point.
 pub async fn copy(
-    ctx: &Context,
+    conn: &Connection,
     vm: &str,
     point: Option<&str>,
     proxy_host: &str,
+    json_output: bool,
 ) -> anyhow::Result<Outcome> {
-    let mut snapshot_job = None;
+    let mut snapshot_job = Value::Null;
     let point = match point {
         Some(p) => p.to_string(),
         None => {
-            let job = ctx.engine.snapshot(vm).await?;
-            if job.state != JobState::Succeeded {
+            let job = run_job(conn, json!({ "kind": "snapshot", "vm": vm }), json_output).await?;
+            if job["state"] != "succeeded" {
                 let mut outcome = job_outcome(&job, json!({}));
                 outcome.text = format!("the snapshot before the copy failed: {}", outcome.text);
                 return Ok(outcome);
             }
-            let id = job
-                .result
-                .as_ref()
-                .and_then(|r| r["recovery_point"].as_str())
-                .ok_or_else(|| anyhow!("snapshot job {} recorded no recovery point", job.id))?
-                .to_string();
-            snapshot_job = Some(job.id);
-            id
+            snapshot_job = job["id"].clone();
+            job["result"]["recovery_point"]
+                .as_str()
+                .ok_or_else(|| {
+                    anyhow::anyhow!("snapshot job {} recorded no recovery point", job["id"])
+                })?
+                .to_string()
         }
     };
-    let job = ctx.engine.copy(vm, &point, proxy_host).await?;
+    let request = json!({ "kind": "copy", "vm": vm, "point": point, "proxy_host": proxy_host });
+    let job = run_job(conn, request, json_output).await?;
     let mut outcome = job_outcome(
         &job,
         json!({ "recovery_point": point, "snapshot_job": snapshot_job }),
     );
     if outcome.ok {
-        let result = job.result.clone().unwrap_or_default();
+        let result = &job["result"];
         let mut lines = vec![format!(
             "{} — point {point}: read {}, stored {} new",
             outcome.text,
-            format_size(result["bytes_read"].as_u64().unwrap_or(0)),
-            format_size(result["bytes_stored"].as_u64().unwrap_or(0)),
+            size_of(&result["bytes_read"]),
+            size_of(&result["bytes_stored"]),
         )];
-        for d in result["devices"].as_array().into_iter().flatten() {
+        for d in list(&result["devices"]) {
             lines.push(format!(
                 "  {:<10} {:<11} read {:>10} of {:>10}, stored {:>10}",
                 d["mount_point"].as_str().unwrap_or("?"),
                 d["how"].as_str().unwrap_or("?"),
-                format_size(d["bytes_read"].as_u64().unwrap_or(0)),
-                format_size(d["size"].as_u64().unwrap_or(0)),
-                format_size(d["bytes_stored"].as_u64().unwrap_or(0)),
+                size_of(&d["bytes_read"]),
+                size_of(&d["size"]),
+                size_of(&d["bytes_stored"]),
             ));
         }
         outcome.text = lines.join("\n");
@@ -66,82 +69,68 @@ pub async fn copy(
 }
 
 /// `copies VM`: points with copies, their sizes and what they cost in the store.
-pub fn copies(ctx: &Context, vm: &str) -> anyhow::Result<Outcome> {
-    if ctx.catalog.vm(vm)?.is_none() {
-        bail!("unknown VM '{vm}' (see `tidemark vm list`)");
-    }
-    let mut docs = Vec::new();
-    let mut rows = Vec::new();
-    for point in ctx
-        .catalog
-        .points(vm)?
-        .into_iter()
-        .filter(|p| !p.copies.is_empty())
-    {
-        let size: u64 = point.copies.iter().map(|c| c.size).sum();
-        let stored: u64 = point.copies.iter().map(|c| c.bytes_stored).sum();
-        let footprint: u64 = point.copies.iter().map(|c| c.stored_total).sum();
-        rows.push(vec![
-            point.id.clone(),
-            format_time(point.created_at),
-            point.copies.len().to_string(),
-            format_size(size),
-            format_size(stored),
-            format_size(footprint),
-            if point.snapshots_present() {
-                "yes"
-            } else {
-                "expired"
-            }
-            .to_string(),
-        ]);
-        docs.push(json!({
-            "recovery_point": point.id,
-            "created_at": format_time(point.created_at),
-            "size": size,
-            "bytes_stored": stored,
-            "stored_total": footprint,
-            "snapshots_present": point.snapshots_present(),
-            "copies": point.copies,
-        }));
-    }
-    Ok(Outcome::ok(
-        json!(docs),
-        render(
-            &[
-                "POINT",
-                "CREATED",
-                "DEVICES",
-                "SIZE",
-                "STORED NEW",
-                "FOOTPRINT",
-                "SNAPSHOTS",
-            ],
-            &rows,
-        ),
-    ))
+pub async fn copies(conn: &Connection, vm: &str) -> anyhow::Result<Outcome> {
+    let docs = conn
+        .api
+        .get(&format!("/v1/vms/{}/copies", segment(vm)))
+        .await?;
+    let rows: Vec<Vec<String>> = list(&docs)
+        .map(|p| {
+            vec![
+                text_of(&p["recovery_point"]),
+                text_of(&p["created_at"]),
+                list(&p["copies"]).count().to_string(),
+                size_of(&p["size"]),
+                size_of(&p["bytes_stored"]),
+                size_of(&p["stored_total"]),
+                if p["snapshots_present"] == true {
+                    "yes"
+                } else {
+                    "expired"
+                }
+                .to_string(),
+            ]
+        })
+        .collect();
+    let text = render(
+        &[
+            "POINT",
+            "CREATED",
+            "DEVICES",
+            "SIZE",
+            "STORED NEW",
+            "FOOTPRINT",
+            "SNAPSHOTS",
+        ],
+        &rows,
+    );
+    Ok(Outcome::ok(docs, text))
 }
 
 /// `restore VM POINT --host HOST [--as NAME] [--array A]`.
 pub async fn restore(
-    ctx: &Context,
+    conn: &Connection,
     vm: &str,
     point: &str,
     host: &str,
     as_name: Option<&str>,
     array: Option<&str>,
+    json_output: bool,
 ) -> anyhow::Result<Outcome> {
     let name = as_name.map_or_else(|| format!("{vm}-restored"), str::to_string);
-    let job = ctx.engine.restore(vm, point, host, &name, array).await?;
+    let request = json!({
+        "kind": "restore", "vm": vm, "point": point, "host": host, "name": name, "array": array,
+    });
+    let job = run_job(conn, request, json_output).await?;
     let mut outcome = job_outcome(&job, json!({}));
     if outcome.ok {
-        let result = job.result.clone().unwrap_or_default();
+        let result = &job["result"];
         outcome.text = format!(
             "{} — VM {} on {}, {} written",
             outcome.text,
             result["vm"].as_str().unwrap_or("?"),
             result["host"].as_str().unwrap_or("?"),
-            format_size(result["bytes_written"].as_u64().unwrap_or(0))
+            size_of(&result["bytes_written"])
         );
     }
     Ok(outcome)
@@ -149,122 +138,84 @@ pub async fn restore(
 
 /// `restore VM POINT --device MOUNT`: one device in place.
 pub async fn restore_device(
-    ctx: &Context,
+    conn: &Connection,
     vm: &str,
     point: &str,
     mount: &str,
+    json_output: bool,
 ) -> anyhow::Result<Outcome> {
-    let job = ctx.engine.restore_in_place(vm, point, mount).await?;
+    let request = json!({ "kind": "restore-device", "vm": vm, "point": point, "device": mount });
+    let job = run_job(conn, request, json_output).await?;
     Ok(job_outcome(&job, json!({})))
 }
 
-/// `verify [POINT | --all]`.
-pub fn verify(ctx: &Context, point: Option<&str>, all: bool) -> anyhow::Result<Outcome> {
-    let store = ctx
-        .engine
-        .copies
-        .clone()
-        .ok_or_else(|| anyhow!("the copy store is not open"))?;
-    let refs: Vec<(String, crate::catalog::CopyRefRecord)> = match (point, all) {
-        (Some(id), _) => {
-            let p = ctx
-                .catalog
-                .point(id)?
-                .ok_or_else(|| anyhow!("unknown recovery point '{id}'"))?;
-            if p.copies.is_empty() {
-                bail!("recovery point {id} has no copies to verify");
-            }
-            p.copies.into_iter().map(|c| (p.id.clone(), c)).collect()
-        }
-        (None, true) => ctx.catalog.all_copy_refs()?,
-        (None, false) => bail!("say which copies to verify: a recovery point, or --all"),
-    };
-    let ids: Vec<String> = refs.iter().map(|(_, c)| c.copy.clone()).collect();
-    let report = store.verify(&ids);
-    let mut damaged = Vec::new();
+/// `verify [POINT | --all]`: exit 1 if anything is damaged.
+pub async fn verify(conn: &Connection, point: Option<&str>, all: bool) -> anyhow::Result<Outcome> {
+    let report = conn
+        .api
+        .post("/v1/copies/verify", json!({ "point": point, "all": all }))
+        .await?;
     let mut lines = Vec::new();
-    for m in &report.manifests {
-        let (point_id, copy) = refs
-            .iter()
-            .find(|(_, c)| c.copy == m.id)
-            .map(|(p, c)| (p.clone(), c.device_ref.clone()))
-            .unwrap_or_default();
-        if m.ok {
-            lines.push(format!("ok       {} ({point_id} {copy})", m.id));
-        } else {
-            let mut what = Vec::new();
-            if let Some(e) = &m.error {
-                what.push(e.clone());
-            }
-            for c in &m.damaged_chunks {
-                what.push(format!("chunk {} (#{}) {}", c.chunk, c.index, c.reason));
-            }
-            lines.push(format!(
-                "DAMAGED  {} ({point_id} {copy}): {}",
-                m.id,
-                what.join("; ")
-            ));
-            damaged.push(json!({
-                "copy": m.id,
-                "recovery_point": point_id,
-                "device_ref": copy,
-                "error": m.error,
-                "damaged_chunks": m.damaged_chunks.iter().map(|c| json!({
-                    "index": c.index, "chunk": c.chunk, "reason": c.reason,
-                })).collect::<Vec<_>>(),
-            }));
+    for c in list(&report["checked"]) {
+        let (id, point_id, device) = (
+            text_of(&c["copy"]),
+            text_of(&c["recovery_point"]),
+            text_of(&c["device_ref"]),
+        );
+        if c["ok"] == true {
+            lines.push(format!("ok       {id} ({point_id} {device})"));
+            continue;
         }
+        let damage = list(&report["damaged"]).find(|d| d["copy"] == c["copy"]);
+        let mut what = Vec::new();
+        if let Some(d) = damage {
+            if let Some(e) = d["error"].as_str() {
+                what.push(e.to_string());
+            }
+            for chunk in list(&d["damaged_chunks"]) {
+                what.push(format!(
+                    "chunk {} (#{}) {}",
+                    text_of(&chunk["chunk"]),
+                    text_of(&chunk["index"]),
+                    text_of(&chunk["reason"])
+                ));
+            }
+        }
+        lines.push(format!(
+            "DAMAGED  {id} ({point_id} {device}): {}",
+            what.join("; ")
+        ));
     }
-    let ok = damaged.is_empty();
     lines.push(format!(
         "{} copies verified, {} chunks checked, {} damaged",
-        report.manifests.len(),
-        report.chunks_checked,
-        damaged.len()
+        text_of(&report["copies"]),
+        text_of(&report["chunks_checked"]),
+        list(&report["damaged"]).count()
     ));
+    let ok = report["ok"] == true;
     Ok(Outcome {
-        json: json!({
-            "ok": ok,
-            "copies": report.manifests.len(),
-            "chunks_checked": report.chunks_checked,
-            "damaged": damaged,
-        }),
+        json: report,
         text: lines.join("\n"),
         ok,
     })
 }
 
-/// `expire`.
-pub async fn expire(ctx: &Context, policy: Policy, dry_run: bool) -> anyhow::Result<Outcome> {
-    if policy.keep_snapshots.is_none() && policy.keep_copies.is_none() && policy.keep_days.is_none()
-    {
-        bail!("say what to keep: --keep-snapshots N, --keep-copies N and/or --keep-days D");
-    }
-    let report = retention::expire(
-        &ctx.catalog,
-        ctx.endpoints(),
-        ctx.engine.copies.as_deref(),
-        policy,
-        dry_run,
-    )
-    .await?;
-    let rows: Vec<Vec<String>> = report
-        .expired
-        .iter()
+/// `expire`: what the policy deleted (or, with --dry-run, would delete).
+pub async fn expire(conn: &Connection, policy: Value) -> anyhow::Result<Outcome> {
+    let report = conn.api.post("/v1/copies/expire", policy).await?;
+    let dry_run = report["dry_run"] == true;
+    let rows: Vec<Vec<String>> = list(&report["expired"])
         .map(|e| {
-            vec![
-                e.vm.clone(),
-                e.point.clone(),
-                e.what.clone(),
-                e.mount_point.clone(),
-                e.id.clone(),
-            ]
+            ["vm", "point", "what", "mount_point", "id"]
+                .iter()
+                .map(|k| text_of(&e[*k]))
+                .collect()
         })
         .collect();
     let mut text = format!(
         "{}{} item(s) {}\n{}",
         if dry_run { "dry run: " } else { "" },
-        report.expired.len(),
+        rows.len(),
         if dry_run {
             "would be deleted"
         } else {
@@ -272,26 +223,22 @@ pub async fn expire(ctx: &Context, policy: Policy, dry_run: bool) -> anyhow::Res
         },
         render(&["VM", "POINT", "WHAT", "MOUNT", "ID"], &rows)
     );
-    for s in &report.skipped {
-        text.push_str(&format!("\nskipped {s}"));
+    for s in list(&report["skipped"]) {
+        text.push_str(&format!("\nskipped {}", text_of(s)));
     }
-    Ok(Outcome::ok(serde_json::to_value(&report)?, text))
+    Ok(Outcome::ok(report, text))
 }
 
 /// `gc`.
-pub fn gc(ctx: &Context) -> anyhow::Result<Outcome> {
-    let store = ctx
-        .engine
-        .copies
-        .clone()
-        .ok_or_else(|| anyhow!("the copy store is not open"))?;
-    let report = retention::gc(&ctx.catalog, &store)?;
+pub async fn gc(conn: &Connection) -> anyhow::Result<Outcome> {
+    let report = conn.api.post("/v1/copies/gc", json!({})).await?;
+    let n = |k: &str| report[k].as_u64().unwrap_or(0);
     let text = format!(
         "freed {} chunk(s), {}; removed {} unreferenced copy manifest(s); {} chunk(s) remain",
-        report.chunks_freed,
-        format_size(report.bytes_freed),
-        report.manifests_removed,
-        report.chunks_total - report.chunks_freed,
+        n("chunks_freed"),
+        format_size(n("bytes_freed")),
+        n("manifests_removed"),
+        n("chunks_total").saturating_sub(n("chunks_freed")),
     );
-    Ok(Outcome::ok(serde_json::to_value(report)?, text))
+    Ok(Outcome::ok(report, text))
 }

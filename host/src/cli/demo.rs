@@ -11,9 +11,11 @@ use serde_json::json;
 
 use super::args::CreateVm;
 use super::table::tracking;
-use super::{Context, Outcome, lab};
+use super::{Api, Outcome, lab};
 use crate::catalog::JobState;
 use crate::contract::MappingMode;
+use crate::data_dir::Context;
+use crate::data_dir::ownership::{self, Access};
 
 /// Regions written in each device: unaligned, crossing 4 KiB blocks, and at the very end.
 const REGIONS: &[(u64, usize)] = &[(4093, 3 << 20), (300 << 20, 5000), (1 << 30, 1 << 20)];
@@ -68,14 +70,22 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
             temp.path().to_path_buf()
         }
     };
-    let mut ctx = Context::open(&data_dir).await?;
+    let _claim = match ownership::access(&data_dir)? {
+        Access::Embedded(claim) => claim,
+        Access::Served { server, .. } => anyhow::bail!(
+            "the demo needs a data directory of its own; {} is served at {}",
+            data_dir.display(),
+            server.url
+        ),
+    };
+    let ctx = std::sync::Arc::new(Context::open(&data_dir).await?);
+    let (url, token) = crate::api::serve_private(ctx.clone()).await?;
+    let api = Api::new(&url, &token)?;
     let mut log = vec![format!("data directory: {}", data_dir.display())];
-    if !lab::init(&ctx)?.is_empty() {
-        // New endpoints are picked up when a data directory is opened.
-        ctx = Context::open(&data_dir).await?;
-    }
+    lab::init(&ctx, &api).await?;
     let vm = lab::create_vm(
         &ctx,
+        &api,
         &CreateVm {
             name: "app01".into(),
             host: "esx-a".into(),
@@ -141,7 +151,7 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     let expired = crate::engine::retention::expire(
         &ctx.catalog,
         ctx.endpoints(),
-        ctx.engine.copies.as_deref(),
+        ctx.engine.copies.get().map(std::sync::Arc::as_ref),
         policy,
         false,
     )
@@ -163,7 +173,10 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
 
     let all_equal = reverted_equal && restored_equal;
     log.push(String::new());
-    log.push(tracking(&ctx.catalog, "app01")?);
+    log.push(tracking(
+        "app01",
+        &serde_json::to_value(ctx.catalog.points("app01")?)?,
+    ));
     log.push(String::new());
     log.push(if all_equal {
         "demo passed".into()

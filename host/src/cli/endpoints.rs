@@ -1,116 +1,112 @@
-//! `endpoint add|list` and `adapters`.
+//! `endpoint add|list|remove|test` and `adapters`.
 
-use std::collections::BTreeMap;
-
-use anyhow::anyhow;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::args::EndpointCommand;
-use super::context::endpoint_spec;
+use super::connect::Connection;
+use super::jobs::{list, segment};
 use super::table::render;
-use super::{Context, Outcome};
-use crate::catalog::{EndpointRecord, now_ms};
+use super::{Outcome, text_of};
 
-pub fn run(ctx: &Context, command: EndpointCommand) -> anyhow::Result<Outcome> {
+pub async fn run(conn: &Connection, command: EndpointCommand) -> anyhow::Result<Outcome> {
     match command {
         EndpointCommand::Add {
             name,
             adapter,
             settings,
         } => {
-            let record = add(ctx, &name, &adapter, settings.into_iter().collect())?;
+            let settings: serde_json::Map<String, Value> =
+                settings.into_iter().map(|(k, v)| (k, json!(v))).collect();
+            let record = conn
+                .api
+                .post(
+                    "/v1/endpoints",
+                    json!({ "name": name, "adapter": adapter, "settings": settings }),
+                )
+                .await?;
             Ok(Outcome::ok(
-                serde_json::to_value(&record)?,
+                record,
                 format!("endpoint {name} added (adapter {adapter})"),
             ))
         }
-        EndpointCommand::List => list(ctx),
+        EndpointCommand::List => {
+            let endpoints = conn.api.get("/v1/endpoints").await?;
+            let rows: Vec<Vec<String>> = list(&endpoints)
+                .map(|e| {
+                    let settings: Vec<String> = e["settings"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k}={}", text_of(v)))
+                        .collect();
+                    vec![
+                        text_of(&e["name"]),
+                        text_of(&e["adapter"]),
+                        text_of(&e["kind"]),
+                        settings.join(" "),
+                    ]
+                })
+                .collect();
+            Ok(Outcome::ok(
+                endpoints,
+                render(&["ENDPOINT", "ADAPTER", "KIND", "SETTINGS"], &rows),
+            ))
+        }
+        EndpointCommand::Remove { name } => {
+            let answer = conn
+                .api
+                .delete(&format!("/v1/endpoints/{}", segment(&name)))
+                .await?;
+            let text = format!(
+                "endpoint {name} removed (its data is kept in {})",
+                text_of(&answer["data_kept"])
+            );
+            Ok(Outcome::ok(answer, text))
+        }
+        EndpointCommand::Test { name } => {
+            let answer = conn
+                .api
+                .post(&format!("/v1/endpoints/{}/test", segment(&name)), json!({}))
+                .await?;
+            let ok = answer["ok"] == true;
+            let text = if ok {
+                format!(
+                    "endpoint {name} answered in {} ms",
+                    text_of(&answer["latency_ms"])
+                )
+            } else {
+                format!("endpoint {name} failed: {}", text_of(&answer["error"]))
+            };
+            Ok(Outcome {
+                json: answer,
+                text,
+                ok,
+            })
+        }
     }
 }
 
-/// Adds an endpoint after checking its name, adapter and settings.
-pub fn add(
-    ctx: &Context,
-    name: &str,
-    adapter: &str,
-    settings: BTreeMap<String, String>,
-) -> anyhow::Result<EndpointRecord> {
-    crate::names::check_name("endpoint", name).map_err(anyhow::Error::msg)?;
-    ctx.runtime.adapter(adapter)?;
-    let record = EndpointRecord {
-        name: name.into(),
-        adapter: adapter.into(),
-        settings,
-        created_at: now_ms(),
-    };
-    // Checks the reserved settings (timeout, memory) before anything is stored.
-    endpoint_spec(&ctx.root, &ctx.data_dir, &record)?;
-    ctx.catalog.add_endpoint(&record)?;
-    Ok(record)
-}
-
-fn list(ctx: &Context) -> anyhow::Result<Outcome> {
-    let endpoints = ctx.catalog.endpoints()?;
-    let mut docs = Vec::new();
-    let mut rows = Vec::new();
-    for e in &endpoints {
-        let kind = ctx
-            .runtime
-            .adapter(&e.adapter)
-            .map(|a| a.kind.to_string())
-            .unwrap_or_else(|_| "adapter missing".into());
-        docs.push(
-            json!({ "name": e.name, "adapter": e.adapter, "kind": kind, "settings": e.settings }),
-        );
-        let settings: Vec<String> = e.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        rows.push(vec![
-            e.name.clone(),
-            e.adapter.clone(),
-            kind,
-            settings.join(" "),
-        ]);
-    }
-    Ok(Outcome::ok(
-        json!(docs),
-        render(&["ENDPOINT", "ADAPTER", "KIND", "SETTINGS"], &rows),
-    ))
-}
-
-pub fn adapters(ctx: &Context) -> anyhow::Result<Outcome> {
-    let mut docs = Vec::new();
-    let mut rows = Vec::new();
-    for a in ctx.runtime.adapters() {
-        docs.push(json!({
-            "name": a.name, "kind": a.kind, "source": a.source, "contract": a.info.contract,
-            "vendor": a.info.vendor, "version": a.info.version, "capabilities": a.info.capabilities,
-        }));
-        rows.push(vec![
-            a.name.clone(),
-            a.kind.to_string(),
-            a.info.contract.clone(),
-            a.info.vendor.clone(),
-            a.info.version.clone(),
-            a.source.clone(),
-        ]);
-    }
+pub async fn adapters(conn: &Connection) -> anyhow::Result<Outcome> {
+    let docs = conn.api.get("/v1/adapters").await?;
+    let rows: Vec<Vec<String>> = list(&docs)
+        .filter(|a| a["rejected"].is_null())
+        .map(|a| {
+            ["name", "kind", "contract", "vendor", "version", "source"]
+                .iter()
+                .map(|k| text_of(&a[*k]))
+                .collect()
+        })
+        .collect();
     let mut text = render(
         &["ADAPTER", "KIND", "CONTRACT", "VENDOR", "VERSION", "SOURCE"],
         &rows,
     );
-    for (name, reason) in &ctx.runtime.rejected {
-        docs.push(json!({ "name": name, "rejected": reason }));
-        text.push_str(&format!("\nrejected {name}: {reason}"));
+    for a in list(&docs).filter(|a| !a["rejected"].is_null()) {
+        text.push_str(&format!(
+            "\nrejected {}: {}",
+            text_of(&a["name"]),
+            text_of(&a["rejected"])
+        ));
     }
-    Ok(Outcome::ok(json!(docs), text))
-}
-
-/// An endpoint name that must exist.
-pub fn known(ctx: &Context, name: &str) -> anyhow::Result<()> {
-    if ctx.catalog.endpoints()?.iter().any(|e| e.name == name) {
-        Ok(())
-    } else {
-        Err(anyhow!(
-            "unknown endpoint '{name}' (see `tidemark endpoint list`)"
-        ))
-    }
+    Ok(Outcome::ok(docs, text))
 }

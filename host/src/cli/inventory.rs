@@ -1,92 +1,111 @@
-//! `inventory` and `reconcile`.
+//! `inventory [--endpoint E] [--refresh]` and `reconcile`.
 
 use serde_json::json;
 
+use super::connect::Connection;
+use super::jobs::{list, segment};
 use super::table::render;
-use super::{Context, Outcome, endpoints::known};
-use crate::engine::inventory;
+use super::{Outcome, text_of};
 
-pub async fn inventory(ctx: &Context, only: Option<&str>) -> anyhow::Result<Outcome> {
-    if let Some(name) = only {
-        known(ctx, name)?;
-    }
-    let keep = |names: Vec<String>| {
-        names
-            .into_iter()
-            .filter(|n| only.is_none_or(|o| o == n))
-            .collect::<Vec<_>>()
+pub async fn inventory(conn: &Connection, only: Option<&str>) -> anyhow::Result<Outcome> {
+    let path = match only {
+        Some(name) => format!("/v1/inventory?endpoint={}", segment(name)),
+        None => "/v1/inventory".to_string(),
     };
-    let report = inventory::inventory(
-        ctx.endpoints(),
-        &keep(ctx.hypervisors()),
-        &keep(ctx.arrays()),
-    )
-    .await;
+    let report = conn.api.get(&path).await?;
     let mut text = Vec::new();
-    for e in &report {
-        text.push(format!("== {} ({})", e.endpoint, e.kind));
-        if let Some(error) = &e.error {
+    for e in list(&report) {
+        text.push(format!(
+            "== {} ({})",
+            text_of(&e["endpoint"]),
+            text_of(&e["kind"])
+        ));
+        if let Some(error) = e["error"].as_str() {
             text.push(format!("   error: {error}"));
         }
-        if let Some(hosts) = &e.hosts {
-            text.push(format!(
-                "   hosts: {}",
-                hosts
-                    .iter()
-                    .map(|h| h.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        if let Some(hosts) = e["hosts"].as_array() {
+            let ids: Vec<String> = hosts.iter().map(|h| text_of(&h["id"])).collect();
+            text.push(format!("   hosts: {}", ids.join(", ")));
         }
-        for vm in e.vms.iter().flatten() {
+        for vm in list(&e["vms"]) {
             text.push(format!(
                 "   vm {} ({}) on {}, {} device(s), powered {}",
-                vm.name,
-                vm.id,
-                vm.host_id,
-                vm.devices.len(),
-                vm.power
+                text_of(&vm["name"]),
+                text_of(&vm["id"]),
+                text_of(&vm["host_id"]),
+                list(&vm["devices"]).count(),
+                text_of(&vm["power"])
             ));
         }
-        for lun in e.luns.iter().flatten() {
+        for lun in list(&e["luns"]) {
+            let exposed: Vec<String> = list(&lun["exposed_to"]).map(text_of).collect();
             text.push(format!(
                 "   lun {} {} {} exposed to [{}]",
-                lun.wwn,
-                lun.name,
-                crate::units::format_size(lun.capacity),
-                lun.exposed_to.join(", ")
+                text_of(&lun["wwn"]),
+                text_of(&lun["name"]),
+                crate::units::format_size(lun["capacity"].as_u64().unwrap_or(0)),
+                exposed.join(", ")
             ));
         }
-        text.push(format!("   snapshots: {}", e.snapshots.len()));
+        text.push(format!("   snapshots: {}", list(&e["snapshots"]).count()));
     }
-    let ok = report.iter().all(|e| e.error.is_none());
+    let ok = list(&report).all(|e| e["error"].is_null());
     Ok(Outcome {
-        json: serde_json::to_value(&report)?,
+        json: report,
         text: text.join("\n"),
         ok,
     })
 }
 
-pub async fn reconcile(ctx: &Context) -> anyhow::Result<Outcome> {
-    let findings = inventory::reconcile(
-        &ctx.catalog,
-        ctx.endpoints(),
-        &ctx.hypervisors(),
-        &ctx.arrays(),
-    )
-    .await?;
-    let rows: Vec<Vec<String>> = findings
-        .iter()
-        .map(|f| vec![f.kind.clone(), f.endpoint.clone(), f.detail.clone()])
+/// `inventory --refresh`: records the VMs the hypervisors report in the catalog.
+pub async fn refresh(conn: &Connection, only: Option<&str>) -> anyhow::Result<Outcome> {
+    let answer = conn
+        .api
+        .post("/v1/inventory/refresh", json!({ "endpoint": only }))
+        .await?;
+    let names = |k: &str| list(&answer[k]).map(text_of).collect::<Vec<_>>().join(", ");
+    let mut text = vec![
+        format!("recorded: {}", names("recorded")),
+        format!("updated: {}", names("updated")),
+    ];
+    for k in ["missing"] {
+        if list(&answer[k]).count() > 0 {
+            text.push(format!("{k}: {}", names(k)));
+        }
+    }
+    for k in ["conflicts", "invalid", "errors"] {
+        for item in list(&answer[k]) {
+            text.push(format!("{k}: {item}"));
+        }
+    }
+    let ok = list(&answer["errors"]).count() == 0;
+    Ok(Outcome {
+        json: answer,
+        text: text.join("\n"),
+        ok,
+    })
+}
+
+pub async fn reconcile(conn: &Connection) -> anyhow::Result<Outcome> {
+    let answer = conn.api.get("/v1/reconcile").await?;
+    let rows: Vec<Vec<String>> = list(&answer["findings"])
+        .map(|f| {
+            vec![
+                text_of(&f["kind"]),
+                text_of(&f["endpoint"]),
+                text_of(&f["detail"]),
+            ]
+        })
         .collect();
-    let text = if findings.is_empty() {
+    let clean = answer["clean"] == true;
+    let text = if clean {
         "catalog and adapters agree".to_string()
     } else {
         render(&["FINDING", "ENDPOINT", "DETAIL"], &rows)
     };
     Ok(Outcome {
-        json: json!({ "clean": findings.is_empty(), "findings": findings }),
+        json: answer,
         text,
-        ok: findings.is_empty(),
+        ok: clean,
     })
 }

@@ -1,106 +1,120 @@
 //! VMs, recovery points, and the jobs that make them: `vm`, `snapshot`, `points`, `revert`,
-//! `jobs`, `job`, `resume`.
+//! `jobs`, `job`, `resume`. Every command asks the API and renders its JSON.
 
-use anyhow::anyhow;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::client::ServerEvent;
+use super::connect::Connection;
+use super::progress_bar::EventBar;
 use super::table::{render, tracking};
-use super::{Context, Outcome};
-use crate::catalog::{JobRecord, JobState, format_time};
+use super::{Outcome, text_of};
 use crate::units::format_size;
 
-pub fn vm_list(ctx: &Context) -> anyhow::Result<Outcome> {
-    let vms = ctx.catalog.vms()?;
-    let rows = vms
-        .iter()
+/// A path segment with `/`, `?`, `#`, `%` and spaces escaped.
+pub fn segment(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:@!$&'()*+,;=".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub async fn vm_list(conn: &Connection) -> anyhow::Result<Outcome> {
+    let vms = conn.api.get("/v1/vms").await?;
+    let rows = list(&vms)
         .map(|v| {
             vec![
-                v.name.clone(),
-                v.endpoint.clone(),
-                v.host.clone(),
-                v.power.clone(),
-                v.devices.len().to_string(),
+                text_of(&v["name"]),
+                text_of(&v["endpoint"]),
+                text_of(&v["host"]),
+                text_of(&v["power"]),
+                list(&v["devices"]).count().to_string(),
             ]
         })
         .collect::<Vec<_>>();
-    Ok(Outcome::ok(
-        serde_json::to_value(&vms)?,
-        render(&["VM", "ENDPOINT", "HOST", "POWER", "DEVICES"], &rows),
-    ))
+    let text = render(&["VM", "ENDPOINT", "HOST", "POWER", "DEVICES"], &rows);
+    Ok(Outcome::ok(vms, text))
 }
 
-pub fn vm_show(ctx: &Context, name: &str) -> anyhow::Result<Outcome> {
-    let vm = ctx
-        .catalog
-        .vm(name)?
-        .ok_or_else(|| anyhow!("unknown VM '{name}' (see `tidemark vm list`)"))?;
-    let rows = vm
-        .devices
-        .iter()
+pub async fn vm_show(conn: &Connection, name: &str) -> anyhow::Result<Outcome> {
+    let vm = conn.api.get(&format!("/v1/vms/{}", segment(name))).await?;
+    let rows = list(&vm["devices"])
         .map(|d| {
+            let id = if d["wwn"].is_string() {
+                &d["wwn"]
+            } else {
+                &d["disk_ref"]
+            };
             vec![
-                d.mount_point.clone(),
-                d.kind.clone(),
-                d.wwn
-                    .clone()
-                    .unwrap_or_else(|| d.disk_ref.clone().unwrap_or_default()),
-                d.mode.clone().unwrap_or_else(|| "-".into()),
-                format_size(d.capacity),
+                text_of(&d["mount_point"]),
+                text_of(&d["kind"]),
+                text_of(id),
+                d["mode"].as_str().unwrap_or("-").to_string(),
+                format_size(d["capacity"].as_u64().unwrap_or(0)),
             ]
         })
         .collect::<Vec<_>>();
     let text = format!(
         "VM {} ({}) on {} via {}, powered {}\n{}",
-        vm.name,
-        vm.vm_ref,
-        vm.host,
-        vm.endpoint,
-        vm.power,
+        text_of(&vm["name"]),
+        text_of(&vm["vm_ref"]),
+        text_of(&vm["host"]),
+        text_of(&vm["endpoint"]),
+        text_of(&vm["power"]),
         render(&["MOUNT", "KIND", "DISK / WWN", "MODE", "CAPACITY"], &rows)
     );
-    Ok(Outcome::ok(serde_json::to_value(&vm)?, text))
+    Ok(Outcome::ok(vm, text))
 }
 
-pub fn points(ctx: &Context, vm: &str) -> anyhow::Result<Outcome> {
-    if ctx.catalog.vm(vm)?.is_none() {
-        return Err(anyhow!("unknown VM '{vm}' (see `tidemark vm list`)"));
-    }
-    let points = ctx.catalog.points(vm)?;
-    Ok(Outcome::ok(
-        serde_json::to_value(&points)?,
-        tracking(&ctx.catalog, vm)?,
-    ))
+/// The items of a JSON array (none for anything else).
+pub fn list(value: &Value) -> impl Iterator<Item = &Value> {
+    value.as_array().into_iter().flatten()
 }
 
-/// A job's outcome as a command result: ok only if it succeeded.
-pub(super) fn job_outcome(job: &JobRecord, extra: serde_json::Value) -> Outcome {
-    let mut doc = json!({ "job": job.id, "kind": job.kind, "state": job.state });
-    if let (Some(obj), Some(result)) = (
-        doc.as_object_mut(),
-        job.result.as_ref().and_then(|r| r.as_object()),
-    ) {
-        for (k, v) in result {
-            obj.insert(k.clone(), v.clone());
+async fn points_of(conn: &Connection, vm: &str) -> anyhow::Result<Value> {
+    conn.api
+        .get(&format!("/v1/vms/{}/points", segment(vm)))
+        .await
+}
+
+pub async fn points(conn: &Connection, vm: &str) -> anyhow::Result<Outcome> {
+    let points = points_of(conn, vm).await?;
+    let text = tracking(vm, &points);
+    Ok(Outcome::ok(points, text))
+}
+
+/// A job's outcome as a command result: ok only if it succeeded. The document has the job
+/// id, kind and state, its result's fields, `extra`, and the error if any.
+pub fn job_outcome(job: &Value, extra: Value) -> Outcome {
+    let mut doc = json!({ "job": job["id"], "kind": job["kind"], "state": job["state"] });
+    for source in [&job["result"], &extra] {
+        if let (Some(obj), Some(fields)) = (doc.as_object_mut(), source.as_object()) {
+            for (k, v) in fields {
+                obj.insert(k.clone(), v.clone());
+            }
         }
     }
-    if let (Some(obj), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
-        for (k, v) in extra {
-            obj.insert(k.clone(), v.clone());
-        }
-    }
-    if let Some(error) = &job.error {
+    if let Some(error) = job["error"].as_str() {
         doc["error"] = json!(error);
     }
-    let ok = job.state == JobState::Succeeded;
+    let ok = job["state"] == "succeeded";
+    let (id, kind, state) = (
+        text_of(&job["id"]),
+        text_of(&job["kind"]),
+        text_of(&job["state"]),
+    );
     let text = if ok {
-        format!("{} job {} succeeded", job.kind, job.id)
+        format!("{kind} job {id} succeeded")
+    } else if job["detached"] == true {
+        format!("{kind} job {id} is still {state}")
     } else {
         format!(
-            "{} job {} {}: {}",
-            job.kind,
-            job.id,
-            job.state,
-            job.error.clone().unwrap_or_default()
+            "{kind} job {id} {state}: {}",
+            job["error"].as_str().unwrap_or("")
         )
     };
     Outcome {
@@ -110,116 +124,161 @@ pub(super) fn job_outcome(job: &JobRecord, extra: serde_json::Value) -> Outcome 
     }
 }
 
-pub async fn snapshot(ctx: &Context, vm: &str) -> anyhow::Result<Outcome> {
-    let job = ctx.engine.snapshot(vm).await?;
-    let point = job
-        .result
-        .as_ref()
-        .and_then(|r| r["recovery_point"].as_str())
-        .map(str::to_string);
+/// Starts a job and follows it to its end, drawing a progress bar on a terminal. Ctrl-C
+/// stops following without cancelling the job. Returns the job's final record (with
+/// `detached: true` if the user stopped following).
+pub async fn run_job(
+    conn: &Connection,
+    request: Value,
+    json_output: bool,
+) -> anyhow::Result<Value> {
+    let started = conn.api.post("/v1/jobs", request).await?;
+    let id = text_of(&started["job"]);
+    let mut bar = EventBar::for_output(json_output);
+    let follow = conn.api.follow(&id, |event: &ServerEvent| {
+        if let Some(bar) = bar.as_mut() {
+            bar.show(event);
+        }
+    });
+    tokio::select! {
+        job = follow => job,
+        _ = tokio::signal::ctrl_c() => {
+            if conn.embedded() {
+                eprintln!("\ninterrupted: job {id} stops with this command and is left resumable (`tidemark resume`)");
+            } else {
+                eprintln!("\ndetached: job {id} keeps running on the server (`tidemark job {id}` shows it, `tidemark job cancel {id}` cancels it)");
+            }
+            let mut job = conn.api.get(&format!("/v1/jobs/{id}")).await.unwrap_or(json!({ "id": id }));
+            job["detached"] = json!(true);
+            Ok(job)
+        }
+    }
+}
+
+pub async fn snapshot(conn: &Connection, vm: &str, json_output: bool) -> anyhow::Result<Outcome> {
+    let job = run_job(conn, json!({ "kind": "snapshot", "vm": vm }), json_output).await?;
+    let point = job["result"]["recovery_point"].as_str().map(str::to_string);
     let snapshots = match &point {
-        Some(id) => ctx
-            .catalog
-            .point(id)?
-            .map(|p| p.snapshots)
-            .unwrap_or_default(),
-        None => Vec::new(),
+        Some(id) => conn.api.get(&format!("/v1/points/{}", segment(id))).await?["snapshots"].take(),
+        None => json!([]),
     };
     let mut outcome = job_outcome(&job, json!({ "snapshots": snapshots }));
     if let Some(id) = point {
+        let points = points_of(conn, vm).await?;
         outcome.text = format!(
             "{}\nrecovery point {id}\n{}",
             outcome.text,
-            tracking(&ctx.catalog, vm)?
+            tracking(vm, &points)
         );
     }
     Ok(outcome)
 }
 
-pub async fn revert(ctx: &Context, vm: &str, point: &str) -> anyhow::Result<Outcome> {
-    let job = ctx.engine.revert(vm, point).await?;
+pub async fn revert(
+    conn: &Connection,
+    vm: &str,
+    point: &str,
+    json_output: bool,
+) -> anyhow::Result<Outcome> {
+    let job = run_job(
+        conn,
+        json!({ "kind": "revert", "vm": vm, "point": point }),
+        json_output,
+    )
+    .await?;
     Ok(job_outcome(&job, json!({})))
 }
 
-pub fn list(ctx: &Context) -> anyhow::Result<Outcome> {
-    let mut docs = Vec::new();
-    let mut rows = Vec::new();
-    for id in ctx.catalog.job_ids(false)? {
-        let job = ctx.engine.job(&id)?;
-        docs.push(json!({
-            "id": job.id, "kind": job.kind, "state": job.state, "vm": job.vm_name,
-            "created_at": format_time(job.created_at), "error": job.error,
-        }));
-        rows.push(vec![
-            job.id,
-            job.kind,
-            job.state.to_string(),
-            job.vm_name.unwrap_or_default(),
-            format_time(job.created_at),
-        ]);
+/// Every job, newest first (all pages).
+pub async fn jobs(conn: &Connection) -> anyhow::Result<Outcome> {
+    const PAGE: usize = 500;
+    let mut all = Vec::new();
+    loop {
+        let page = conn
+            .api
+            .get(&format!("/v1/jobs?limit={PAGE}&offset={}", all.len()))
+            .await?;
+        let got: Vec<Value> = list(&page["jobs"]).cloned().collect();
+        let total = page["total"].as_u64().unwrap_or(0) as usize;
+        let empty = got.is_empty();
+        all.extend(got);
+        if empty || all.len() >= total {
+            break;
+        }
     }
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|j| {
+            vec![
+                text_of(&j["id"]),
+                text_of(&j["kind"]),
+                text_of(&j["state"]),
+                j["vm"].as_str().unwrap_or("").to_string(),
+                text_of(&j["created_at"]),
+            ]
+        })
+        .collect();
     Ok(Outcome::ok(
-        json!(docs),
+        json!(all),
         render(&["JOB", "KIND", "STATE", "VM", "CREATED"], &rows),
     ))
 }
 
-pub fn show(ctx: &Context, id: &str) -> anyhow::Result<Outcome> {
-    let job = ctx.engine.job(id)?;
-    let rows = job
-        .steps
-        .iter()
+pub async fn show(conn: &Connection, id: &str) -> anyhow::Result<Outcome> {
+    let job = conn.api.get(&format!("/v1/jobs/{}", segment(id))).await?;
+    let rows = list(&job["steps"])
         .map(|s| {
             vec![
-                s.seq.to_string(),
-                s.name.clone(),
-                s.state.to_string(),
-                s.detail.clone(),
+                text_of(&s["seq"]),
+                text_of(&s["name"]),
+                text_of(&s["state"]),
+                text_of(&s["detail"]),
             ]
         })
         .collect::<Vec<_>>();
     let text = format!(
         "job {} ({}) {}{}\n{}",
-        job.id,
-        job.kind,
-        job.state,
-        job.error
-            .as_ref()
+        text_of(&job["id"]),
+        text_of(&job["kind"]),
+        text_of(&job["state"]),
+        job["error"]
+            .as_str()
             .map(|e| format!(": {e}"))
             .unwrap_or_default(),
         render(&["#", "STEP", "STATE", "DETAIL"], &rows)
     );
-    Ok(Outcome::ok(serde_json::to_value(&job)?, text))
+    Ok(Outcome::ok(job, text))
 }
 
 /// Asks a running job to stop; it compensates before its next step.
-pub fn cancel(ctx: &Context, id: &str) -> anyhow::Result<Outcome> {
-    let job = ctx.engine.job(id)?;
-    if !ctx.catalog.request_cancel(id)? {
-        return Err(anyhow!(
-            "job {id} is {}; only a running job can be cancelled",
-            job.state
-        ));
-    }
+pub async fn cancel(conn: &Connection, id: &str) -> anyhow::Result<Outcome> {
+    let answer = conn
+        .api
+        .post(&format!("/v1/jobs/{}/cancel", segment(id)), json!({}))
+        .await?;
     Ok(Outcome::ok(
-        json!({ "job": id, "cancel_requested": true }),
+        answer,
         format!("job {id}: cancel requested; it compensates before its next step"),
     ))
 }
 
-pub async fn resume(ctx: &Context) -> anyhow::Result<Outcome> {
-    let jobs = ctx.engine.resume().await?;
-    let docs: Vec<_> = jobs
-        .iter()
-        .map(|j| json!({ "id": j.id, "kind": j.kind, "state": j.state, "error": j.error }))
-        .collect();
+pub async fn resume(conn: &Connection) -> anyhow::Result<Outcome> {
+    let answer = conn.api.post("/v1/jobs/resume", json!({})).await?;
+    let jobs: Vec<&Value> = list(&answer["resumed"]).collect();
     let text = if jobs.is_empty() {
         "no unfinished jobs".to_string()
     } else {
         jobs.iter()
-            .map(|j| format!("{} ({}): {}", j.id, j.kind, j.state))
+            .map(|j| {
+                format!(
+                    "{} ({}): {}",
+                    text_of(&j["id"]),
+                    text_of(&j["kind"]),
+                    text_of(&j["state"])
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
-    Ok(Outcome::ok(json!({ "resumed": docs }), text))
+    Ok(Outcome::ok(answer, text))
 }

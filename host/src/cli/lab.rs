@@ -1,18 +1,22 @@
 //! The bundled lab: `lab init`, `lab vm create`, and guest-style `lab write` / `lab read`.
+//! The lab plays the world outside Tidemark: it works on the lab adapters' data directly,
+//! and tells Tidemark what it made through the API (endpoints, inventory refresh), so it
+//! works the same whether this command or a server owns the catalog.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write as _;
 
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::Outcome;
 use super::args::{CreateVm, LabCommand, LabVmCommand};
-use super::{Context, Outcome, endpoints};
+use super::client::Api;
 use crate::catalog::VmRecord;
 use crate::contract::{DeviceSpec, LunMapping, MappedLun, NewDisk, VmSpec};
+use crate::data_dir::Context;
 use crate::engine::device_io;
-use crate::engine::discover::vm_record;
 use crate::units::format_size;
 
 /// The lab's endpoint names (also its adapter names).
@@ -20,10 +24,10 @@ pub const LAB_HYPERVISOR: &str = "lab-hypervisor";
 /// The lab's endpoint names (also its adapter names).
 pub const LAB_ARRAY: &str = "lab-array";
 
-pub async fn run(ctx: &Context, command: LabCommand) -> anyhow::Result<Outcome> {
+pub async fn run(ctx: &Context, api: &Api, command: LabCommand) -> anyhow::Result<Outcome> {
     match command {
         LabCommand::Init => {
-            let added = init(ctx)?;
+            let added = init(ctx, api).await?;
             let text = if added.is_empty() {
                 "lab endpoints already configured".to_string()
             } else {
@@ -35,7 +39,7 @@ pub async fn run(ctx: &Context, command: LabCommand) -> anyhow::Result<Outcome> 
             ))
         }
         LabCommand::Vm(LabVmCommand::Create(args)) => {
-            let vm = create_vm(ctx, &args).await?;
+            let vm = create_vm(ctx, api, &args).await?;
             let text = format!(
                 "created VM {} ({}) on {} with {} device(s)",
                 vm.name,
@@ -56,9 +60,7 @@ pub async fn run(ctx: &Context, command: LabCommand) -> anyhow::Result<Outcome> 
             } else {
                 hv.power_off(&record.vm_ref).await?;
             }
-            let info = hv.get_vm(&record.vm_ref).await?;
-            ctx.catalog
-                .upsert_vm(&vm_record(&vm, &record.endpoint, &info))?;
+            record_vms(api, &record.endpoint, &vm).await?;
             Ok(Outcome::ok(
                 json!({ "vm": vm, "power": state }),
                 format!("{vm} powered {state}"),
@@ -118,7 +120,7 @@ pub fn sha256(data: &[u8]) -> String {
 }
 
 /// Configures the lab endpoints that are not configured yet; returns those added.
-pub fn init(ctx: &Context) -> anyhow::Result<Vec<String>> {
+pub async fn init(ctx: &Context, api: &Api) -> anyhow::Result<Vec<String>> {
     let existing: BTreeSet<String> = ctx
         .catalog
         .endpoints()?
@@ -128,7 +130,11 @@ pub fn init(ctx: &Context) -> anyhow::Result<Vec<String>> {
     let mut added = Vec::new();
     for name in [LAB_HYPERVISOR, LAB_ARRAY] {
         if !existing.contains(name) {
-            endpoints::add(ctx, name, name, BTreeMap::new())?;
+            api.post(
+                "/v1/endpoints",
+                json!({ "name": name, "adapter": name, "settings": {} }),
+            )
+            .await?;
             added.push(name.to_string());
         }
     }
@@ -136,9 +142,9 @@ pub fn init(ctx: &Context) -> anyhow::Result<Vec<String>> {
 }
 
 /// Creates a VM: LUNs on the array (exposed to the VM's host), then the VM with its virtual
-/// disks and the LUNs mapped, then registers it in the catalog. LUNs made before a failure
-/// are removed again.
-pub async fn create_vm(ctx: &Context, args: &CreateVm) -> anyhow::Result<VmRecord> {
+/// disks and the LUNs mapped, then has Tidemark record it (inventory refresh). LUNs made
+/// before a failure are removed again.
+pub async fn create_vm(ctx: &Context, api: &Api, args: &CreateVm) -> anyhow::Result<VmRecord> {
     crate::names::check_name("VM", &args.name).map_err(anyhow::Error::msg)?;
     if args.disks.is_empty() && args.luns.is_empty() {
         bail!("a VM needs at least one --disk or --lun");
@@ -157,9 +163,9 @@ pub async fn create_vm(ctx: &Context, args: &CreateVm) -> anyhow::Result<VmRecor
     if ctx.catalog.vm(&args.name)?.is_some() {
         bail!("a VM named '{}' exists already", args.name);
     }
-    endpoints::known(ctx, &args.hypervisor)?;
+    known(ctx, &args.hypervisor)?;
     if !args.luns.is_empty() {
-        endpoints::known(ctx, &args.array)?;
+        known(ctx, &args.array)?;
     }
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let mut hv = ctx.endpoints().hypervisor(&args.hypervisor).await?;
@@ -197,7 +203,6 @@ pub async fn create_vm(ctx: &Context, args: &CreateVm) -> anyhow::Result<VmRecor
                     .await?;
                 created_luns.push(lun.wwn.clone());
                 array.expose(&lun.wwn, &args.host).await?;
-                ctx.catalog.set_lun_owner(&lun.wwn, &args.array)?;
                 devices.push(DeviceSpec::MapLun(LunMapping {
                     lun: MappedLun {
                         wwn: lun.wwn,
@@ -213,10 +218,12 @@ pub async fn create_vm(ctx: &Context, args: &CreateVm) -> anyhow::Result<VmRecor
             host_id: args.host.clone(),
             devices,
         };
-        let info = hv.create_vm(&spec, &format!("{nonce}:vm")).await?;
-        let record = vm_record(&args.name, &args.hypervisor, &info);
-        ctx.catalog.upsert_vm(&record)?;
-        anyhow::Ok(record)
+        hv.create_vm(&spec, &format!("{nonce}:vm")).await?;
+        record_vms(api, &args.hypervisor, &args.name).await?;
+        let record = api
+            .get(&format!("/v1/vms/{}", super::jobs::segment(&args.name)))
+            .await?;
+        anyhow::Ok(serde_json::from_value::<VmRecord>(record)?)
     }
     .await;
     if outcome.is_err()
@@ -230,6 +237,35 @@ pub async fn create_vm(ctx: &Context, args: &CreateVm) -> anyhow::Result<VmRecor
         }
     }
     outcome
+}
+
+/// Has Tidemark record the VMs of a hypervisor endpoint; fails unless `vm` is among them.
+async fn record_vms(api: &Api, endpoint: &str, vm: &str) -> anyhow::Result<()> {
+    let answer = api
+        .post(
+            "/v1/inventory/refresh",
+            json!({ "endpoint": endpoint, "vm": vm }),
+        )
+        .await?;
+    let recorded = ["recorded", "updated"]
+        .iter()
+        .flat_map(|k| answer[*k].as_array().cloned().unwrap_or_default())
+        .any(|n| n == vm);
+    if !recorded {
+        bail!("Tidemark did not record VM {vm}: {answer}");
+    }
+    Ok(())
+}
+
+/// An endpoint name that must exist.
+fn known(ctx: &Context, name: &str) -> anyhow::Result<()> {
+    if ctx.catalog.endpoints()?.iter().any(|e| e.name == name) {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "unknown endpoint '{name}' (see `tidemark endpoint list`)"
+        ))
+    }
 }
 
 async fn target(ctx: &Context, vm: &str, mount: &str) -> anyhow::Result<device_io::DeviceTarget> {

@@ -1,11 +1,13 @@
-//! The command line. Today every command runs embedded on a data directory; each returns an
-//! [`Outcome`] that is printed as text or as one JSON document.
+//! The command line: a client of the HTTP API (see [`connect`] for which server), plus
+//! `serve` and `demo`. Each command returns an [`Outcome`] that is printed as text or as one
+//! JSON document.
 
 mod args;
-mod context;
+mod client;
+mod connect;
 mod copies;
 pub mod demo;
-pub(crate) mod endpoints;
+mod endpoints;
 mod inventory;
 mod jobs;
 pub mod lab;
@@ -19,7 +21,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 pub use args::{Cli, Command, CreateVm, OutputFormat};
-pub use context::Context;
+pub use client::Api;
+use connect::Connection;
+use serde_json::{Value, json};
 
 /// What a command produced: a JSON document, its text rendering, and whether it succeeded
 /// (a failed job, differences found or a failed comparison exit 1).
@@ -90,7 +94,17 @@ fn print_out(text: &str) {
     let _ = writeln!(out, "{text}");
 }
 
+/// A JSON value as table text: strings bare, null empty, anything else as JSON.
+pub fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    let json_output = cli.output == OutputFormat::Json;
     match cli.command {
         Command::Demo => return demo::run(cli.data_dir).await,
         Command::Serve {
@@ -100,56 +114,44 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         } => return serve::run(cli.data_dir, listen, config, print_config).await,
         _ => {}
     }
-    let data_dir = default_data_dir(cli.data_dir)?;
-    let mut ctx = Context::open(&data_dir).await?;
-    ctx.engine
-        .set_progress(progress_bar::for_output(cli.output == OutputFormat::Json));
-    // Commands that write copies create the store on first use; the others only open an
-    // existing one (a missing store then shows up as the command's clear error).
-    match &cli.command {
-        Command::Copy { .. } => ctx.attach_copy_store(true)?,
-        Command::Restore { .. } | Command::Verify { .. } | Command::Gc => {
-            ctx.attach_copy_store(false)?
-        }
-        Command::Expire {
-            keep_copies,
-            keep_days,
-            ..
-        } if keep_copies.is_some() || keep_days.is_some() => ctx.attach_copy_store(false)?,
-        Command::Resume => {
-            if let Err(e) = ctx.attach_copy_store(false) {
-                tracing::debug!("resuming without a copy store: {e:#}");
-            }
-        }
-        _ => {}
-    }
+    let conn = Connection::open(cli.server.as_deref(), cli.data_dir).await?;
     match cli.command {
         Command::Demo | Command::Serve { .. } => unreachable!("handled above"),
-        Command::Lab(command) => lab::run(&ctx, command).await,
-        Command::Vm(args::VmCommand::List) => jobs::vm_list(&ctx),
-        Command::Vm(args::VmCommand::Show { vm }) => jobs::vm_show(&ctx, &vm),
-        Command::Snapshot { vm } => jobs::snapshot(&ctx, &vm).await,
-        Command::Points { vm } => jobs::points(&ctx, &vm),
-        Command::Revert { vm, point } => jobs::revert(&ctx, &vm, &point).await,
-        Command::Jobs => jobs::list(&ctx),
+        Command::Lab(command) => {
+            let local = conn.local_data().await?;
+            lab::run(&local, &conn.api, command).await
+        }
+        Command::Vm(args::VmCommand::List) => jobs::vm_list(&conn).await,
+        Command::Vm(args::VmCommand::Show { vm }) => jobs::vm_show(&conn, &vm).await,
+        Command::Snapshot { vm } => jobs::snapshot(&conn, &vm, json_output).await,
+        Command::Points { vm } => jobs::points(&conn, &vm).await,
+        Command::Revert { vm, point } => jobs::revert(&conn, &vm, &point, json_output).await,
+        Command::Jobs => jobs::jobs(&conn).await,
         Command::Job { id_or_action, id } => match (id_or_action.as_str(), id) {
-            ("cancel", Some(id)) => jobs::cancel(&ctx, &id),
-            (id, None) => jobs::show(&ctx, id),
+            ("cancel", Some(id)) => jobs::cancel(&conn, &id).await,
+            (id, None) => jobs::show(&conn, id).await,
             (other, Some(_)) => {
                 anyhow::bail!("unknown job action '{other}' (use `job ID` or `job cancel ID`)")
             }
         },
-        Command::Resume => jobs::resume(&ctx).await,
-        Command::Inventory { endpoint } => inventory::inventory(&ctx, endpoint.as_deref()).await,
-        Command::Reconcile => inventory::reconcile(&ctx).await,
-        Command::Endpoint(command) => endpoints::run(&ctx, command),
-        Command::Adapters => endpoints::adapters(&ctx),
+        Command::Resume => jobs::resume(&conn).await,
+        Command::Inventory {
+            endpoint,
+            refresh: false,
+        } => inventory::inventory(&conn, endpoint.as_deref()).await,
+        Command::Inventory {
+            endpoint,
+            refresh: true,
+        } => inventory::refresh(&conn, endpoint.as_deref()).await,
+        Command::Reconcile => inventory::reconcile(&conn).await,
+        Command::Endpoint(command) => endpoints::run(&conn, command).await,
+        Command::Adapters => endpoints::adapters(&conn).await,
         Command::Copy {
             vm,
             point,
             proxy_host,
-        } => copies::copy(&ctx, &vm, point.as_deref(), &proxy_host).await,
-        Command::Copies { vm } => copies::copies(&ctx, &vm),
+        } => copies::copy(&conn, &vm, point.as_deref(), &proxy_host, json_output).await,
+        Command::Copies { vm } => copies::copies(&conn, &vm).await,
         Command::Restore {
             vm,
             point,
@@ -158,38 +160,45 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             array,
             device,
         } => match (device, host) {
-            (Some(mount), _) => copies::restore_device(&ctx, &vm, &point, &mount).await,
+            (Some(mount), _) => {
+                copies::restore_device(&conn, &vm, &point, &mount, json_output).await
+            }
             (None, Some(host)) => {
                 copies::restore(
-                    &ctx,
+                    &conn,
                     &vm,
                     &point,
                     &host,
                     as_name.as_deref(),
                     array.as_deref(),
+                    json_output,
                 )
                 .await
             }
             (None, None) => anyhow::bail!("restore needs --host HOST (or --device MOUNT)"),
         },
-        Command::Verify { point, all } => copies::verify(&ctx, point.as_deref(), all),
+        Command::Verify { point, all } => copies::verify(&conn, point.as_deref(), all).await,
         Command::Expire {
             keep_snapshots,
             keep_copies,
             keep_days,
             dry_run,
         } => {
-            let policy = crate::engine::retention::Policy {
-                keep_snapshots,
-                keep_copies,
-                keep_days,
-            };
-            copies::expire(&ctx, policy, dry_run).await
+            if keep_snapshots.is_none() && keep_copies.is_none() && keep_days.is_none() {
+                anyhow::bail!(
+                    "say what to keep: --keep-snapshots N, --keep-copies N and/or --keep-days D"
+                );
+            }
+            let policy = json!({
+                "keep_snapshots": keep_snapshots, "keep_copies": keep_copies,
+                "keep_days": keep_days, "dry_run": dry_run,
+            });
+            copies::expire(&conn, policy).await
         }
-        Command::Gc => copies::gc(&ctx),
+        Command::Gc => copies::gc(&conn).await,
         Command::Token(args::TokenCommand::Create { role, name }) => {
-            tokens::create(&ctx, &role, name)
+            tokens::create(&conn, &role, name).await
         }
-        Command::Token(args::TokenCommand::List) => tokens::list(&ctx),
+        Command::Token(args::TokenCommand::List) => tokens::list_tokens(&conn).await,
     }
 }

@@ -1,11 +1,13 @@
 //! `tidemark serve`: loads the configuration (before touching the data directory, so a bad
-//! file fails fast and `--print-config` needs none), opens the data directory and runs the
-//! API until a signal. No terminal progress bar: jobs report progress to event streams.
+//! file fails fast and `--print-config` needs none), claims and opens the data directory
+//! and runs the API until a signal.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::{Context, Outcome, default_data_dir, endpoints};
+use serde_json::json;
+
+use super::{Outcome, default_data_dir};
 use crate::api::ServeConfig;
 
 /// Runs (or with `print_config` only shows the configuration of) the API server.
@@ -27,15 +29,9 @@ pub async fn run(
             config.to_toml()?,
         ));
     }
-    let mut ctx = Context::open(&default_data_dir(data_dir)?).await?;
-    if let Err(e) = ctx.attach_copy_store(false) {
-        tracing::debug!("serving without a copy store: {e:#}");
-    }
-    let adapters = endpoints::adapters(&ctx)?.json;
-    let names = (ctx.hypervisors(), ctx.arrays());
-    crate::api::serve(ctx.engine, adapters, names, &config).await?;
-    Ok(Outcome::ok(
-        serde_json::json!({ "stopped": true }),
-        "stopped",
-    ))
+    let data_dir = default_data_dir(data_dir)?;
+    let claim = crate::data_dir::ownership::claim_for_server(&data_dir)?;
+    let context = crate::data_dir::Context::open(&data_dir).await?;
+    crate::api::serve(context, claim, &config).await?;
+    Ok(Outcome::ok(json!({ "stopped": true }), "stopped"))
 }

@@ -1,7 +1,7 @@
 //! Plain-text tables, and the tracking table of the design: VM | device | mapped LUN |
 //! mount point | snapshot ref | copy ref.
 
-use crate::catalog::Catalog;
+use serde_json::Value;
 
 /// Renders rows under a header with columns padded to fit.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -26,31 +26,40 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-/// The tracking table for one VM: one row per device per recovery point.
-pub fn tracking(catalog: &Catalog, vm: &str) -> anyhow::Result<String> {
+/// The tracking table for one VM from its points as the API lists them: one row per device
+/// per recovery point.
+pub fn tracking(vm: &str, points: &Value) -> String {
+    let text = |v: &Value| super::text_of(v);
     let mut rows = Vec::new();
-    for point in catalog.points(vm)? {
-        for s in &point.snapshots {
+    for point in points.as_array().into_iter().flatten() {
+        for s in point["snapshots"].as_array().into_iter().flatten() {
+            let copy = point["copies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["device_ref"] == s["device_ref"]);
             rows.push(vec![
                 vm.to_string(),
-                point.id.clone(),
-                s.device_kind.clone(),
-                s.wwn
-                    .as_ref()
-                    .map(|w| format!("{w} ({})", s.mode.clone().unwrap_or_default()))
-                    .unwrap_or_else(|| "-".into()),
-                s.mount_point.clone(),
-                match s.expired_at {
-                    None => format!("{}:{}", s.endpoint, s.snapshot),
-                    Some(_) => format!("(expired) {}", s.snapshot),
+                text(&point["id"]),
+                text(&s["device_kind"]),
+                match s["wwn"].as_str() {
+                    Some(w) => format!("{w} ({})", text(&s["mode"])),
+                    None => "-".into(),
                 },
-                point
-                    .copy_of(&s.device_ref)
-                    .map_or_else(|| "-".into(), |c| format!("{}:{}", c.store, c.copy)),
+                text(&s["mount_point"]),
+                if s["expired_at"].is_null() {
+                    format!("{}:{}", text(&s["endpoint"]), text(&s["snapshot"]))
+                } else {
+                    format!("(expired) {}", text(&s["snapshot"]))
+                },
+                copy.map_or_else(
+                    || "-".into(),
+                    |c| format!("{}:{}", text(&c["store"]), text(&c["copy"])),
+                ),
             ]);
         }
     }
-    Ok(render(
+    render(
         &[
             "VM",
             "POINT",
@@ -61,5 +70,5 @@ pub fn tracking(catalog: &Catalog, vm: &str) -> anyhow::Result<String> {
             "COPY REF",
         ],
         &rows,
-    ))
+    )
 }

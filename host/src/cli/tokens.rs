@@ -2,37 +2,43 @@
 
 use serde_json::json;
 
+use super::connect::Connection;
+use super::jobs::list;
 use super::table::render;
-use super::{Context, Outcome};
-use crate::api::auth::new_token;
+use super::{Outcome, text_of};
 
 /// Creates a token; the only time it is ever shown.
-pub fn create(ctx: &Context, role: &str, name: Option<String>) -> anyhow::Result<Outcome> {
-    let (token, hash) = new_token()?;
-    let name = name.unwrap_or_else(|| format!("{role}-{}", &hash[..8]));
-    crate::names::check_name("token", &name).map_err(anyhow::Error::msg)?;
-    ctx.catalog.add_token(&name, role, &hash)?;
-    Ok(Outcome::ok(
-        json!({ "name": name, "role": role, "token": token }),
-        format!("token {name} ({role}); shown once, keep it safe:\n{token}"),
-    ))
+pub async fn create(
+    conn: &Connection,
+    role: &str,
+    name: Option<String>,
+) -> anyhow::Result<Outcome> {
+    let answer = conn
+        .api
+        .post("/v1/tokens", json!({ "role": role, "name": name }))
+        .await?;
+    let text = format!(
+        "token {} ({role}); shown once, keep it safe:\n{}",
+        text_of(&answer["name"]),
+        text_of(&answer["token"])
+    );
+    Ok(Outcome::ok(answer, text))
 }
 
 /// Lists tokens without secrets.
-pub fn list(ctx: &Context) -> anyhow::Result<Outcome> {
-    let tokens = ctx.catalog.tokens()?;
-    let rows: Vec<Vec<String>> = tokens
-        .iter()
+pub async fn list_tokens(conn: &Connection) -> anyhow::Result<Outcome> {
+    let tokens = conn.api.get("/v1/tokens").await?;
+    let rows: Vec<Vec<String>> = list(&tokens)
         .map(|t| {
             vec![
-                t.name.clone(),
-                t.role.clone(),
-                crate::catalog::format_time(t.created_at),
+                text_of(&t["name"]),
+                text_of(&t["role"]),
+                text_of(&t["created_at"]),
             ]
         })
         .collect();
     Ok(Outcome::ok(
-        serde_json::to_value(&tokens)?,
+        tokens,
         render(&["TOKEN", "ROLE", "CREATED"], &rows),
     ))
 }

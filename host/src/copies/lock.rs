@@ -55,7 +55,7 @@ impl std::fmt::Debug for LockGuard {
 
 /// Takes an flock on `name` inside `dir`. Each call opens its own file description, so two
 /// sessions in one process lock independently (as two processes would).
-pub(crate) fn flock_file(
+pub fn flock_file(
     dir: &Dir,
     name: &str,
     mode: LockMode,

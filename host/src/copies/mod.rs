@@ -47,7 +47,7 @@ pub use chunk::ChunkId;
 pub use config::STORE_VERSION;
 pub use error::{CopyStoreError, ObjectRef, Result};
 pub use gc::GcReport;
-pub use lock::{LockGuard, LockMode, LockWait};
+pub use lock::{LockGuard, LockMode, LockWait, flock_file};
 pub use manifest::{
     ChunkEntry, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Manifest, ManifestStats, check_chunk_size,
     check_manifest_id,

@@ -4,6 +4,8 @@
 //!   recorded (as `kill -9` would, but at a known point).
 //! - `TIDEMARK_FAIL_STEP=N` makes the Nth step of a job fail with an injected error instead
 //!   of running.
+//! - `TIDEMARK_STEP_DELAY_MS=N` waits N milliseconds before each new step, so tests can act
+//!   on a job while it runs (cancel it, detach from it).
 //!
 //! Neither is meant for production use; both are read once when the engine starts.
 
@@ -14,6 +16,8 @@ pub struct TestHooks {
     pub crash_after_step: Option<u32>,
     /// Fail this step.
     pub fail_step: Option<u32>,
+    /// Wait this long before each new step.
+    pub step_delay: Option<std::time::Duration>,
 }
 
 impl TestHooks {
@@ -28,7 +32,7 @@ impl TestHooks {
                     .filter(|n| *n >= 1)
                     .map(Some)
                     .ok_or_else(|| {
-                        anyhow::anyhow!("{name} must be a step number >= 1, not '{raw}'")
+                        anyhow::anyhow!("{name} must be a whole number >= 1, not '{raw}'")
                     }),
                 Err(_) => Ok(None),
             }
@@ -36,6 +40,8 @@ impl TestHooks {
         Ok(Self {
             crash_after_step: read("TIDEMARK_CRASH_AFTER_STEP")?,
             fail_step: read("TIDEMARK_FAIL_STEP")?,
+            step_delay: read("TIDEMARK_STEP_DELAY_MS")?
+                .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
         })
     }
 }

@@ -136,6 +136,9 @@ impl JobCtx {
                 });
             }
         }
+        if let Some(delay) = self.hooks.step_delay {
+            tokio::time::sleep(delay).await;
+        }
         if self.catalog.cancel_requested(&self.job_id)? {
             bail!(
                 "job {} was cancelled before step {seq} ({name})",

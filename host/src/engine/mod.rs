@@ -42,8 +42,9 @@ pub const DEFAULT_PROXY_HOST: &str = "proxy-1";
 pub struct Engine {
     pub catalog: Arc<Catalog>,
     pub endpoints: Arc<dyn Endpoints>,
-    /// The copy store, when the command needs one (copy, restore, resume of those).
-    pub copies: Option<Arc<CopyStore>>,
+    /// The copy store, once opened (copy and restore jobs need it; it is made on first use,
+    /// so it can be set after the engine is shared).
+    pub copies: std::sync::OnceLock<Arc<CopyStore>>,
     progress: Arc<dyn Progress>,
     /// Running jobs' progress, by job id, for whoever watches (the API's event streams).
     progress_hub: Arc<ProgressHub>,
@@ -118,16 +119,17 @@ impl Engine {
         Ok(Self {
             catalog,
             endpoints,
-            copies: None,
+            copies: std::sync::OnceLock::new(),
             progress: progress::silent(),
             progress_hub: Arc::default(),
             hooks: TestHooks::from_env()?,
         })
     }
 
-    /// Gives the engine the copy store (copy and restore jobs need it).
-    pub fn set_copy_store(&mut self, store: Arc<CopyStore>) {
-        self.copies = Some(store);
+    /// Gives the engine the copy store (copy and restore jobs need it); the first one given
+    /// stays.
+    pub fn set_copy_store(&self, store: Arc<CopyStore>) {
+        let _ = self.copies.set(store);
     }
 
     /// Reports every job's long steps' progress to `progress` too (the CLI's terminal bar).
@@ -146,7 +148,7 @@ impl Engine {
 
     fn copy_store(&self) -> anyhow::Result<&Arc<CopyStore>> {
         self.copies
-            .as_ref()
+            .get()
             .ok_or_else(|| anyhow!("the copy store is not open"))
     }
 
@@ -441,7 +443,7 @@ impl Engine {
             job_id,
             self.hooks,
         )?
-        .with_copies(self.copies.clone(), progress.clone());
+        .with_copies(self.copies.get().cloned(), progress.clone());
         let outcome = match &workflow {
             Workflow::Snapshot { vm } => snapshot::run(&mut ctx, vm).await,
             Workflow::Revert { vm, point } => revert::run(&mut ctx, vm, point).await,
@@ -469,7 +471,7 @@ impl Engine {
                 undo::compensate(
                     &self.catalog,
                     &self.endpoints,
-                    self.copies.as_deref(),
+                    self.copies.get().map(Arc::as_ref),
                     job_id,
                 )
                 .await?;
@@ -494,8 +496,13 @@ impl Engine {
             let record = match job.state {
                 JobState::Compensating => {
                     self.check_store_for(&job)?;
-                    undo::compensate(&self.catalog, &self.endpoints, self.copies.as_deref(), &id)
-                        .await?;
+                    undo::compensate(
+                        &self.catalog,
+                        &self.endpoints,
+                        self.copies.get().map(Arc::as_ref),
+                        &id,
+                    )
+                    .await?;
                     self.job(&id)?
                 }
                 _ => {
@@ -516,7 +523,7 @@ impl Engine {
                             undo::compensate(
                                 &self.catalog,
                                 &self.endpoints,
-                                self.copies.as_deref(),
+                                self.copies.get().map(Arc::as_ref),
                                 &id,
                             )
                             .await?;
@@ -534,7 +541,7 @@ impl Engine {
     /// rather than fail it halfway.
     fn check_store_for(&self, job: &JobRecord) -> anyhow::Result<()> {
         if matches!(job.kind.as_str(), "copy" | "restore" | "restore-device")
-            && self.copies.is_none()
+            && self.copies.get().is_none()
         {
             bail!(
                 "cannot resume {} job {}: the copy store could not be opened (set TIDEMARK_COPY_PASSPHRASE if it uses one)",

@@ -1,7 +1,7 @@
 //! Opens endpoints by name for the engine: a fresh session per request.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::{anyhow, bail};
 use async_trait::async_trait;
@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use super::{AdapterKind, EndpointSpec, Runtime};
 use crate::engine::ports::{Endpoints, Hypervisor, StorageArray};
 
-/// The configured endpoints over a runtime.
+/// The configured endpoints over a runtime. Endpoints can be added and removed while the
+/// server runs; a session already open keeps the spec it was opened with.
 pub struct Connector {
     runtime: Arc<Runtime>,
-    endpoints: BTreeMap<String, Arc<EndpointSpec>>,
+    endpoints: RwLock<BTreeMap<String, Arc<EndpointSpec>>>,
 }
 
 impl Connector {
@@ -22,18 +23,47 @@ impl Connector {
             .into_iter()
             .map(|e| (e.name.clone(), Arc::new(e)))
             .collect();
-        Self { runtime, endpoints }
+        Self {
+            runtime,
+            endpoints: RwLock::new(endpoints),
+        }
+    }
+
+    /// The endpoint map (a poisoned lock still holds a consistent map: writers only insert
+    /// or remove whole entries).
+    fn map(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<EndpointSpec>>> {
+        self.endpoints.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes a newly configured endpoint usable (or replaces one of the same name).
+    pub fn add(&self, spec: EndpointSpec) {
+        self.endpoints
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(spec.name.clone(), Arc::new(spec));
+    }
+
+    /// Forgets a removed endpoint; whether it was known.
+    pub fn remove(&self, name: &str) -> bool {
+        self.endpoints
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .is_some()
+    }
+
+    /// The kind of an endpoint's adapter, if the endpoint and its adapter are known.
+    pub fn kind_of(&self, name: &str) -> Option<AdapterKind> {
+        let adapter = self.map().get(name)?.adapter.clone();
+        self.runtime.adapter(&adapter).ok().map(|a| a.kind)
     }
 
     fn spec(&self, name: &str, kind: AdapterKind) -> anyhow::Result<Arc<EndpointSpec>> {
-        let spec = self.endpoints.get(name).ok_or_else(|| {
+        let endpoints = self.map();
+        let spec = endpoints.get(name).cloned().ok_or_else(|| {
             anyhow!(
                 "unknown endpoint '{name}' (configured: {})",
-                self.endpoints
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                endpoints.keys().cloned().collect::<Vec<_>>().join(", ")
             )
         })?;
         let adapter = self.runtime.adapter(&spec.adapter)?;
@@ -43,12 +73,12 @@ impl Connector {
                 adapter.kind
             );
         }
-        Ok(spec.clone())
+        Ok(spec)
     }
 
     /// Names of endpoints of a kind.
     pub fn names_of(&self, kind: AdapterKind) -> Vec<String> {
-        self.endpoints
+        self.map()
             .values()
             .filter(|e| {
                 self.runtime

@@ -1,8 +1,11 @@
-//! Opens a data directory: catalog, adapter runtime, configured endpoints, engine.
+//! Opens a data directory: catalog, adapter runtime, configured endpoints, engine. Who may
+//! open it for writing is settled first by [`ownership`].
 //!
 //! Layout: `catalog.sqlite`, `adapters/*.wasm` (external adapters), `endpoints/<name>/`
 //! (each endpoint's private data, the only directory its sandbox sees), `cache/` (compiled
 //! adapters). The host reaches them through a cap-std `Dir` rooted at the data directory.
+
+pub mod ownership;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +33,10 @@ pub struct Context {
     pub catalog: Arc<Catalog>,
     pub runtime: Arc<Runtime>,
     pub connector: Arc<Connector>,
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
+    /// One opening (or creation) of the copy store at a time: two concurrent first copies
+    /// must not both make a key.
+    store_opening: std::sync::Mutex<()>,
 }
 
 impl Context {
@@ -62,7 +68,7 @@ impl Context {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let connector = Arc::new(Connector::new(runtime.clone(), specs));
         let endpoints: Arc<dyn Endpoints> = connector.clone();
-        let engine = Engine::new(catalog.clone(), endpoints)?;
+        let engine = Arc::new(Engine::new(catalog.clone(), endpoints)?);
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             root,
@@ -70,12 +76,18 @@ impl Context {
             runtime,
             connector,
             engine,
+            store_opening: std::sync::Mutex::new(()),
         })
     }
 
     /// Opens the copy store under `copies/` for the engine; with `create`, makes it (and its
-    /// key) on first use. A passphrase comes from `TIDEMARK_COPY_PASSPHRASE`.
-    pub fn attach_copy_store(&mut self, create: bool) -> anyhow::Result<()> {
+    /// key) on first use. A passphrase comes from `TIDEMARK_COPY_PASSPHRASE`. Once open, the
+    /// store stays open for the engine's life.
+    pub fn attach_copy_store(&self, create: bool) -> anyhow::Result<()> {
+        let _one_at_a_time = self.store_opening.lock().unwrap_or_else(|p| p.into_inner());
+        if self.engine.copies.get().is_some() {
+            return Ok(());
+        }
         let passphrase = std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty());
         let location = self.data_dir.join(COPIES_DIR);
         self.root

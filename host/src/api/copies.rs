@@ -1,0 +1,235 @@
+//! Copies and their upkeep: `GET /v1/vms/{name}/copies`, `POST /v1/copies/verify`,
+//! `POST /v1/copies/expire`, `POST /v1/copies/gc`, and `POST /v1/jobs/resume`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::catalog::{CopyRefRecord, format_time};
+use crate::copies::CopyStore;
+use crate::engine::retention::{self, Policy};
+
+type ApiResult = Result<Response, ApiError>;
+
+fn json_ok(value: impl serde::Serialize) -> ApiResult {
+    Ok(
+        Json(serde_json::to_value(value).map_err(|e| ApiError::internal(e.into()))?)
+            .into_response(),
+    )
+}
+
+/// The copy store, opened (or, with `create`, made) on first use.
+pub fn copy_store(state: &ApiState, create: bool) -> Result<Arc<CopyStore>, ApiError> {
+    state
+        .data
+        .attach_copy_store(create)
+        .map_err(ApiError::refused)?;
+    state
+        .engine
+        .copies
+        .get()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the copy store did not open")))
+}
+
+/// `GET /v1/vms/{name}/copies`: points that have copies, with sizes and stored bytes.
+pub async fn vm_copies(
+    State(state): State<Arc<ApiState>>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(vm) = name?;
+    if state.catalog.vm(&vm).map_err(ApiError::internal)?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "unknown VM '{vm}' (see `tidemark vm list`)"
+        )));
+    }
+    let points = state.catalog.points(&vm).map_err(ApiError::internal)?;
+    let docs: Vec<Value> = points
+        .into_iter()
+        .filter(|p| !p.copies.is_empty())
+        .map(|point| {
+            json!({
+                "recovery_point": point.id,
+                "created_at": format_time(point.created_at),
+                "size": point.copies.iter().map(|c| c.size).sum::<u64>(),
+                "bytes_stored": point.copies.iter().map(|c| c.bytes_stored).sum::<u64>(),
+                "stored_total": point.copies.iter().map(|c| c.stored_total).sum::<u64>(),
+                "snapshots_present": point.snapshots_present(),
+                "copies": point.copies,
+            })
+        })
+        .collect();
+    json_ok(docs)
+}
+
+/// Body of `POST /v1/copies/verify`: a recovery point, or `all`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    point: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// `POST /v1/copies/verify`: re-reads, decrypts and re-hashes every chunk of the copies.
+/// 200 with `ok: false` and each damaged copy and chunk named when something is damaged.
+pub async fn verify(
+    State(state): State<Arc<ApiState>>,
+    body: Result<Json<VerifyRequest>, JsonRejection>,
+) -> ApiResult {
+    let Json(request) = body?;
+    let refs: Vec<(String, CopyRefRecord)> = match (&request.point, request.all) {
+        (Some(_), true) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "give a recovery point or all, not both",
+            ));
+        }
+        (Some(id), false) => {
+            let p = state
+                .catalog
+                .point(id)
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| ApiError::not_found(format!("unknown recovery point '{id}'")))?;
+            if p.copies.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    format!("recovery point {id} has no copies to verify"),
+                ));
+            }
+            p.copies.into_iter().map(|c| (p.id.clone(), c)).collect()
+        }
+        (None, true) => state.catalog.all_copy_refs().map_err(ApiError::internal)?,
+        (None, false) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "say which copies to verify: a recovery point, or all",
+            ));
+        }
+    };
+    let store = copy_store(&state, false)?;
+    let ids: Vec<String> = refs.iter().map(|(_, c)| c.copy.clone()).collect();
+    let report = tokio::task::spawn_blocking(move || store.verify(&ids))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))?;
+    let mut checked = Vec::new();
+    let mut damaged = Vec::new();
+    for m in &report.manifests {
+        let (point_id, device_ref) = refs
+            .iter()
+            .find(|(_, c)| c.copy == m.id)
+            .map(|(p, c)| (p.clone(), c.device_ref.clone()))
+            .unwrap_or_default();
+        checked.push(json!({
+            "copy": m.id, "recovery_point": point_id, "device_ref": device_ref, "ok": m.ok,
+        }));
+        if !m.ok {
+            damaged.push(json!({
+                "copy": m.id,
+                "recovery_point": point_id,
+                "device_ref": device_ref,
+                "error": m.error,
+                "damaged_chunks": m.damaged_chunks.iter().map(|c| json!({
+                    "index": c.index, "chunk": c.chunk, "reason": c.reason,
+                })).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    json_ok(json!({
+        "ok": damaged.is_empty(),
+        "copies": report.manifests.len(),
+        "chunks_checked": report.chunks_checked,
+        "checked": checked,
+        "damaged": damaged,
+    }))
+}
+
+/// Body of `POST /v1/copies/expire`: what to keep (at least one), and whether to only say.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpireRequest {
+    keep_snapshots: Option<usize>,
+    keep_copies: Option<usize>,
+    keep_days: Option<u64>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /v1/copies/expire`: deletes snapshots and copies beyond what the policy keeps.
+pub async fn expire(
+    State(state): State<Arc<ApiState>>,
+    body: Result<Json<ExpireRequest>, JsonRejection>,
+) -> ApiResult {
+    let Json(request) = body?;
+    let policy = Policy {
+        keep_snapshots: request.keep_snapshots,
+        keep_copies: request.keep_copies,
+        keep_days: request.keep_days,
+    };
+    if policy.keep_snapshots.is_none() && policy.keep_copies.is_none() && policy.keep_days.is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "say what to keep: keep_snapshots, keep_copies and/or keep_days",
+        ));
+    }
+    let store = if policy.keep_copies.is_some() || policy.keep_days.is_some() {
+        Some(copy_store(&state, false)?)
+    } else {
+        None
+    };
+    let report = retention::expire(
+        &state.catalog,
+        state.data.connector.as_ref(),
+        store.as_deref(),
+        policy,
+        request.dry_run,
+    )
+    .await
+    .map_err(ApiError::refused)?;
+    json_ok(report)
+}
+
+/// `POST /v1/copies/gc`: frees chunks no copy references (safe while copies run).
+pub async fn gc(State(state): State<Arc<ApiState>>) -> ApiResult {
+    let store = copy_store(&state, false)?;
+    let catalog = state.catalog.clone();
+    let report = tokio::task::spawn_blocking(move || retention::gc(&catalog, &store))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))?
+        .map_err(ApiError::internal)?;
+    json_ok(report)
+}
+
+/// `POST /v1/jobs/resume`: continues every unfinished job, or finishes compensating it.
+/// A serving process did that when it started, so there it is a conflict.
+pub async fn resume(State(state): State<Arc<ApiState>>) -> ApiResult {
+    if state.resumes_at_start {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "this server resumed every unfinished job when it started (see GET /v1/jobs?state=running)",
+        ));
+    }
+    if let Err(e) = state.data.attach_copy_store(false) {
+        tracing::debug!("resuming without a copy store: {e:#}");
+    }
+    let jobs = state.engine.resume().await.map_err(ApiError::internal)?;
+    let docs: Vec<Value> = jobs
+        .iter()
+        .map(|j| json!({ "id": j.id, "kind": j.kind, "state": j.state, "error": j.error }))
+        .collect();
+    json_ok(json!({ "resumed": docs }))
+}
