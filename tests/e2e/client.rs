@@ -32,6 +32,19 @@ fn commands_go_through_the_server_that_owns_the_data_directory() {
         .count();
     assert_eq!(local_job_starts, 2, "{audit}");
     assert_eq!(lab.ok(&["job", &job])["state"], "succeeded");
+    // The served VM list is cached, and a write (a VM made while served) shows at once.
+    let names = || -> Vec<String> {
+        let (_, vms) = http(&server, "GET", "/v1/vms", Some(&admin), None, &[]);
+        vms.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(), ["app"]);
+    assert_eq!(names(), ["app"]);
+    lab.create_vm("db");
+    assert_eq!(names(), ["app", "db"]);
     // A second server on the same data directory is refused, naming the first.
     let second = lab.run(&["serve", "--listen", "127.0.0.1:0"]);
     assert!(!second.status.success());

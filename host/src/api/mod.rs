@@ -5,6 +5,7 @@
 //! HTTPS anywhere ([`config`], [`tls`]).
 
 pub mod auth;
+mod cache;
 pub mod config;
 mod copies;
 mod endpoints;
@@ -47,6 +48,8 @@ pub struct ApiState {
     pub resumes_at_start: bool,
     /// Request bodies larger than this are refused (413).
     pub body_limit: usize,
+    /// Serialized answers of the busiest reads.
+    pub cache: cache::ResponseCache,
 }
 
 impl ApiState {
@@ -59,6 +62,7 @@ impl ApiState {
             data,
             ready: AtomicBool::new(!resumes_at_start),
             resumes_at_start,
+            cache: cache::ResponseCache::default(),
             submit_lock: tokio::sync::Mutex::new(()),
             tokens: auth::TokenCache::new(config.token_cache_ttl()),
             body_limit: config.body_limit,

@@ -16,9 +16,11 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::auth::Principal;
+use super::cache::json_bytes;
 use super::error::ApiError;
 use crate::catalog::JobState;
 use crate::engine::JobRequest;
+use axum::body::Bytes;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -47,9 +49,16 @@ pub async fn readyz(State(state): State<Arc<ApiState>>) -> ApiResult {
     }
 }
 
-/// `GET /v1/vms`.
+/// `GET /v1/vms` (kept serialized until the catalog is written again).
 pub async fn vms(State(state): State<Arc<ApiState>>) -> ApiResult {
-    ok(state.catalog.vms().map_err(ApiError::internal)?)
+    let generation = state.catalog.generation();
+    if let Some(bytes) = state.cache.vms(generation) {
+        return Ok(json_bytes(bytes));
+    }
+    let vms = state.catalog.vms().map_err(ApiError::internal)?;
+    let bytes = Bytes::from(serde_json::to_vec(&vms).map_err(|e| ApiError::internal(e.into()))?);
+    state.cache.keep_vms(generation, bytes.clone());
+    Ok(json_bytes(bytes))
 }
 
 /// `GET /v1/vms/{name}`.
@@ -165,10 +174,18 @@ pub async fn job(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let Path(id) = id?;
-    match state.catalog.job(&id).map_err(ApiError::internal)? {
-        Some(job) => ok(job),
-        None => Err(ApiError::not_found(format!("unknown job '{id}'"))),
+    if let Some(bytes) = state.cache.job(&id) {
+        return Ok(json_bytes(bytes));
     }
+    let Some(job) = state.catalog.job(&id).map_err(ApiError::internal)? else {
+        return Err(ApiError::not_found(format!("unknown job '{id}'")));
+    };
+    let bytes = Bytes::from(serde_json::to_vec(&job).map_err(|e| ApiError::internal(e.into()))?);
+    // A finished job never changes again.
+    if !job.state.is_unfinished() {
+        state.cache.keep_job(&id, bytes.clone());
+    }
+    Ok(json_bytes(bytes))
 }
 
 /// `POST /v1/jobs`: starts a workflow in the background; 202 with the job id. With an

@@ -43,7 +43,7 @@ impl Catalog {
     /// The token with this hash: (name, role).
     pub fn token_by_hash(&self, hash: &str) -> anyhow::Result<Option<(String, String)>> {
         Ok(self
-            .conn()
+            .read()
             .prepare_cached("SELECT name, role FROM api_tokens WHERE hash = ?1")?
             .query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
@@ -51,7 +51,7 @@ impl Catalog {
 
     /// Every token, without secrets.
     pub fn tokens(&self) -> anyhow::Result<Vec<TokenRecord>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt =
             conn.prepare_cached("SELECT name, role, created_at FROM api_tokens ORDER BY name")?;
         let rows = stmt.query_map([], |r| {
@@ -75,7 +75,7 @@ impl Catalog {
 
     /// The newest audit entries first.
     pub fn audit_log(&self, limit: u32) -> anyhow::Result<Vec<AuditRecord>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT id, at, who, method, path, status FROM audit_log ORDER BY id DESC LIMIT ?1",
         )?;
@@ -147,7 +147,7 @@ impl Catalog {
 
     /// Jobs per state, for `/metrics`.
     pub fn job_counts(&self) -> anyhow::Result<Vec<(String, u64)>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt =
             conn.prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
@@ -156,7 +156,7 @@ impl Catalog {
 
     /// Finished steps per name: (name, count, total seconds), for `/metrics`.
     pub fn step_durations(&self) -> anyhow::Result<Vec<(String, u64, f64)>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT name, COUNT(*), SUM(ended_at - started_at) FROM job_steps
              WHERE ended_at IS NOT NULL GROUP BY name ORDER BY name",

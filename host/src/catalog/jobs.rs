@@ -53,7 +53,7 @@ impl Catalog {
 
     /// A job with its steps.
     pub fn job(&self, id: &str) -> anyhow::Result<Option<JobRecord>> {
-        let conn = self.conn();
+        let conn = self.read();
         let job = conn
             .prepare_cached(
                 "SELECT id, kind, state, vm_name, params, result, error, created_at, updated_at FROM jobs WHERE id = ?1",
@@ -99,7 +99,7 @@ impl Catalog {
 
     /// Job ids, newest first; only unfinished ones when asked.
     pub fn job_ids(&self, unfinished_only: bool) -> anyhow::Result<Vec<String>> {
-        let conn = self.conn();
+        let conn = self.read();
         let sql = if unfinished_only {
             "SELECT id FROM jobs WHERE state IN ('running', 'compensating') ORDER BY created_at, rowid"
         } else {

@@ -23,9 +23,46 @@ pub use records::*;
 /// The catalog file name inside the data directory.
 pub const CATALOG_FILE: &str = "catalog.sqlite";
 
+/// Read-only connections beside the writer: WAL lets them read while it writes, so busy
+/// API reads do not queue behind one lock.
+const READERS: usize = 3;
+
 /// A handle on the catalog; cheap to share behind an `Arc`.
 pub struct Catalog {
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
+    /// Counts uses of the writer, bumped after each is over: a cached answer computed while
+    /// this number stayed the same saw every committed write.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// The writer connection, held; bumps the catalog's generation once released.
+pub(crate) struct WriteGuard<'a> {
+    guard: Option<MutexGuard<'a, Connection>>,
+    generation: &'a std::sync::atomic::AtomicU64,
+}
+
+impl std::ops::Deref for WriteGuard<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // Release first: the bump must come after the write is committed and visible.
+        drop(self.guard.take());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Catalog {
@@ -41,15 +78,56 @@ impl Catalog {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::migrate(&mut conn)
             .with_context(|| format!("migrating the catalog {}", path.display()))?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .with_context(|| format!("opening the catalog {} to read", path.display()))?;
+                reader.busy_timeout(std::time::Duration::from_secs(10))?;
+                reader.set_prepared_statement_cache_capacity(64);
+                Ok(Mutex::new(reader))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
             conn: Mutex::new(conn),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+    /// A connection for a read outside any write transaction: a free reader if there is
+    /// one, else the next in turn. It sees every committed write.
+    pub(crate) fn read(&self) -> MutexGuard<'_, Connection> {
+        let start = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for i in 0..self.readers.len() {
+            if let Ok(guard) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return guard;
+            }
+        }
+        self.readers[start % self.readers.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn conn(&self) -> WriteGuard<'_> {
         // A panic while holding the lock cannot leave a half-written transaction (rusqlite
         // rolls back on drop), so a poisoned lock is safe to keep using.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        WriteGuard {
+            guard: Some(self.conn.lock().unwrap_or_else(|p| p.into_inner())),
+            generation: &self.generation,
+        }
+    }
+
+    /// Changes whenever the writer was used: read it before computing an answer to cache,
+    /// and the answer stays valid while it does not change (this process's writes only).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

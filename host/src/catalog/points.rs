@@ -71,7 +71,7 @@ impl Catalog {
 
     /// A recovery point by id.
     pub fn point(&self, id: &str) -> anyhow::Result<Option<PointRecord>> {
-        let conn = self.conn();
+        let conn = self.read();
         let point = conn
             .query_row(
                 "SELECT id, vm_name, created_at, job_id FROM recovery_points WHERE id = ?1",
@@ -109,7 +109,7 @@ impl Catalog {
     /// Every recovery point of a VM, oldest first.
     pub fn points(&self, vm_name: &str) -> anyhow::Result<Vec<PointRecord>> {
         let ids: Vec<String> = {
-            let conn = self.conn();
+            let conn = self.read();
             let mut stmt = conn.prepare_cached(
                 "SELECT id FROM recovery_points WHERE vm_name = ?1 ORDER BY created_at, rowid",
             )?;

@@ -86,7 +86,7 @@ impl Catalog {
 
     /// Every endpoint, by name.
     pub fn endpoints(&self) -> anyhow::Result<Vec<EndpointRecord>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT name, adapter, settings, created_at FROM endpoints ORDER BY name",
         )?;
@@ -152,7 +152,7 @@ impl Catalog {
 
     /// A VM by name.
     pub fn vm(&self, name: &str) -> anyhow::Result<Option<VmRecord>> {
-        let conn = self.conn();
+        let conn = self.read();
         let vm = conn
             .prepare_cached(&format!("SELECT {VM_COLUMNS} FROM vms WHERE name = ?1"))?
             .query_row(params![name], vm_row)
@@ -169,7 +169,7 @@ impl Catalog {
 
     /// Every VM, by name: two queries however many VMs there are.
     pub fn vms(&self) -> anyhow::Result<Vec<VmRecord>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut out: Vec<VmRecord> = conn
             .prepare_cached(&format!("SELECT {VM_COLUMNS} FROM vms ORDER BY name"))?
             .query_map([], vm_row)?
