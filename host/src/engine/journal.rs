@@ -13,7 +13,6 @@ use serde::de::DeserializeOwned;
 
 use super::hooks::TestHooks;
 use super::ports::{CallError, Endpoints};
-use super::progress::silent;
 use super::progress_hub::{JobProgress, ProgressHub};
 use super::undo::Undo;
 use crate::catalog::{Catalog, StepRecord, StepState};
@@ -78,11 +77,7 @@ impl JobCtx {
             catalog,
             endpoints,
             job_id: job_id.to_string(),
-            progress: Arc::new(JobProgress::new(
-                job_id,
-                Arc::new(ProgressHub::default()),
-                silent(),
-            )),
+            progress: Arc::new(JobProgress::new(job_id, Arc::new(ProgressHub::default()))),
             copies: None,
             recorded,
             seq: 0,

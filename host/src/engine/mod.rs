@@ -31,7 +31,6 @@ use crate::copies::CopyStore;
 use hooks::TestHooks;
 use journal::JobCtx;
 use ports::Endpoints;
-use progress::Progress;
 use progress_hub::{JobProgress, ProgressHub, ProgressUpdate};
 use restore::RestoreTarget;
 
@@ -45,7 +44,6 @@ pub struct Engine {
     /// The copy store, once opened (copy and restore jobs need it; it is made on first use,
     /// so it can be set after the engine is shared).
     pub copies: std::sync::OnceLock<Arc<CopyStore>>,
-    progress: Arc<dyn Progress>,
     /// Running jobs' progress, by job id, for whoever watches (the API's event streams).
     progress_hub: Arc<ProgressHub>,
     hooks: TestHooks,
@@ -120,7 +118,6 @@ impl Engine {
             catalog,
             endpoints,
             copies: std::sync::OnceLock::new(),
-            progress: progress::silent(),
             progress_hub: Arc::default(),
             hooks: TestHooks::from_env()?,
         })
@@ -130,11 +127,6 @@ impl Engine {
     /// stays.
     pub fn set_copy_store(&self, store: Arc<CopyStore>) {
         let _ = self.copies.set(store);
-    }
-
-    /// Reports every job's long steps' progress to `progress` too (the CLI's terminal bar).
-    pub fn set_progress(&mut self, progress: Arc<dyn Progress>) {
-        self.progress = progress;
     }
 
     /// Receives the progress updates job `job_id` publishes from now on (throttled; see
@@ -432,18 +424,14 @@ impl Engine {
 
     /// Runs a job's workflow to its end (replaying recorded steps), compensating on failure.
     async fn drive(&self, job_id: &str, workflow: Workflow) -> anyhow::Result<JobRecord> {
-        let progress = Arc::new(JobProgress::new(
-            job_id,
-            self.progress_hub.clone(),
-            self.progress.clone(),
-        ));
+        let progress = Arc::new(JobProgress::new(job_id, self.progress_hub.clone()));
         let mut ctx = JobCtx::new(
             self.catalog.clone(),
             self.endpoints.clone(),
             job_id,
             self.hooks,
         )?
-        .with_copies(self.copies.get().cloned(), progress.clone());
+        .with_copies(self.copies.get().cloned(), progress);
         let outcome = match &workflow {
             Workflow::Snapshot { vm } => snapshot::run(&mut ctx, vm).await,
             Workflow::Revert { vm, point } => revert::run(&mut ctx, vm, point).await,
@@ -457,7 +445,6 @@ impl Engine {
                 restore::run_in_place(&mut ctx, vm, point, mount).await
             }
         };
-        progress.finish();
         match outcome {
             Ok(result) => {
                 self.catalog

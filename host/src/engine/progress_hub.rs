@@ -1,7 +1,6 @@
 //! Job-scoped progress. Each job being driven reports its long steps' bytes through a
-//! [`JobProgress`], which forwards to the process-wide sink (the CLI's terminal bar) and
-//! publishes throttled [`ProgressUpdate`]s on the [`ProgressHub`] under the job's id, where
-//! the API's event stream subscribes. Progress is ephemeral, never journalled: a subscriber
+//! [`JobProgress`], which publishes throttled [`ProgressUpdate`]s on the [`ProgressHub`]
+//! under the job's id, where the API's event stream subscribes. Progress is ephemeral, never journalled: a subscriber
 //! sees the updates published after it subscribed.
 
 use std::collections::HashMap;
@@ -87,17 +86,15 @@ struct State {
 pub struct JobProgress {
     job_id: String,
     hub: Arc<ProgressHub>,
-    sink: Arc<dyn Progress>,
     state: Mutex<State>,
 }
 
 impl JobProgress {
-    /// Progress of `job_id`, published on `hub` and forwarded to the process-wide `sink`.
-    pub fn new(job_id: &str, hub: Arc<ProgressHub>, sink: Arc<dyn Progress>) -> Self {
+    /// Progress of `job_id`, published on `hub`.
+    pub fn new(job_id: &str, hub: Arc<ProgressHub>) -> Self {
         Self {
             job_id: job_id.to_string(),
             hub,
-            sink,
             state: Mutex::new(State::default()),
         }
     }
@@ -155,7 +152,6 @@ impl JobProgress {
 
 impl Progress for JobProgress {
     fn start(&self, label: &str, total: u64) {
-        self.sink.start(label, total);
         let mut state = self.lock();
         state.label = label.to_string();
         state.total = total;
@@ -166,7 +162,6 @@ impl Progress for JobProgress {
     }
 
     fn advance(&self, bytes: u64) {
-        self.sink.advance(bytes);
         let mut state = self.lock();
         state.done = state.done.saturating_add(bytes).min(state.total);
         let complete = state.done >= state.total;
@@ -174,7 +169,6 @@ impl Progress for JobProgress {
     }
 
     fn finish(&self) {
-        self.sink.finish();
         let mut state = self.lock();
         // A piece that reached its total always ends with a `done == total` update; one that
         // stopped short (an error) says nothing more: its step's end tells.
@@ -188,7 +182,6 @@ impl Progress for JobProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::progress::silent;
 
     fn drain(rx: &mut broadcast::Receiver<ProgressUpdate>) -> Vec<ProgressUpdate> {
         std::iter::from_fn(|| rx.try_recv().ok()).collect()
@@ -198,7 +191,7 @@ mod tests {
     fn throttles_but_always_reports_the_start_and_the_completion() {
         let hub = Arc::new(ProgressHub::default());
         let mut rx = hub.subscribe("job-1");
-        let progress = JobProgress::new("job-1", hub.clone(), silent());
+        let progress = JobProgress::new("job-1", hub.clone());
         progress.enter_step(3, "copy-device C:");
         progress.start("copy C:", 1000);
         for _ in 0..9 {
@@ -224,7 +217,7 @@ mod tests {
     fn an_empty_piece_completes_once_and_a_failed_one_never() {
         let hub = Arc::new(ProgressHub::default());
         let mut rx = hub.subscribe("job-2");
-        let progress = JobProgress::new("job-2", hub.clone(), silent());
+        let progress = JobProgress::new("job-2", hub.clone());
         progress.enter_step(1, "copy-device D:");
         progress.start("copy D:", 0);
         progress.finish();
