@@ -8,6 +8,7 @@ pub mod contract;
 pub mod copies;
 pub mod data_dir;
 pub mod engine;
+pub mod logging;
 pub mod names;
 pub mod refusal;
 pub mod runtime;

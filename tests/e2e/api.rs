@@ -16,6 +16,31 @@ pub(crate) struct Server {
     pub(crate) addr: String,
 }
 
+impl Server {
+    /// Sends SIGTERM; returns how the server exited (it must within 10 s).
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -24,11 +49,17 @@ impl Drop for Server {
 }
 
 pub(crate) fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
+    serve_with(lab, &["--listen", "127.0.0.1:0"], env, "http")
+}
+
+/// `tidemark serve ARGS` on the lab; waits for its "serving on SCHEME://ADDR" line.
+pub(crate) fn serve_with(lab: &Lab, args: &[&str], env: &[(&str, String)], scheme: &str) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tidemark"));
     command
         .arg("--data-dir")
         .arg(lab.dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("serve")
+        .args(args)
         .env_remove("TIDEMARK_CRASH_AFTER_STEP")
         .env_remove("TIDEMARK_FAIL_STEP")
         .env_remove("TIDEMARK_STEP_DELAY_MS")
@@ -44,10 +75,10 @@ pub(crate) fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
     BufReader::new(child.stderr.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
+    let prefix = format!("tidemark serving on {scheme}://");
     let addr = line
         .trim()
-        .rsplit("http://")
-        .next()
+        .strip_prefix(&prefix)
         .unwrap_or_default()
         .to_string();
     assert!(
@@ -133,7 +164,12 @@ pub(crate) fn wait_job(server: &Server, token: &str, id: &str) -> Value {
     }
 }
 
-fn start(server: &Server, token: &str, request: Value, key: Option<&str>) -> (u16, Value) {
+pub(crate) fn start(
+    server: &Server,
+    token: &str,
+    request: Value,
+    key: Option<&str>,
+) -> (u16, Value) {
     let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
     http(
         server,
@@ -404,8 +440,13 @@ fn a_cancelled_job_compensates_and_metrics_count_it() {
     );
 }
 
-/// The ids of a job's event stream (read to its end), optionally resumed.
-fn event_ids(server: &Server, token: &str, job: &str, last: Option<&str>) -> Vec<String> {
+/// A job's event stream (read to its end), optionally resumed: (id, event, data) each.
+pub(crate) fn job_events(
+    server: &Server,
+    token: &str,
+    job: &str,
+    last: Option<&str>,
+) -> Vec<(String, String, Value)> {
     let mut stream = TcpStream::connect(&server.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -420,9 +461,30 @@ fn event_ids(server: &Server, token: &str, job: &str, last: Option<&str>) -> Vec
     stream.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("text/event-stream"), "{text}");
-    text.lines()
-        .filter_map(|l| l.strip_prefix("id: ").or_else(|| l.strip_prefix("id:")))
-        .map(|l| l.trim().to_string())
+    // Each event is one chunk that starts with its id line (other lines are chunk sizes).
+    let mut events: Vec<(String, String, Value)> = Vec::new();
+    for line in text.lines() {
+        let field = |name: &str| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+        };
+        if let Some(id) = field("id") {
+            events.push((id, String::new(), Value::Null));
+        } else if let (Some(kind), Some(last)) = (field("event"), events.last_mut()) {
+            last.1 = kind;
+        } else if let (Some(data), Some(last)) = (field("data"), events.last_mut()) {
+            last.2 = serde_json::from_str(&data).unwrap_or(Value::Null);
+        }
+    }
+    events
+}
+
+/// The ids of a job's event stream (read to its end), optionally resumed.
+fn event_ids(server: &Server, token: &str, job: &str, last: Option<&str>) -> Vec<String> {
+    job_events(server, token, job, last)
+        .into_iter()
+        .map(|(id, _, _)| id)
         .collect()
 }
 

@@ -7,4 +7,6 @@ mod client;
 mod copies;
 mod crash_resume;
 mod harness;
+mod progress_events;
 mod snapshot_revert;
+mod tls;

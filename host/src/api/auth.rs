@@ -145,23 +145,30 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
-/// How long a token found in the catalog is trusted without asking again.
-const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// The principal name of commands run on the server's own machine with the token it leaves
 /// in the data directory.
 pub const LOCAL_PRINCIPAL: &str = "local";
 
 /// Known tokens by hash, so a busy API does not query the catalog on every request.
-/// Only hits are cached, for a few seconds. The local token lives only in memory.
-#[derive(Default)]
+/// Only hits are cached, for `ttl` (the `token_cache_ttl_secs` setting). The local token
+/// lives only in memory.
 pub struct TokenCache {
+    ttl: std::time::Duration,
     known:
         std::sync::RwLock<std::collections::HashMap<String, (String, String, std::time::Instant)>>,
     local: std::sync::OnceLock<String>,
 }
 
 impl TokenCache {
+    /// A cache trusting a token found valid for `ttl` (zero: never cached).
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            known: Default::default(),
+            local: Default::default(),
+        }
+    }
+
     /// (name, role) of the token with this hash, from the cache or the catalog.
     pub fn lookup(
         &self,
@@ -179,7 +186,7 @@ impl TokenCache {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(hash)
-            && at.elapsed() < TOKEN_CACHE_TTL
+            && at.elapsed() < self.ttl
         {
             return Ok(Some((name.clone(), role.clone())));
         }

@@ -109,10 +109,11 @@ mod tests {
         data.catalog
             .add_token("ops", "operator", &hash)
             .expect("add token");
-        let mut state = crate::api::ApiState::new(Arc::new(data), false);
-        Arc::get_mut(&mut state)
-            .expect("not shared yet")
-            .max_running_jobs = 1;
+        let config = crate::api::config::ServeConfig {
+            max_running_jobs: 1,
+            ..Default::default()
+        };
+        let state = crate::api::ApiState::new(Arc::new(data), false, &config);
         let mut app = crate::api::router(state.clone());
 
         let held = state.running_jobs.try_start(1).expect("the only slot");

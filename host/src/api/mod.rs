@@ -1,11 +1,13 @@
 //! The HTTP admin API (axum): `tidemark serve`. JSON in and out under `/v1`, bearer-token
 //! authentication with roles on every request, an audit log of state changes, idempotent
 //! job starts. Jobs run in the background; their journals make them resumable, so a killed
-//! server resumes every unfinished job when it starts again.
+//! server resumes every unfinished job when it starts again. Plain HTTP on loopback, or
+//! HTTPS anywhere ([`config`], [`tls`]).
 
 pub mod auth;
 mod bodies;
 mod cache;
+pub mod config;
 mod copies;
 mod endpoints;
 mod error;
@@ -16,13 +18,13 @@ mod openapi;
 #[cfg(test)]
 mod route_walk;
 mod routes;
+pub mod tls;
 mod tokens;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router};
 use utoipa_axum::router::OpenApiRouter;
@@ -33,11 +35,7 @@ use crate::data_dir::Context;
 use crate::data_dir::ownership::{self, Claim, ServerInfo};
 use crate::engine::Engine;
 
-/// Default listen address: loopback only.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7480";
-
-/// Request bodies larger than this are refused (413).
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub use config::{DEFAULT_LISTEN, ServeConfig};
 
 /// What every handler shares.
 pub struct ApiState {
@@ -54,6 +52,8 @@ pub struct ApiState {
     /// A serving process resumes unfinished jobs itself at start; a command's private API
     /// does it only when asked.
     pub resumes_at_start: bool,
+    /// Request bodies larger than this are refused (413).
+    pub body_limit: usize,
     /// Serialized answers of the busiest reads.
     pub cache: cache::ResponseCache,
     /// How many jobs started over the API may run at once; past it `POST /v1/jobs` is a
@@ -65,8 +65,8 @@ pub struct ApiState {
 
 impl ApiState {
     /// The state over an opened data directory; a serving process (`resumes_at_start`) is
-    /// ready once it has resumed unfinished jobs.
-    pub fn new(data: Arc<Context>, resumes_at_start: bool) -> Arc<Self> {
+    /// ready once it has resumed unfinished jobs. `config` gives the limits.
+    pub fn new(data: Arc<Context>, resumes_at_start: bool, config: &ServeConfig) -> Arc<Self> {
         Arc::new(Self {
             engine: data.engine.clone(),
             catalog: data.catalog.clone(),
@@ -75,8 +75,9 @@ impl ApiState {
             resumes_at_start,
             cache: cache::ResponseCache::default(),
             submit_lock: tokio::sync::Mutex::new(()),
-            tokens: auth::TokenCache::default(),
-            max_running_jobs: job_limit::DEFAULT_MAX_RUNNING_JOBS,
+            tokens: auth::TokenCache::new(config.token_cache_ttl()),
+            body_limit: config.body_limit,
+            max_running_jobs: config.max_running_jobs,
             running_jobs: job_limit::RunningJobs::default(),
         })
     }
@@ -129,35 +130,44 @@ pub fn router(state: Arc<ApiState>) -> Router {
             state.clone(),
             auth::guard,
         ))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(state.body_limit))
         .with_state(state)
 }
 
-/// Serves until SIGINT or SIGTERM, owning the data directory alone (`claim`). Anything but
-/// a loopback address is refused until TLS can be configured. Publishes its address and a
-/// token for local commands in the data directory, so they go through this server.
-pub async fn serve(data: Context, claim: Claim, listen: SocketAddr) -> anyhow::Result<()> {
-    if !listen.ip().is_loopback() {
-        bail!(
-            "refusing to listen on {listen}: anything but loopback requires TLS, which this build cannot configure yet"
-        );
-    }
+/// Serves until SIGINT or SIGTERM, owning the data directory alone (`claim`), over HTTPS
+/// when `config` has TLS files (plain HTTP is for loopback only; [`ServeConfig::load`]
+/// refused anything else). Publishes its address and a token for local commands in the data
+/// directory, so they go through this server. The first line on stderr is
+/// `tidemark serving on http[s]://ADDR` (scripts and tests read the address).
+pub async fn serve(data: Context, claim: Claim, config: &ServeConfig) -> anyhow::Result<()> {
+    // Bad certificate or key files fail here, before anything listens.
+    let acceptor = match config.tls_files() {
+        Some(files) => Some(tls::acceptor(files.cert, files.key)?),
+        None => None,
+    };
     if let Err(e) = data.attach_copy_store(false) {
         tracing::debug!("serving without a copy store for now: {e:#}");
     }
     let data_dir = data.data_dir.clone();
-    let state = ApiState::new(Arc::new(data), true);
+    let state = ApiState::new(Arc::new(data), true, config);
+    let listen = config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;
     let local_token = state.tokens.issue_local()?;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let info = ServerInfo {
-        url: format!("http://{address}"),
+        url: format!("{scheme}://{address}"),
         pid: std::process::id(),
     };
     ownership::publish(&data_dir, &info, &local_token)?;
-    eprintln!("tidemark serving on http://{address}");
+    eprintln!("tidemark serving on {scheme}://{address}");
+    tracing::info!(
+        max_running_jobs = config.max_running_jobs,
+        body_limit = config.body_limit,
+        "serving"
+    );
     let resuming = state.clone();
     tokio::spawn(async move {
         match resuming.engine.resume().await {
@@ -169,10 +179,21 @@ pub async fn serve(data: Context, claim: Claim, listen: SocketAddr) -> anyhow::R
         }
         resuming.ready.store(true, Ordering::SeqCst);
     });
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving the API");
+    let app = router(state);
+    let served = match acceptor {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
+    .context("serving the API");
     ownership::withdraw(&data_dir);
     drop(claim);
     served
@@ -185,7 +206,7 @@ pub async fn serve_private(data: Arc<Context>) -> anyhow::Result<(String, String
     if let Err(e) = data.attach_copy_store(false) {
         tracing::debug!("no copy store open for now: {e:#}");
     }
-    let state = ApiState::new(data, false);
+    let state = ApiState::new(data, false, &ServeConfig::default());
     let token = state.tokens.issue_local()?;
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
         .await

@@ -133,11 +133,19 @@ pub enum Command {
     },
     /// Frees copy-store chunks no copy references (safe while copies run).
     Gc,
-    /// Runs the HTTP admin API (loopback only for now); resumes unfinished jobs at start.
+    /// Runs the HTTP admin API (HTTPS with tls.cert + tls.key; plain HTTP on loopback
+    /// only); resumes unfinished jobs at start. Settings: flag > environment > file > default.
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = crate::api::DEFAULT_LISTEN)]
-        listen: std::net::SocketAddr,
+        /// Address to listen on (default 127.0.0.1:7480, or `listen` in the config file, or
+        /// $TIDEMARK_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// A TOML configuration file (unknown keys are refused).
+        #[arg(long, env = "TIDEMARK_CONFIG")]
+        config: Option<PathBuf>,
+        /// Prints the effective configuration as TOML and exits.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Bearer tokens for the admin API.
     #[command(subcommand)]

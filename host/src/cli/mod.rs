@@ -12,6 +12,7 @@ mod inventory;
 mod jobs;
 pub mod lab;
 mod progress_bar;
+mod serve;
 mod table;
 mod tokens;
 
@@ -106,13 +107,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     let json_output = cli.output == OutputFormat::Json;
     match cli.command {
         Command::Demo => return demo::run(cli.data_dir).await,
-        Command::Serve { listen } => {
-            let data_dir = default_data_dir(cli.data_dir)?;
-            let claim = crate::data_dir::ownership::claim_for_server(&data_dir)?;
-            let context = crate::data_dir::Context::open(&data_dir).await?;
-            crate::api::serve(context, claim, listen).await?;
-            return Ok(Outcome::ok(json!({ "stopped": true }), "stopped"));
-        }
+        Command::Serve {
+            listen,
+            config,
+            print_config,
+        } => return serve::run(cli.data_dir, listen, config, print_config).await,
         _ => {}
     }
     let conn = Connection::open(cli.server.as_deref(), cli.data_dir).await?;

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::hooks::TestHooks;
 use super::ports::{CallError, Endpoints};
-use super::progress::Progress;
+use super::progress_hub::{JobProgress, ProgressHub};
 use super::undo::Undo;
 use crate::catalog::{Catalog, StepRecord, StepState};
 use crate::copies::CopyStore;
@@ -53,8 +53,8 @@ pub struct JobCtx {
     pub catalog: Arc<Catalog>,
     pub endpoints: Arc<dyn Endpoints>,
     pub job_id: String,
-    /// Where long steps report progress.
-    pub progress: Arc<dyn Progress>,
+    /// Where long steps report progress (it knows which step is running).
+    pub progress: Arc<JobProgress>,
     copies: Option<Arc<CopyStore>>,
     recorded: Vec<StepRecord>,
     seq: u32,
@@ -77,7 +77,7 @@ impl JobCtx {
             catalog,
             endpoints,
             job_id: job_id.to_string(),
-            progress: super::progress::silent(),
+            progress: Arc::new(JobProgress::new(job_id, Arc::new(ProgressHub::default()))),
             copies: None,
             recorded,
             seq: 0,
@@ -89,7 +89,7 @@ impl JobCtx {
     pub fn with_copies(
         mut self,
         copies: Option<Arc<CopyStore>>,
-        progress: Arc<dyn Progress>,
+        progress: Arc<JobProgress>,
     ) -> Self {
         self.copies = copies;
         self.progress = progress;
@@ -141,6 +141,7 @@ impl JobCtx {
             );
         }
         self.catalog.begin_step(&self.job_id, seq, name)?;
+        self.progress.enter_step(seq, name);
         if self.hooks.fail_step == Some(seq) {
             let error = anyhow!("injected failure at step {seq} ({name}) by TIDEMARK_FAIL_STEP");
             self.catalog.end_step(

@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod journal;
 pub mod ports;
 pub mod progress;
+pub mod progress_hub;
 pub mod restore;
 pub mod retention;
 pub mod revert;
@@ -31,7 +32,7 @@ use crate::refusal::Refusal;
 use hooks::TestHooks;
 use journal::JobCtx;
 use ports::Endpoints;
-use progress::Progress;
+use progress_hub::{JobProgress, ProgressHub, ProgressUpdate};
 use restore::RestoreTarget;
 
 /// The proxy hypervisor host copies use unless told otherwise.
@@ -44,7 +45,8 @@ pub struct Engine {
     /// The copy store, once opened (copy and restore jobs need it; it is made on first use,
     /// so it can be set after the engine is shared).
     pub copies: std::sync::OnceLock<Arc<CopyStore>>,
-    progress: Arc<dyn Progress>,
+    /// Running jobs' progress, by job id, for whoever watches (the API's event streams).
+    progress_hub: Arc<ProgressHub>,
     hooks: TestHooks,
 }
 
@@ -117,7 +119,7 @@ impl Engine {
             catalog,
             endpoints,
             copies: std::sync::OnceLock::new(),
-            progress: progress::silent(),
+            progress_hub: Arc::default(),
             hooks: TestHooks::from_env()?,
         })
     }
@@ -128,9 +130,13 @@ impl Engine {
         let _ = self.copies.set(store);
     }
 
-    /// Reports long steps' progress to `progress`.
-    pub fn set_progress(&mut self, progress: Arc<dyn Progress>) {
-        self.progress = progress;
+    /// Receives the progress updates job `job_id` publishes from now on (throttled; see
+    /// [`progress_hub`]). Works before the job runs and ends with nothing if it never does.
+    pub fn subscribe_progress(
+        &self,
+        job_id: &str,
+    ) -> tokio::sync::broadcast::Receiver<ProgressUpdate> {
+        self.progress_hub.subscribe(job_id)
     }
 
     fn copy_store(&self) -> anyhow::Result<&Arc<CopyStore>> {
@@ -431,13 +437,14 @@ impl Engine {
 
     /// Runs a job's workflow to its end (replaying recorded steps), compensating on failure.
     async fn drive(&self, job_id: &str, workflow: Workflow) -> anyhow::Result<JobRecord> {
+        let progress = Arc::new(JobProgress::new(job_id, self.progress_hub.clone()));
         let mut ctx = JobCtx::new(
             self.catalog.clone(),
             self.endpoints.clone(),
             job_id,
             self.hooks,
         )?
-        .with_copies(self.copies.get().cloned(), self.progress.clone());
+        .with_copies(self.copies.get().cloned(), progress);
         let outcome = match &workflow {
             Workflow::Snapshot { vm } => snapshot::run(&mut ctx, vm).await,
             Workflow::Revert { vm, point } => revert::run(&mut ctx, vm, point).await,
@@ -451,7 +458,6 @@ impl Engine {
                 restore::run_in_place(&mut ctx, vm, point, mount).await
             }
         };
-        self.progress.finish();
         match outcome {
             Ok(result) => {
                 self.catalog

@@ -1,7 +1,5 @@
-//! Progress of long steps (bytes copied or restored), reported to whoever watches: a
-//! terminal progress bar in the CLI, nothing in JSON mode or tests.
-
-use std::sync::Arc;
+//! Progress of long steps (bytes copied or restored), reported to whoever watches: the
+//! job's event stream (see [`super::progress_hub`]), which the CLI's progress bar follows.
 
 /// Receives progress of one long piece of work at a time.
 pub trait Progress: Send + Sync {
@@ -11,18 +9,4 @@ pub trait Progress: Send + Sync {
     fn advance(&self, bytes: u64);
     /// The piece of work ended (successfully or not).
     fn finish(&self);
-}
-
-/// Reports nowhere.
-pub struct Silent;
-
-impl Progress for Silent {
-    fn start(&self, _label: &str, _total: u64) {}
-    fn advance(&self, _bytes: u64) {}
-    fn finish(&self) {}
-}
-
-/// The default: silent.
-pub fn silent() -> Arc<dyn Progress> {
-    Arc::new(Silent)
 }

@@ -304,6 +304,13 @@ pub async fn restore_device(
         manifest.device_size(),
     );
     let mut written = 0u64;
+    // Progress counts the device covered so far, zero chunks skipped on a fresh device
+    // included, so a finished restore reports `done == total`.
+    let mut covered = 0u64;
+    let mut report = |end: u64| {
+        progress.advance(end.saturating_sub(covered));
+        covered = covered.max(end);
+    };
     let mut chunks = ParallelGet::new(store, &manifest, default_threads(), QUEUE_DEPTH, fresh);
     let mut pending: Vec<u8> = Vec::with_capacity(IO_CHUNK);
     let mut pending_at = 0u64;
@@ -316,7 +323,7 @@ pub async fn restore_device(
         } else if pending_at + pending.len() as u64 != offset || pending.len() >= IO_CHUNK {
             session.write(&writer, pending_at, &pending).await?;
             written += pending.len() as u64;
-            progress.advance(pending.len() as u64);
+            report(pending_at + pending.len() as u64);
             pending.clear();
             pending_at = offset;
         }
@@ -325,10 +332,11 @@ pub async fn restore_device(
     if !pending.is_empty() {
         session.write(&writer, pending_at, &pending).await?;
         written += pending.len() as u64;
-        progress.advance(pending.len() as u64);
+        report(pending_at + pending.len() as u64);
     }
     session.flush(&writer).await?;
     session.close_writer(writer).await?;
+    report(manifest.device_size());
     progress.finish();
     Ok(Restored {
         bytes_written: written,
