@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
         let ctx = std::sync::Arc::new(Context::open(dir.path()).await?);
         let (url, token) = tidemark::api::serve_private(ctx.clone()).await?;
-        let api = Api::new(&url, &token)?;
+        let api = Api::new(&url, &token, None)?;
         lab::init(&ctx, &api).await?;
         let setup = Instant::now();
         for i in 0..VMS {

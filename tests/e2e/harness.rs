@@ -68,6 +68,7 @@ impl Lab {
             .env_remove("TIDEMARK_DATA_DIR")
             .env_remove("TIDEMARK_SERVER")
             .env_remove("TIDEMARK_TOKEN")
+            .env_remove("TIDEMARK_CA_CERT")
             .env_remove("TIDEMARK_COPY_PASSPHRASE");
         for (k, v) in env {
             command.env(k, v);

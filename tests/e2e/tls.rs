@@ -26,6 +26,7 @@ fn certificates(dir: &std::path::Path) -> CertificateDer<'static> {
         .unwrap();
     std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
     ca.der().clone()
 }
 
@@ -97,6 +98,34 @@ fn serves_https_from_a_config_file_and_refuses_plain_http_beyond_loopback() {
     assert_eq!(status, 200, "{vms}");
     assert_eq!(vms[0]["name"], "app", "{vms}");
     assert_eq!(https_get(&server, &ca, "/v1/vms", "wrong").0, 401);
+    // The CLI as a client over HTTPS: trusting the CA it is told of, and only then.
+    let url = format!("https://{}", server.addr);
+    let elsewhere = Lab::empty();
+    let client = |ca_env: Option<String>| {
+        let mut env = vec![
+            ("TIDEMARK_SERVER", url.clone()),
+            ("TIDEMARK_TOKEN", viewer.clone()),
+        ];
+        if let Some(ca) = ca_env {
+            env.push(("TIDEMARK_CA_CERT", ca));
+        }
+        elsewhere.run_env(&["vm", "list"], &env)
+    };
+    let ca_file = lab.dir.path().join("ca.pem").to_str().unwrap().to_string();
+    let trusted = client(Some(ca_file));
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert_eq!(crate::harness::json(&trusted)[0]["name"], "app");
+    let untrusted = client(None);
+    assert!(!untrusted.status.success());
+    assert!(
+        String::from_utf8_lossy(&untrusted.stderr).contains("TIDEMARK_CA_CERT"),
+        "{}",
+        String::from_utf8_lossy(&untrusted.stderr)
+    );
     // Plain HTTP to the HTTPS port gets no HTTP answer.
     let mut plain = TcpStream::connect(&server.addr).unwrap();
     plain

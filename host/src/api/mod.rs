@@ -160,6 +160,7 @@ pub async fn serve(data: Context, claim: Claim, config: &ServeConfig) -> anyhow:
     let info = ServerInfo {
         url: format!("{scheme}://{address}"),
         pid: std::process::id(),
+        ca_cert: config.tls_files().map(|files| files.cert.to_path_buf()),
     };
     ownership::publish(&data_dir, &info, &local_token)?;
     eprintln!("tidemark serving on {scheme}://{address}");

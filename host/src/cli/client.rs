@@ -25,16 +25,27 @@ pub struct ServerEvent {
 }
 
 impl Api {
-    /// A client of the API at `base` (e.g. `http://127.0.0.1:7480`).
-    pub fn new(base: &str, token: &str) -> anyhow::Result<Self> {
+    /// A client of the API at `base` (e.g. `http://127.0.0.1:7480`), trusting the public
+    /// web roots and, for HTTPS to a server with its own CA, the certificates in `ca` (PEM).
+    pub fn new(base: &str, token: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let base = base.trim_end_matches('/').to_string();
         if !base.starts_with("http://") && !base.starts_with("https://") {
             bail!("server URL '{base}' must start with http:// or https://");
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .context("making the HTTP client")?;
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("reading the CA certificate {}", ca.display()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} holds no PEM certificate", ca.display()))?;
+            if certificates.is_empty() {
+                bail!("{} holds no PEM certificate", ca.display());
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().context("making the HTTP client")?;
         Ok(Self {
             base,
             token: token.to_string(),
@@ -85,7 +96,7 @@ impl Api {
 
     fn unreachable(&self, error: reqwest::Error) -> anyhow::Error {
         anyhow!(
-            "cannot reach the Tidemark server at {}: {} (is `tidemark serve` running?)",
+            "cannot reach the Tidemark server at {}: {} (is `tidemark serve` running? for HTTPS with a private CA set TIDEMARK_CA_CERT)",
             self.base,
             root_cause(&error)
         )

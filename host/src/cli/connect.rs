@@ -15,6 +15,15 @@ use crate::data_dir::ownership::{self, Access, Claim};
 /// The environment variable with the bearer token for `--server`.
 pub const TOKEN_ENV: &str = "TIDEMARK_TOKEN";
 
+/// The environment variable naming a PEM file of CA certificates to trust for HTTPS.
+pub const CA_ENV: &str = "TIDEMARK_CA_CERT";
+
+fn ca_from_env() -> Option<PathBuf> {
+    std::env::var_os(CA_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// A command's way to the API.
 pub struct Connection {
     pub api: Api,
@@ -36,7 +45,7 @@ impl Connection {
                 )
             })?;
             return Ok(Self {
-                api: Api::new(url, &token)?,
+                api: Api::new(url, &token, ca_from_env().as_deref())?,
                 local: None,
                 _claim: None,
                 data_dir: super::default_data_dir(data_dir).ok(),
@@ -46,8 +55,10 @@ impl Connection {
         match ownership::access(&data_dir)? {
             Access::Served { server, token } => {
                 tracing::debug!("the data directory is served at {}", server.url);
+                // The server's own certificate file (with its CA) is trusted for its URL.
+                let ca = ca_from_env().or(server.ca_cert.clone());
                 Ok(Self {
-                    api: Api::new(&server.url, &token)?,
+                    api: Api::new(&server.url, &token, ca.as_deref())?,
                     local: None,
                     _claim: None,
                     data_dir: Some(data_dir),
@@ -57,7 +68,7 @@ impl Connection {
                 let context = Arc::new(Context::open(&data_dir).await?);
                 let (url, token) = crate::api::serve_private(context.clone()).await?;
                 Ok(Self {
-                    api: Api::new(&url, &token)?,
+                    api: Api::new(&url, &token, None)?,
                     local: Some(context),
                     _claim: Some(claim),
                     data_dir: Some(data_dir),

@@ -80,7 +80,7 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     };
     let ctx = std::sync::Arc::new(Context::open(&data_dir).await?);
     let (url, token) = crate::api::serve_private(ctx.clone()).await?;
-    let api = Api::new(&url, &token)?;
+    let api = Api::new(&url, &token, None)?;
     let mut log = vec![format!("data directory: {}", data_dir.display())];
     lab::init(&ctx, &api).await?;
     let vm = lab::create_vm(

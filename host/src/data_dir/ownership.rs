@@ -34,6 +34,10 @@ pub struct ServerInfo {
     pub url: String,
     /// The serving process.
     pub pid: u32,
+    /// With HTTPS: the server's certificate file, whose certificates local commands trust
+    /// (so it should hold the issuing CA too, or be self-signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// How a command may use a data directory.
