@@ -468,13 +468,7 @@ impl Engine {
                 tracing::warn!(job = job_id, "job failed, compensating: {message}");
                 self.catalog
                     .set_job_state(job_id, JobState::Compensating, None, Some(&message))?;
-                undo::compensate(
-                    &self.catalog,
-                    &self.endpoints,
-                    self.copies.get().map(Arc::as_ref),
-                    job_id,
-                )
-                .await?;
+                return self.compensate(job_id).await;
             }
         }
         self.job(job_id)
@@ -496,14 +490,7 @@ impl Engine {
             let record = match job.state {
                 JobState::Compensating => {
                     self.check_store_for(&job)?;
-                    undo::compensate(
-                        &self.catalog,
-                        &self.endpoints,
-                        self.copies.get().map(Arc::as_ref),
-                        &id,
-                    )
-                    .await?;
-                    self.job(&id)?
+                    self.compensate(&id).await?
                 }
                 _ => {
                     self.check_store_for(&job)?;
@@ -520,14 +507,7 @@ impl Engine {
                                 None,
                                 Some(&format!("{e:#}")),
                             )?;
-                            undo::compensate(
-                                &self.catalog,
-                                &self.endpoints,
-                                self.copies.get().map(Arc::as_ref),
-                                &id,
-                            )
-                            .await?;
-                            self.job(&id)?
+                            self.compensate(&id).await?
                         }
                     }
                 }
@@ -535,6 +515,18 @@ impl Engine {
             done.push(record);
         }
         Ok(done)
+    }
+
+    /// Undoes what a job did, newest step first; returns the job as it ends.
+    async fn compensate(&self, id: &str) -> anyhow::Result<JobRecord> {
+        undo::compensate(
+            &self.catalog,
+            &self.endpoints,
+            self.copies.get().map(Arc::as_ref),
+            id,
+        )
+        .await?;
+        self.job(id)
     }
 
     /// A copy or restore job cannot be continued or undone without its copy store: refuse
