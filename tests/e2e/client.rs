@@ -109,6 +109,27 @@ fn endpoints_and_inventory_are_managed_over_the_api() {
     let call = |method: &str, path: &str, body: Option<&str>| {
         http(&server, method, path, Some(&admin), body, &[])
     };
+    // Endpoints are the admin's; refreshing inventory the operator's.
+    let (operator, viewer) = (token(&lab, "operator"), token(&lab, "viewer"));
+    let body = r#"{"name":"e","adapter":"lab-array"}"#;
+    let as_role = |t: &str, method: &str, path: &str, body: Option<&str>| {
+        http(&server, method, path, Some(t), body, &[]).0
+    };
+    assert_eq!(as_role(&operator, "POST", "/v1/endpoints", Some(body)), 403);
+    assert_eq!(
+        as_role(&operator, "DELETE", "/v1/endpoints/lab-array", None),
+        403
+    );
+    assert_eq!(
+        as_role(&viewer, "POST", "/v1/inventory/refresh", Some("{}")),
+        403
+    );
+    assert_eq!(as_role(&viewer, "POST", "/v1/copies/gc", None), 403);
+    assert_eq!(as_role(&viewer, "GET", "/v1/inventory/hosts", None), 200);
+    assert_eq!(
+        as_role(&operator, "POST", "/v1/tokens", Some(r#"{"role":"admin"}"#)),
+        403
+    );
     // Credentials never come back.
     let (status, added) = call(
         "POST",
