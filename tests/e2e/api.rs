@@ -123,7 +123,12 @@ pub(crate) fn http(
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response);
+    parse_response(&response)
+}
+
+/// (status, JSON body) of a whole HTTP/1.1 response (`Connection: close`).
+pub(crate) fn parse_response(response: &[u8]) -> (u16, Value) {
+    let text = String::from_utf8_lossy(response);
     let status: u16 = text
         .split(' ')
         .nth(1)

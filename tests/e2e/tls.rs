@@ -62,14 +62,7 @@ fn https_get(
     let mut response = Vec::new();
     // A peer closing without close_notify is an error after the data; the data counts.
     let _ = tls.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    crate::api::parse_response(&response)
 }
 
 /// `tidemark serve ARGS` expected to fail at once: its stderr.
