@@ -45,7 +45,10 @@ fn main() -> anyhow::Result<()> {
         let results: Vec<_> = futures::stream::iter(0..VMS)
             .map(|i| {
                 let engine = &ctx.engine;
-                async move { engine.snapshot(&format!("vm{i:04}")).await }
+                async move {
+                    let vm = format!("vm{i:04}");
+                    engine.run(&tidemark::engine::JobRequest::Snapshot { vm }).await
+                }
             })
             .buffer_unordered(CONCURRENCY)
             .collect()

@@ -16,6 +16,7 @@ use crate::catalog::JobState;
 use crate::contract::MappingMode;
 use crate::data_dir::Context;
 use crate::data_dir::ownership::{self, Access};
+use crate::engine::JobRequest;
 
 /// Regions written in each device: unaligned, crossing 4 KiB blocks, and at the very end.
 const REGIONS: &[(u64, usize)] = &[(4093, 3 << 20), (300 << 20, 5000), (1 << 30, 1 << 20)];
@@ -112,7 +113,10 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     fill(&ctx, &devices, 0).await?;
     log.push("wrote known data to C: and D:".into());
 
-    let job = ctx.engine.snapshot("app01").await?;
+    let job = ctx
+        .engine
+        .run(&JobRequest::Snapshot { vm: "app01".into() })
+        .await?;
     let point = succeeded(&job, "snapshot")?["recovery_point"]
         .as_str()
         .unwrap_or_default()
@@ -122,7 +126,13 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     fill(&ctx, &devices, 1000).await?;
     log.push("overwrote C: and D:".into());
 
-    let job = ctx.engine.revert("app01", &point).await?;
+    let job = ctx
+        .engine
+        .run(&JobRequest::Revert {
+            vm: "app01".into(),
+            point: point.clone(),
+        })
+        .await?;
     succeeded(&job, "revert")?;
     log.push(format!("revert job {} → app01 back at {point}", job.id));
 
@@ -133,7 +143,11 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     ctx.attach_copy_store(true)?;
     let job = ctx
         .engine
-        .copy("app01", &point, crate::engine::DEFAULT_PROXY_HOST)
+        .run(&JobRequest::Copy {
+            vm: "app01".into(),
+            point: point.clone(),
+            proxy_host: None,
+        })
         .await?;
     let result = succeeded(&job, "copy")?;
     log.push(format!(
@@ -162,7 +176,13 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     ));
     let job = ctx
         .engine
-        .restore("app01", &point, "esx-b", "app01-restored", None)
+        .run(&JobRequest::Restore {
+            vm: "app01".into(),
+            point: point.clone(),
+            host: "esx-b".into(),
+            name: Some("app01-restored".into()),
+            array: None,
+        })
         .await?;
     succeeded(&job, "restore")?;
     log.push(format!(

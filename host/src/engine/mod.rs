@@ -305,51 +305,6 @@ impl Engine {
         })
     }
 
-    /// Snapshots every device of a VM into one recovery point.
-    pub async fn snapshot(&self, vm_name: &str) -> anyhow::Result<JobRecord> {
-        self.start(self.plan_snapshot(vm_name)?).await
-    }
-
-    /// Reverts a VM in place to one of its recovery points.
-    pub async fn revert(&self, vm_name: &str, point_id: &str) -> anyhow::Result<JobRecord> {
-        self.start(self.plan_revert(vm_name, point_id)?).await
-    }
-
-    /// Copies a recovery point's snapshots into the copy store through a proxy VM.
-    pub async fn copy(
-        &self,
-        vm_name: &str,
-        point_id: &str,
-        proxy_host: &str,
-    ) -> anyhow::Result<JobRecord> {
-        self.start(self.plan_copy(vm_name, point_id, proxy_host)?)
-            .await
-    }
-
-    /// Restores a recovery point from its copies as a new VM.
-    pub async fn restore(
-        &self,
-        vm_name: &str,
-        point_id: &str,
-        host: &str,
-        new_name: &str,
-        array: Option<&str>,
-    ) -> anyhow::Result<JobRecord> {
-        self.start(self.plan_restore(vm_name, point_id, host, new_name, array)?)
-            .await
-    }
-
-    /// Restores one device of a VM in place from a point's copy.
-    pub async fn restore_in_place(
-        &self,
-        vm_name: &str,
-        point_id: &str,
-        mount: &str,
-    ) -> anyhow::Result<JobRecord> {
-        self.start(self.plan_restore_in_place(vm_name, point_id, mount)?)
-            .await
-    }
-
     /// Checks a request and records its job without running it: the caller runs it with
     /// [`Engine::run_job`] (the API does so in the background). Bad input fails here, before
     /// any job exists.
@@ -389,9 +344,11 @@ impl Engine {
         self.drive(job_id, planned.0).await
     }
 
-    async fn start(&self, workflow: Workflow) -> anyhow::Result<JobRecord> {
-        let id = self.record(&workflow)?;
-        self.drive(&id, workflow).await
+    /// Checks, records and runs a job to its end in this task (the demo and benchmarks; the
+    /// API submits and runs in the background instead).
+    pub async fn run(&self, request: &JobRequest) -> anyhow::Result<JobRecord> {
+        let (id, planned) = self.submit(request)?;
+        self.run_job(&id, planned).await
     }
 
     /// Creates the job row of a planned workflow; returns its id.
