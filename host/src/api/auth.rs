@@ -92,7 +92,7 @@ pub async fn guard(
     let Some(token) = presented else {
         return unauthorized("no bearer token: send `Authorization: Bearer <token>`");
     };
-    let found = match state.tokens.lookup(&state.catalog, &hash_token(token)) {
+    let found = match state.tokens.lookup(&state.data.catalog, &hash_token(token)) {
         Ok(found) => found,
         Err(e) => return ApiError::internal(e).into_response(),
     };
@@ -126,6 +126,7 @@ pub async fn guard(
     if method != Method::GET && method != Method::HEAD {
         let status = response.status().as_u16();
         if let Err(e) = state
+            .data
             .catalog
             .audit(&principal.name, method.as_str(), &path, status)
         {

@@ -33,6 +33,7 @@ pub fn copy_store(state: &ApiState, create: bool) -> Result<Arc<CopyStore>, ApiE
         .attach_copy_store(create)
         .map_err(ApiError::refused)?;
     state
+        .data
         .engine
         .copies
         .get()
@@ -50,12 +51,18 @@ pub async fn vm_copies(
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let Path(vm) = name?;
-    if state.catalog.vm(&vm).map_err(ApiError::internal)?.is_none() {
+    if state
+        .data
+        .catalog
+        .vm(&vm)
+        .map_err(ApiError::internal)?
+        .is_none()
+    {
         return Err(ApiError::not_found(format!(
             "unknown VM '{vm}' (see `tidemark vm list`)"
         )));
     }
-    let points = state.catalog.points(&vm).map_err(ApiError::internal)?;
+    let points = state.data.catalog.points(&vm).map_err(ApiError::internal)?;
     let docs: Vec<Value> = points
         .into_iter()
         .filter(|p| !p.copies.is_empty())
@@ -102,6 +109,7 @@ pub async fn verify(
     let refs: Vec<(String, CopyRefRecord)> = match (&request.point, request.all) {
         (Some(id), false) => {
             let p = state
+                .data
                 .catalog
                 .point(id)
                 .map_err(ApiError::internal)?
@@ -115,7 +123,11 @@ pub async fn verify(
             }
             p.copies.into_iter().map(|c| (p.id.clone(), c)).collect()
         }
-        _ => state.catalog.all_copy_refs().map_err(ApiError::internal)?,
+        _ => state
+            .data
+            .catalog
+            .all_copy_refs()
+            .map_err(ApiError::internal)?,
     };
     let store = copy_store(&state, false)?;
     let ids: Vec<String> = refs.iter().map(|(_, c)| c.copy.clone()).collect();
@@ -196,7 +208,7 @@ pub async fn expire(
         None
     };
     let report = retention::expire(
-        &state.catalog,
+        &state.data.catalog,
         state.data.connector.as_ref(),
         store.as_deref(),
         policy,
@@ -214,7 +226,7 @@ pub async fn expire(
     ))]
 pub async fn gc(State(state): State<Arc<ApiState>>) -> ApiResult {
     let store = copy_store(&state, false)?;
-    let catalog = state.catalog.clone();
+    let catalog = state.data.catalog.clone();
     let report = tokio::task::spawn_blocking(move || retention::gc(&catalog, &store))
         .await
         .map_err(|e| ApiError::internal(e.into()))?
@@ -239,7 +251,12 @@ pub async fn resume(State(state): State<Arc<ApiState>>) -> ApiResult {
     if let Err(e) = state.data.attach_copy_store(false) {
         tracing::debug!("resuming without a copy store: {e:#}");
     }
-    let jobs = state.engine.resume().await.map_err(ApiError::internal)?;
+    let jobs = state
+        .data
+        .engine
+        .resume()
+        .await
+        .map_err(ApiError::internal)?;
     let docs: Vec<Value> = jobs
         .iter()
         .map(|j| json!({ "id": j.id, "kind": j.kind, "state": j.state, "error": j.error }))

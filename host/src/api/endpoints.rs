@@ -166,6 +166,7 @@ pub async fn remove_endpoint(
 ) -> Result<Response, ApiError> {
     let Path(name) = name?;
     let removed = state
+        .data
         .catalog
         .remove_endpoint(&name)
         .map_err(ApiError::refused)?;

@@ -227,7 +227,7 @@ pub async fn job_events(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    let Some(job) = state.catalog.job(&id).map_err(ApiError::internal)? else {
+    let Some(job) = state.data.catalog.job(&id).map_err(ApiError::internal)? else {
         return Err(ApiError::not_found(format!("unknown job '{id}'")));
     };
     let last_seen = headers
@@ -238,9 +238,9 @@ pub async fn job_events(
     let progress = job
         .state
         .is_unfinished()
-        .then(|| state.engine.subscribe_progress(&id));
+        .then(|| state.data.engine.subscribe_progress(&id));
     let cursor = Cursor {
-        catalog: state.catalog.clone(),
+        catalog: state.data.catalog.clone(),
         id,
         last_seen,
         sent: None,

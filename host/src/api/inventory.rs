@@ -150,7 +150,7 @@ pub async fn refresh(
     let ObjectJson(filter) = body;
     let reports = report(&state, filter.endpoint.as_deref()).await?;
     let wanted = |name: &str| filter.vm.as_deref().is_none_or(|v| v == name);
-    let known = state.catalog.vms().map_err(ApiError::internal)?;
+    let known = state.data.catalog.vms().map_err(ApiError::internal)?;
     let (mut recorded, mut updated, mut conflicts, mut invalid, mut missing, mut errors) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     for r in &reports {
@@ -181,6 +181,7 @@ pub async fn refresh(
                 continue;
             }
             state
+                .data
                 .catalog
                 .upsert_vm(&vm_record(&info.name, &r.endpoint, info))
                 .map_err(ApiError::internal)?;
@@ -211,7 +212,7 @@ pub async fn refresh(
     ))]
 pub async fn reconcile(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     let findings = crate::engine::inventory::reconcile(
-        &state.catalog,
+        &state.data.catalog,
         state.data.connector.as_ref(),
         &state.data.hypervisors(),
         &state.data.arrays(),

@@ -30,17 +30,13 @@ use axum::{Extension, Router};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::catalog::Catalog;
 use crate::data_dir::Context;
 use crate::data_dir::ownership::{self, Claim, ServerInfo};
-use crate::engine::Engine;
 
 pub use config::{DEFAULT_LISTEN, ServeConfig};
 
 /// What every handler shares.
 pub struct ApiState {
-    pub engine: Arc<Engine>,
-    pub catalog: Arc<Catalog>,
     /// The data directory with its adapter runtime and endpoints.
     pub data: Arc<Context>,
     /// Set once unfinished jobs were resumed.
@@ -68,8 +64,6 @@ impl ApiState {
     /// ready once it has resumed unfinished jobs. `config` gives the limits.
     pub fn new(data: Arc<Context>, resumes_at_start: bool, config: &ServeConfig) -> Arc<Self> {
         Arc::new(Self {
-            engine: data.engine.clone(),
-            catalog: data.catalog.clone(),
             data,
             ready: AtomicBool::new(!resumes_at_start),
             resumes_at_start,
@@ -171,7 +165,7 @@ pub async fn serve(data: Context, claim: Claim, config: &ServeConfig) -> anyhow:
     );
     let resuming = state.clone();
     tokio::spawn(async move {
-        match resuming.engine.resume().await {
+        match resuming.data.engine.resume().await {
             Ok(jobs) if !jobs.is_empty() => {
                 tracing::info!("resumed {} unfinished job(s)", jobs.len())
             }

@@ -59,11 +59,11 @@ pub async fn readyz(State(state): State<Arc<ApiState>>) -> ApiResult {
 /// `GET /v1/vms` (kept serialized until the catalog is written again).
 #[utoipa::path(get, path = "/v1/vms", responses((status = 200, description = "VMs under protection", body = Vec<VmRecord>)))]
 pub async fn vms(State(state): State<Arc<ApiState>>) -> ApiResult {
-    let generation = state.catalog.generation();
+    let generation = state.data.catalog.generation();
     if let Some(bytes) = state.cache.vms(generation) {
         return Ok(json_bytes(bytes));
     }
-    let vms = state.catalog.vms().map_err(ApiError::internal)?;
+    let vms = state.data.catalog.vms().map_err(ApiError::internal)?;
     let bytes = Bytes::from(serde_json::to_vec(&vms).map_err(|e| ApiError::internal(e.into()))?);
     state.cache.keep_vms(generation, bytes.clone());
     Ok(json_bytes(bytes))
@@ -79,7 +79,7 @@ pub async fn vm(
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let Path(name) = name?;
-    match state.catalog.vm(&name).map_err(ApiError::internal)? {
+    match state.data.catalog.vm(&name).map_err(ApiError::internal)? {
         Some(vm) => ok(vm),
         None => Err(ApiError::not_found(format!("unknown VM '{name}'"))),
     }
@@ -96,6 +96,7 @@ pub async fn vm_points(
 ) -> ApiResult {
     let Path(name) = name?;
     if state
+        .data
         .catalog
         .vm(&name)
         .map_err(ApiError::internal)?
@@ -103,7 +104,11 @@ pub async fn vm_points(
     {
         return Err(ApiError::not_found(format!("unknown VM '{name}'")));
     }
-    ok(state.catalog.points(&name).map_err(ApiError::internal)?)
+    ok(state
+        .data
+        .catalog
+        .points(&name)
+        .map_err(ApiError::internal)?)
 }
 
 /// `GET /v1/points/{id}`.
@@ -116,7 +121,7 @@ pub async fn point(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let Path(id) = id?;
-    match state.catalog.point(&id).map_err(ApiError::internal)? {
+    match state.data.catalog.point(&id).map_err(ApiError::internal)? {
         Some(point) => ok(point),
         None => Err(ApiError::not_found(format!(
             "unknown recovery point '{id}'"
@@ -182,8 +187,13 @@ pub async fn jobs(
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e))?;
     }
     let mut matching = Vec::new();
-    for id in state.catalog.job_ids(false).map_err(ApiError::internal)? {
-        let Some(job) = state.catalog.job(&id).map_err(ApiError::internal)? else {
+    for id in state
+        .data
+        .catalog
+        .job_ids(false)
+        .map_err(ApiError::internal)?
+    {
+        let Some(job) = state.data.catalog.job(&id).map_err(ApiError::internal)? else {
             continue;
         };
         let keep = filter
@@ -233,7 +243,7 @@ pub async fn job(
     if let Some(bytes) = state.cache.job(&id) {
         return Ok(json_bytes(bytes));
     }
-    let Some(job) = state.catalog.job(&id).map_err(ApiError::internal)? else {
+    let Some(job) = state.data.catalog.job(&id).map_err(ApiError::internal)? else {
         return Err(ApiError::not_found(format!("unknown job '{id}'")));
     };
     let bytes = Bytes::from(serde_json::to_vec(&job).map_err(|e| ApiError::internal(e.into()))?);
@@ -304,6 +314,7 @@ pub async fn start_job(
     let _one_at_a_time = state.submit_lock.lock().await;
     if let Some(key) = &key
         && let Some((_, earlier, job)) = state
+            .data
             .catalog
             .idempotent_job(key)
             .map_err(ApiError::internal)?
@@ -334,7 +345,7 @@ pub async fn start_job(
                 state.max_running_jobs
             ))
         })?;
-    let engine = state.engine.clone();
+    let engine = state.data.engine.clone();
     let (job_id, planned) = engine.submit(&request).map_err(|e| {
         let refused = ApiError::refused(e);
         match store_missing {
@@ -344,6 +355,7 @@ pub async fn start_job(
     })?;
     if let Some(key) = &key {
         state
+            .data
             .catalog
             .remember_idempotency(key, &who.name, &request_text, &job_id)
             .map_err(ApiError::internal)?;
@@ -377,10 +389,11 @@ pub async fn cancel_job(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let Path(id) = id?;
-    let Some(job) = state.catalog.job(&id).map_err(ApiError::internal)? else {
+    let Some(job) = state.data.catalog.job(&id).map_err(ApiError::internal)? else {
         return Err(ApiError::not_found(format!("unknown job '{id}'")));
     };
     if !state
+        .data
         .catalog
         .request_cancel(&id)
         .map_err(ApiError::internal)?
@@ -416,14 +429,24 @@ pub async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Response, Api
         out,
         "# HELP tidemark_jobs Jobs in the catalog by state.\n# TYPE tidemark_jobs gauge"
     );
-    for (job_state, count) in state.catalog.job_counts().map_err(ApiError::internal)? {
+    for (job_state, count) in state
+        .data
+        .catalog
+        .job_counts()
+        .map_err(ApiError::internal)?
+    {
         let _ = writeln!(out, "tidemark_jobs{{state=\"{job_state}\"}} {count}");
     }
     let _ = writeln!(
         out,
         "# HELP tidemark_step_duration_seconds Time spent in finished job steps.\n# TYPE tidemark_step_duration_seconds summary"
     );
-    for (name, count, seconds) in state.catalog.step_durations().map_err(ApiError::internal)? {
+    for (name, count, seconds) in state
+        .data
+        .catalog
+        .step_durations()
+        .map_err(ApiError::internal)?
+    {
         let name = label(&name);
         let _ = writeln!(
             out,
@@ -525,13 +548,17 @@ pub async fn adapters(State(state): State<Arc<ApiState>>) -> ApiResult {
 /// `GET /v1/tokens` (admin): names and roles, never the tokens.
 #[utoipa::path(get, path = "/v1/tokens", responses((status = 200, description = "Tokens by name and role", body = Vec<TokenRecord>)))]
 pub async fn tokens(State(state): State<Arc<ApiState>>) -> ApiResult {
-    ok(state.catalog.tokens().map_err(ApiError::internal)?)
+    ok(state.data.catalog.tokens().map_err(ApiError::internal)?)
 }
 
 /// `GET /v1/audit` (admin): the newest 200 state-changing requests.
 #[utoipa::path(get, path = "/v1/audit", responses((status = 200, description = "Newest state-changing requests first", body = Vec<AuditRecord>)))]
 pub async fn audit(State(state): State<Arc<ApiState>>) -> ApiResult {
-    ok(state.catalog.audit_log(200).map_err(ApiError::internal)?)
+    ok(state
+        .data
+        .catalog
+        .audit_log(200)
+        .map_err(ApiError::internal)?)
 }
 
 /// Any other path.

@@ -55,7 +55,7 @@ pub async fn create_token(
 ) -> Result<Response, ApiError> {
     let ObjectJson(request) = body;
     let (name, token) =
-        create(&state.catalog, &request.role, request.name).map_err(ApiError::refused)?;
+        create(&state.data.catalog, &request.role, request.name).map_err(ApiError::refused)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "name": name, "role": request.role, "token": token })),
