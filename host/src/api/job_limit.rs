@@ -129,7 +129,14 @@ mod tests {
                     .as_str()
             )
         );
-        assert!(state.data.catalog.job_ids(false).expect("jobs").is_empty());
+        assert!(
+            state
+                .data
+                .catalog
+                .jobs_newest_first()
+                .expect("jobs")
+                .is_empty()
+        );
 
         // With the slot free the same request passes the bound and meets the catalog.
         drop(held);

@@ -187,15 +187,12 @@ pub async fn jobs(
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e))?;
     }
     let mut matching = Vec::new();
-    for id in state
+    for job in state
         .data
         .catalog
-        .job_ids(false)
+        .jobs_newest_first()
         .map_err(ApiError::internal)?
     {
-        let Some(job) = state.data.catalog.job(&id).map_err(ApiError::internal)? else {
-            continue;
-        };
         let keep = filter
             .state
             .as_deref()

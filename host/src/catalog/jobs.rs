@@ -19,6 +19,25 @@ fn json(raw: Option<String>) -> rusqlite::Result<Option<serde_json::Value>> {
     .transpose()
 }
 
+/// The columns [`job_row`] reads, in order.
+const JOB_COLUMNS: &str = "id, kind, state, vm_name, params, result, error, created_at, updated_at";
+
+/// A job (without its steps) from [`JOB_COLUMNS`].
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
+    Ok(JobRecord {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        state: parse(r.get(2)?)?,
+        vm_name: r.get(3)?,
+        params: json(r.get(4)?)?.unwrap_or_default(),
+        result: json(r.get(5)?)?,
+        error: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+        steps: Vec::new(),
+    })
+}
+
 impl Catalog {
     /// Records a new job in state `running`.
     pub fn create_job(
@@ -55,26 +74,8 @@ impl Catalog {
     pub fn job(&self, id: &str) -> anyhow::Result<Option<JobRecord>> {
         let conn = self.read();
         let job = conn
-            .prepare_cached(
-                "SELECT id, kind, state, vm_name, params, result, error, created_at, updated_at FROM jobs WHERE id = ?1",
-            )?
-            .query_row(
-                params![id],
-                |r| {
-                    Ok(JobRecord {
-                        id: r.get(0)?,
-                        kind: r.get(1)?,
-                        state: parse(r.get(2)?)?,
-                        vm_name: r.get(3)?,
-                        params: json(r.get(4)?)?.unwrap_or_default(),
-                        result: json(r.get(5)?)?,
-                        error: r.get(6)?,
-                        created_at: r.get(7)?,
-                        updated_at: r.get(8)?,
-                        steps: Vec::new(),
-                    })
-                },
-            )
+            .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+            .query_row(params![id], job_row)
             .optional()?;
         let Some(mut job) = job else { return Ok(None) };
         let mut stmt = conn.prepare_cached(
@@ -97,15 +98,21 @@ impl Catalog {
         Ok(Some(job))
     }
 
-    /// Job ids, newest first; only unfinished ones when asked.
-    pub fn job_ids(&self, unfinished_only: bool) -> anyhow::Result<Vec<String>> {
+    /// Every job, newest first, without steps: one query for a listing.
+    pub fn jobs_newest_first(&self) -> anyhow::Result<Vec<JobRecord>> {
         let conn = self.read();
-        let sql = if unfinished_only {
-            "SELECT id FROM jobs WHERE state IN ('running', 'compensating') ORDER BY created_at, rowid"
-        } else {
-            "SELECT id FROM jobs ORDER BY created_at DESC, rowid DESC"
-        };
-        let mut stmt = conn.prepare_cached(sql)?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, rowid DESC"
+        ))?;
+        Ok(stmt.query_map([], job_row)?.collect::<Result<_, _>>()?)
+    }
+
+    /// Ids of unfinished jobs, oldest first (the order to resume them in).
+    pub fn unfinished_job_ids(&self) -> anyhow::Result<Vec<String>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM jobs WHERE state IN ('running', 'compensating') ORDER BY created_at, rowid",
+        )?;
         Ok(stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?)

@@ -137,7 +137,7 @@ pub async fn reconcile(
         endpoint: endpoint.into(),
         detail,
     };
-    for job in catalog.job_ids(true)? {
+    for job in catalog.unfinished_job_ids()? {
         findings.push(finding(
             "unfinished-job",
             "",

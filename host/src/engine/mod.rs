@@ -441,7 +441,7 @@ impl Engine {
     /// Continues every unfinished job from its last recorded step, or finishes compensating it.
     pub async fn resume(&self) -> anyhow::Result<Vec<JobRecord>> {
         let mut done = Vec::new();
-        for id in self.catalog.job_ids(true)? {
+        for id in self.catalog.unfinished_job_ids()? {
             let job = self.job(&id)?;
             tracing::info!(job = %id, state = %job.state, "resuming");
             let record = match job.state {

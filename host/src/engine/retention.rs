@@ -177,7 +177,7 @@ pub fn live_copies(catalog: &Catalog) -> anyhow::Result<LiveCopies> {
             .collect(),
         prefixes: Vec::new(),
     };
-    for id in catalog.job_ids(true)? {
+    for id in catalog.unfinished_job_ids()? {
         if let Some(job) = catalog.job(&id)?
             && job.kind == "copy"
             && let Some(point) = job.params.get("point").and_then(|p| p.as_str())
