@@ -7,6 +7,9 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "build/wasm_target.rs"]
+mod wasm_target;
+
 /// (package, file name in OUT_DIR, env var naming its path for tests)
 const ADAPTERS: &[(&str, &str, &str)] = &[
     (
@@ -36,12 +39,33 @@ fn main() {
     for watched in ["wit", "sdk", "plugins", "tests/adapters", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
+    println!("cargo:rerun-if-changed=build/wasm_target.rs");
+    ensure_wasm_target();
     for (package, file, env_name) in ADAPTERS {
         let built = build_adapter(&root, &target_dir, package);
         let dest = out_dir.join(file);
         std::fs::copy(&built, &dest)
             .unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), dest.display()));
         println!("cargo:rustc-env={env_name}={}", dest.display());
+    }
+}
+
+/// Stops the build at once, naming the command to run, when the adapters' target is missing
+/// and cannot be added (rather than failing minutes later inside the nested build).
+fn ensure_wasm_target() {
+    let rustc = PathBuf::from(env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
+    let checked = wasm_target::sysroot_of(&rustc).and_then(|sysroot| {
+        let rustup = wasm_target::find_rustup(env::var_os("PATH").as_deref());
+        wasm_target::ensure_target(
+            &sysroot,
+            wasm_target::WASM_TARGET,
+            rustup.as_deref(),
+            wasm_target::RUSTUP_LIMIT,
+        )
+    });
+    if let Err(why) = checked {
+        eprintln!("error: {why}");
+        std::process::exit(1);
     }
 }
 

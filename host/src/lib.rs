@@ -13,3 +13,9 @@ pub mod names;
 pub mod refusal;
 pub mod runtime;
 pub mod units;
+
+/// The build script's probe for the adapters' target, compiled here only so that its unit
+/// tests run with the host's.
+#[cfg(test)]
+#[path = "../build/wasm_target.rs"]
+mod build_wasm_target;
