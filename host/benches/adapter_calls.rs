@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tidemark::contract::{DeviceSpec, NewDisk, VmInfo, VmSpec};
 use tidemark::engine::ports::{DataPath, Hypervisor};
+use tidemark::model::{DeviceSpec, NewDisk, VmInfo, VmSpec};
 use tidemark::runtime::{EndpointSpec, Runtime, Session};
 
 const MIB: u64 = 1 << 20;

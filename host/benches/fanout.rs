@@ -7,8 +7,8 @@ use std::time::Instant;
 use futures::StreamExt;
 use tidemark::catalog::JobState;
 use tidemark::cli::{Api, CreateVm, lab};
-use tidemark::contract::MappingMode;
 use tidemark::data_dir::Context;
+use tidemark::model::MappingMode;
 
 /// VMs to snapshot.
 const VMS: usize = 1000;
@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
                 let engine = &ctx.engine;
                 async move {
                     let vm = format!("vm{i:04}");
-                    engine.run(&tidemark::engine::JobRequest::Snapshot { vm }).await
+                    engine.run(&tidemark::engine::JobRequest::Snapshot(tidemark::engine::workflows::snapshot::SnapshotArgs { vm })).await
                 }
             })
             .buffer_unordered(CONCURRENCY)

@@ -1,7 +1,8 @@
 //! The `tidemark:adapter` WIT contract as host-side Rust types and call bindings.
 //!
-//! Generated from `wit/` so the host and every adapter agree by construction; the engine
-//! speaks these types too, so there is one model of VMs, devices and snapshots.
+//! Generated from `wit/` so the host and every adapter agree by construction. Only the runtime
+//! uses these types; it translates them to the host's own (`crate::model`) in
+//! `runtime/translate.rs`, which is what the engine and the catalog speak.
 
 wasmtime::component::bindgen!({
     world: "host-view",
@@ -29,40 +30,6 @@ pub fn contract_compatible(version: &str) -> bool {
     };
     let (ours, theirs) = (minor(CONTRACT_VERSION), minor(version));
     ours.0.is_some() && ours == theirs && version.split('.').count() == 3
-}
-
-/// An adapter error as operators read it: `not found: no VM vm-1`.
-pub fn describe_adapter_error(error: &AdapterError) -> String {
-    {
-        let (kind, message) = match error {
-            AdapterError::NotFound(m) => ("not found", m),
-            AdapterError::Conflict(m) => ("conflict", m),
-            AdapterError::Invalid(m) => ("invalid", m),
-            AdapterError::Unsupported(m) => ("unsupported", m),
-            AdapterError::Denied(m) => ("denied", m),
-            AdapterError::Transient(m) => ("transient", m),
-            AdapterError::Internal(m) => ("internal", m),
-        };
-        format!("{kind}: {message}")
-    }
-}
-
-impl std::fmt::Display for MappingMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            MappingMode::Physical => "physical",
-            MappingMode::Virtual => "virtual",
-        })
-    }
-}
-
-impl std::fmt::Display for PowerState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PowerState::On => "on",
-            PowerState::Off => "off",
-        })
-    }
 }
 
 #[cfg(test)]

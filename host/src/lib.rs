@@ -9,6 +9,7 @@ pub mod copies;
 pub mod data_dir;
 pub mod engine;
 pub mod logging;
+pub mod model;
 pub mod names;
 pub mod refusal;
 pub mod runtime;

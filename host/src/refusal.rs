@@ -11,6 +11,8 @@ pub enum RefusalKind {
     Conflict,
     /// The request itself cannot be carried out as asked.
     Invalid,
+    /// Nothing is wrong with the request, but there is no room for it now: try again later.
+    Busy,
 }
 
 /// A refusal with its message for people.
@@ -35,6 +37,11 @@ impl Refusal {
     /// The request makes no sense as asked.
     pub fn invalid(message: impl Into<String>) -> anyhow::Error {
         Self::of(RefusalKind::Invalid, message)
+    }
+
+    /// No room for it now (e.g. as many jobs running as allowed).
+    pub fn busy(message: impl Into<String>) -> anyhow::Error {
+        Self::of(RefusalKind::Busy, message)
     }
 
     fn of(kind: RefusalKind, message: impl Into<String>) -> anyhow::Error {

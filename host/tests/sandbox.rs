@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use tidemark::contract::{
-    AdapterError, Device, DeviceBacking, DeviceSpec, LunMapping, MappedLun, MappingMode, NewDisk,
+use tidemark::engine::ports::{CallError, CallErrorKind, DataPath, Hypervisor};
+use tidemark::model::{
+    AdapterError, DeviceBacking, DeviceSpec, LunMapping, MappedLun, MappingMode, NewDisk, VmDevice,
     VmInfo, VmSpec,
 };
-use tidemark::engine::ports::{CallError, CallErrorKind, DataPath, Hypervisor};
 use tidemark::runtime::{EndpointSpec, Runtime, Session};
 
 const MISBEHAVING_WASM: &str = env!("TIDEMARK_MISBEHAVING_WASM");
@@ -272,7 +272,7 @@ fn vm_spec(name: &str, with_lun: bool) -> VmSpec {
 }
 
 /// The VM's device mounted at `mount`.
-fn device_at<'a>(vm: &'a VmInfo, mount: &str) -> &'a Device {
+fn device_at<'a>(vm: &'a VmInfo, mount: &str) -> &'a VmDevice {
     vm.devices
         .iter()
         .find(|d| d.mount_point == mount)
@@ -347,7 +347,7 @@ async fn create_vm_and_snapshot_disks_are_idempotent_by_token() {
         .snapshot_disks(&first.id, &disk, "snap-web-1")
         .await
         .unwrap();
-    let ids = |refs: &[tidemark::contract::SnapshotRef]| {
+    let ids = |refs: &[tidemark::model::SnapshotRef]| {
         refs.iter().map(|s| s.id.clone()).collect::<Vec<_>>()
     };
     assert_eq!(ids(&snap), ids(&again));

@@ -53,7 +53,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("a valid default address"),
-            max_running_jobs: super::job_limit::DEFAULT_MAX_RUNNING_JOBS,
+            max_running_jobs: crate::engine::slots::DEFAULT_MAX_RUNNING_JOBS,
             body_limit: 64 * 1024,
             token_cache_ttl_secs: 5,
             log: crate::logging::DEFAULT_FILTER.to_string(),

@@ -1,5 +1,5 @@
 //! Copies and their upkeep: `GET /v1/vms/{name}/copies`, `POST /v1/copies/verify`,
-//! `POST /v1/copies/expire`, `POST /v1/copies/gc`, and `POST /v1/jobs/resume`.
+//! `POST /v1/copies/expire` and `POST /v1/copies/gc`.
 
 use std::sync::Arc;
 
@@ -31,14 +31,7 @@ pub fn copy_store(state: &ApiState, create: bool) -> Result<Arc<CopyStore>, ApiE
     state
         .data
         .attach_copy_store(create)
-        .map_err(ApiError::refused)?;
-    state
-        .data
-        .engine
-        .copies
-        .get()
-        .cloned()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the copy store did not open")))
+        .map_err(ApiError::refused)
 }
 
 /// `GET /v1/vms/{name}/copies`: points that have copies, with sizes and stored bytes.
@@ -232,34 +225,4 @@ pub async fn gc(State(state): State<Arc<ApiState>>) -> ApiResult {
         .map_err(|e| ApiError::internal(e.into()))?
         .map_err(ApiError::internal)?;
     json_ok(report)
-}
-
-/// `POST /v1/jobs/resume`: continues every unfinished job, or finishes compensating it.
-/// A serving process did that when it started, so there it is a conflict.
-#[utoipa::path(post, path = "/v1/jobs/resume", responses(
-        (status = 200, description = "The jobs continued or compensated", body = Object),
-        (status = 409, description = "A serving process resumed them when it started", body = ErrorBody),
-    ))]
-pub async fn resume(State(state): State<Arc<ApiState>>) -> ApiResult {
-    if state.resumes_at_start {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "this server resumed every unfinished job when it started (see GET /v1/jobs?state=running)",
-        ));
-    }
-    if let Err(e) = state.data.attach_copy_store(false) {
-        tracing::debug!("resuming without a copy store: {e:#}");
-    }
-    let jobs = state
-        .data
-        .engine
-        .resume()
-        .await
-        .map_err(ApiError::internal)?;
-    let docs: Vec<Value> = jobs
-        .iter()
-        .map(|j| json!({ "id": j.id, "kind": j.kind, "state": j.state, "error": j.error }))
-        .collect();
-    json_ok(json!({ "resumed": docs }))
 }

@@ -56,14 +56,10 @@ impl ApiError {
         let (status, code) = match Refusal::find(&error).map(|r| r.kind) {
             Some(RefusalKind::NotFound) => (StatusCode::NOT_FOUND, "not-found"),
             Some(RefusalKind::Conflict) => (StatusCode::CONFLICT, "conflict"),
+            Some(RefusalKind::Busy) => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests"),
             Some(RefusalKind::Invalid) | None => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
         };
         Self::new(status, code, message)
-    }
-
-    /// 429: the server is running as many jobs as it may; the answer carries `Retry-After`.
-    pub fn too_many_requests(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", message)
     }
 
     /// A failure of the host itself (500); the message is logged, not hidden.

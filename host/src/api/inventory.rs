@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody, ObjectJson};
-use crate::engine::copy::PROXY_PREFIX;
+use crate::engine::PROXY_PREFIX;
 use crate::engine::discover::{validate_vm, vm_record};
 use crate::engine::inventory::{EndpointInventory, inventory};
 

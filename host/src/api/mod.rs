@@ -13,7 +13,8 @@ mod endpoints;
 mod error;
 mod events;
 mod inventory;
-pub mod job_limit;
+#[cfg(test)]
+mod job_start_limit;
 mod openapi;
 #[cfg(test)]
 mod route_walk;
@@ -41,8 +42,6 @@ pub struct ApiState {
     pub data: Arc<Context>,
     /// Set once unfinished jobs were resumed.
     pub ready: AtomicBool,
-    /// Serializes job submission (idempotency check + job creation).
-    pub submit_lock: tokio::sync::Mutex<()>,
     /// Tokens recently found valid.
     pub tokens: auth::TokenCache,
     /// A serving process resumes unfinished jobs itself at start; a command's private API
@@ -53,10 +52,9 @@ pub struct ApiState {
     /// Serialized answers of the busiest reads.
     pub cache: cache::ResponseCache,
     /// How many jobs started over the API may run at once; past it `POST /v1/jobs` is a
-    /// 429 with `Retry-After` (default [`job_limit::DEFAULT_MAX_RUNNING_JOBS`]).
+    /// 429 with `Retry-After` (default
+    /// [`crate::engine::slots::DEFAULT_MAX_RUNNING_JOBS`]); the engine keeps the count.
     pub max_running_jobs: usize,
-    /// The jobs running now, each holding a slot under `max_running_jobs`.
-    pub running_jobs: job_limit::RunningJobs,
 }
 
 impl ApiState {
@@ -68,11 +66,9 @@ impl ApiState {
             ready: AtomicBool::new(!resumes_at_start),
             resumes_at_start,
             cache: cache::ResponseCache::default(),
-            submit_lock: tokio::sync::Mutex::new(()),
             tokens: auth::TokenCache::new(config.token_cache_ttl()),
             body_limit: config.body_limit,
             max_running_jobs: config.max_running_jobs,
-            running_jobs: job_limit::RunningJobs::default(),
         })
     }
 }
@@ -107,7 +103,7 @@ fn registered() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(copies::verify))
         .routes(routes!(copies::expire))
         .routes(routes!(copies::gc))
-        .routes(routes!(copies::resume))
+        .routes(routes!(routes::resume))
         .routes(routes!(routes::adapters))
         .routes(routes!(routes::tokens, tokens::create_token))
         .routes(routes!(routes::audit))

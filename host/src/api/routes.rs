@@ -20,7 +20,19 @@ use super::bodies::{CancelRequested, JobPage, JobStarted, JobSummary, Status};
 use super::cache::json_bytes;
 use super::error::{ApiError, ErrorBody};
 use crate::catalog::{AuditRecord, JobRecord, JobState, PointRecord, TokenRecord, VmRecord};
-use crate::engine::JobRequest;
+use crate::engine::{DryRun, JobRequest};
+
+/// What `POST /v1/jobs` answers with 200: a dry run's plan, or the job an earlier request
+/// with the same `Idempotency-Key` started.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum DryRunOrStarted {
+    /// `dry_run=true`: the checked plan.
+    DryRun(DryRun),
+    /// A replayed `Idempotency-Key`.
+    Started(JobStarted),
+}
 use crate::engine::inventory::EndpointInventory;
 use axum::body::Bytes;
 
@@ -251,16 +263,26 @@ pub async fn job(
     Ok(json_bytes(bytes))
 }
 
+/// `POST /v1/jobs?dry_run=`: with `dry_run=true`, only the checked plan.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StartJobQuery {
+    /// Check the request and answer with its plan and steps, recording nothing.
+    dry_run: Option<bool>,
+}
+
 /// `POST /v1/jobs`: starts a workflow in the background; 202 with the job id. With an
 /// `Idempotency-Key` header, the same key and request give the same job (200), never two;
 /// the same key with another request is a 409. Past `max_running_jobs` running jobs, 429.
+/// With `?dry_run=true`, 200 with the checked plan and its steps; nothing is recorded.
 #[utoipa::path(post, path = "/v1/jobs",
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and request, same job (1-200 visible ASCII characters)",
-        min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$")),
+        min_length = 1, max_length = 200, pattern = "^[!-~]{1,200}$"), StartJobQuery),
     request_body = JobRequest,
     responses(
         (status = 202, description = "The job was started", body = JobStarted),
-        (status = 200, description = "The Idempotency-Key named an earlier job with this request", body = JobStarted),
+        (status = 200, description = "With `dry_run=true`: the plan, nothing recorded; or the Idempotency-Key named an earlier job with this request", body = DryRunOrStarted),
         (status = 400, description = "Malformed JSON or Idempotency-Key", body = ErrorBody),
         (status = 404, description = "The VM or recovery point is unknown", body = ErrorBody),
         (status = 409, description = "The VM has an unfinished job, or the key was used for another request", body = ErrorBody),
@@ -274,9 +296,20 @@ pub async fn start_job(
     State(state): State<Arc<ApiState>>,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
+    query: Result<Query<StartJobQuery>, QueryRejection>,
     body: Result<Json<JobRequest>, JsonRejection>,
 ) -> ApiResult {
+    let Query(query) = query?;
     let Json(request) = body?;
+    if query.dry_run == Some(true) {
+        let plan = state
+            .data
+            .engine
+            .dry_run(&request)
+            .await
+            .map_err(ApiError::refused)?;
+        return ok(plan);
+    }
     let key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
@@ -293,86 +326,52 @@ pub async fn start_job(
         ),
         None => None,
     };
-    let request_text = serde_json::to_string(&request).map_err(|e| ApiError::internal(e.into()))?;
-    // Copies need the copy store: the first copy makes it. Restores need an existing one;
-    // why it could not be opened is said only once the request itself checked out (an
-    // unknown VM or point is the better answer).
-    let mut store_missing = None;
-    match &request {
-        JobRequest::Copy { .. } => {
-            super::copies::copy_store(&state, true)?;
-        }
-        JobRequest::Restore { .. } | JobRequest::RestoreDevice { .. } => {
-            store_missing = super::copies::copy_store(&state, false).err();
-        }
-        JobRequest::Snapshot { .. } | JobRequest::Revert { .. } => {}
-    }
-    // One submission at a time, so two requests with one key cannot both miss the lookup.
-    let _one_at_a_time = state.submit_lock.lock().await;
-    if let Some(key) = &key
-        && let Some((_, earlier, job)) = state
-            .data
-            .catalog
-            .idempotent_job(key)
-            .map_err(ApiError::internal)?
-    {
-        if earlier != request_text {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("Idempotency-Key {key} was used for a different request (job {job})"),
-            ));
-        }
-        return Ok((
-            StatusCode::OK,
-            Json(JobStarted {
-                job,
-                state: None,
-                replayed: true,
-            }),
-        )
-            .into_response());
-    }
-    let slot = state
-        .running_jobs
-        .try_start(state.max_running_jobs)
-        .ok_or_else(|| {
-            ApiError::too_many_requests(format!(
-                "{} jobs are running, the most this server runs at once; try again later",
-                state.max_running_jobs
-            ))
-        })?;
-    let engine = state.data.engine.clone();
-    let (job_id, planned) = engine.submit(&request).map_err(|e| {
-        let refused = ApiError::refused(e);
-        match store_missing {
-            Some(store) if refused.status == StatusCode::CONFLICT => store,
-            _ => refused,
-        }
-    })?;
-    if let Some(key) = &key {
-        state
-            .data
-            .catalog
-            .remember_idempotency(key, &who.name, &request_text, &job_id)
-            .map_err(ApiError::internal)?;
-    }
-    let id = job_id.clone();
-    tokio::spawn(async move {
-        let _slot = slot;
-        if let Err(e) = engine.run_job(&id, planned).await {
-            tracing::error!(job = %id, "job could not run: {e:#}");
-        }
-    });
+    let started = state
+        .data
+        .engine
+        .start(&request, key.as_deref(), &who.name, state.max_running_jobs)
+        .map_err(ApiError::refused)?;
+    let (status, job_state) = if started.replayed {
+        (StatusCode::OK, None)
+    } else {
+        (StatusCode::ACCEPTED, Some(JobState::Running))
+    };
     Ok((
-        StatusCode::ACCEPTED,
+        status,
         Json(JobStarted {
-            job: job_id,
-            state: Some(JobState::Running),
-            replayed: false,
+            job: started.job,
+            state: job_state,
+            replayed: started.replayed,
         }),
     )
         .into_response())
+}
+
+/// `POST /v1/jobs/resume`: continues every unfinished job, or finishes compensating it.
+/// A serving process did that when it started, so there it is a conflict.
+#[utoipa::path(post, path = "/v1/jobs/resume", responses(
+        (status = 200, description = "The jobs continued or compensated", body = Object),
+        (status = 409, description = "A serving process resumed them when it started", body = ErrorBody),
+    ))]
+pub async fn resume(State(state): State<Arc<ApiState>>) -> ApiResult {
+    if state.resumes_at_start {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "this server resumed every unfinished job when it started (see GET /v1/jobs?state=running)",
+        ));
+    }
+    let jobs = state
+        .data
+        .engine
+        .resume()
+        .await
+        .map_err(ApiError::internal)?;
+    let docs: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|j| serde_json::json!({ "id": j.id, "kind": j.kind, "state": j.state, "error": j.error }))
+        .collect();
+    ok(serde_json::json!({ "resumed": docs }))
 }
 
 /// `POST /v1/jobs/{id}/cancel`: the job stops before its next step and compensates.

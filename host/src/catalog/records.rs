@@ -66,9 +66,54 @@ pub struct DeviceRecord {
 }
 
 /// Device kind names used in records and JSON.
-pub const VIRTUAL_DISK: &str = "virtual-disk";
+pub const VIRTUAL_DISK: &str = crate::model::Device::VIRTUAL_DISK;
 /// Device kind names used in records and JSON.
-pub const MAPPED_LUN: &str = "mapped-lun";
+pub const MAPPED_LUN: &str = crate::model::Device::MAPPED_LUN;
+
+impl DeviceRecord {
+    /// What the device is; a record whose kind columns make no sense is an error.
+    pub fn device(&self) -> anyhow::Result<crate::model::Device> {
+        crate::model::Device::from_columns(
+            &self.kind,
+            &self.device_ref,
+            self.wwn.as_deref(),
+            self.mode.as_deref(),
+        )
+    }
+}
+
+impl SnapshotRefRecord {
+    /// A snapshot ref of `device` at `mount_point`, held by `endpoint` as `snapshot`.
+    pub fn new(
+        device_ref: &str,
+        mount_point: &str,
+        device: &crate::model::Device,
+        endpoint: &str,
+        snapshot: &crate::model::SnapshotRef,
+    ) -> Self {
+        Self {
+            device_ref: device_ref.to_string(),
+            mount_point: mount_point.to_string(),
+            device_kind: device.kind_name().to_string(),
+            wwn: device.wwn().map(str::to_string),
+            mode: device.mode().map(|m| m.to_string()),
+            endpoint: endpoint.to_string(),
+            snapshot: snapshot.id.clone(),
+            created_at: snapshot.created_at as i64,
+            expired_at: None,
+        }
+    }
+
+    /// What the snapshotted device is; a record whose kind columns make no sense is an error.
+    pub fn device(&self) -> anyhow::Result<crate::model::Device> {
+        crate::model::Device::from_columns(
+            &self.device_kind,
+            &self.device_ref,
+            self.wwn.as_deref(),
+            self.mode.as_deref(),
+        )
+    }
+}
 
 /// A recovery point: the snapshots of all devices of one VM, taken together.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]

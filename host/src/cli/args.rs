@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::contract::MappingMode;
+use crate::model::MappingMode;
 use crate::names::check_mount_point;
 use crate::units::parse_size;
 
@@ -46,11 +46,22 @@ pub enum Command {
     #[command(subcommand)]
     Vm(VmCommand),
     /// Snapshots every device of a VM into one recovery point.
-    Snapshot { vm: String },
+    Snapshot {
+        vm: String,
+        /// Only check the request and show the steps it would take; record nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Recovery points of a VM.
     Points { vm: String },
     /// Reverts a VM in place to a recovery point.
-    Revert { vm: String, point: String },
+    Revert {
+        vm: String,
+        point: String,
+        /// Only check the request and show the steps it would take; record nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Jobs, newest first.
     Jobs,
     /// One job with its steps (`job ID`), or cancel a running one (`job cancel ID`): it
@@ -88,6 +99,9 @@ pub enum Command {
         /// Hypervisor host of the proxy VM that reads the snapshots.
         #[arg(long, default_value = crate::engine::DEFAULT_PROXY_HOST)]
         proxy_host: String,
+        /// Only check the request and show the steps it would take; record nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Recovery points of a VM that have copies, with sizes and stored bytes.
     Copies { vm: String },
@@ -108,6 +122,9 @@ pub enum Command {
         /// Restore only the device at this mount point, in place, into the VM itself.
         #[arg(long, value_parser = mount_point, conflicts_with_all = ["host", "as_name", "array"])]
         device: Option<String>,
+        /// Only check the request and show the steps it would take; record nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Re-reads, decrypts and re-hashes every chunk of a point's copies (or of all); exit 1
     /// if anything is damaged.

@@ -1,5 +1,9 @@
 //! Copies and what they are for: `copy`, `copies`, `restore`, `verify`, `expire`, `gc`.
 
+use crate::engine::JobRequest;
+use crate::engine::workflows::copy::CopyArgs;
+use crate::engine::workflows::restore::RestoreArgs;
+use crate::engine::workflows::restore_device::RestoreDeviceArgs;
 use serde_json::{Value, json};
 
 use super::connect::Connection;
@@ -18,13 +22,34 @@ pub async fn copy(
     vm: &str,
     point: Option<&str>,
     proxy_host: &str,
+    dry: bool,
     json_output: bool,
 ) -> anyhow::Result<Outcome> {
+    let copy_of = |point: &str| {
+        JobRequest::Copy(CopyArgs {
+            vm: vm.to_string(),
+            point: point.to_string(),
+            proxy_host: Some(proxy_host.to_string()),
+        })
+    };
+    if dry {
+        return match point {
+            Some(point) => super::jobs::dry_run(conn, &copy_of(point)).await,
+            None => {
+                let mut outcome =
+                    super::jobs::dry_run(conn, &super::jobs::snapshot_request(vm)).await?;
+                outcome
+                    .text
+                    .push_str("\nthen a copy job of the new recovery point");
+                Ok(outcome)
+            }
+        };
+    }
     let mut snapshot_job = Value::Null;
     let point = match point {
         Some(p) => p.to_string(),
         None => {
-            let job = run_job(conn, json!({ "kind": "snapshot", "vm": vm }), json_output).await?;
+            let job = run_job(conn, &super::jobs::snapshot_request(vm), json_output).await?;
             if job["state"] != "succeeded" {
                 let mut outcome = job_outcome(&job, json!({}));
                 outcome.text = format!("the snapshot before the copy failed: {}", outcome.text);
@@ -39,8 +64,7 @@ pub async fn copy(
                 .to_string()
         }
     };
-    let request = json!({ "kind": "copy", "vm": vm, "point": point, "proxy_host": proxy_host });
-    let job = run_job(conn, request, json_output).await?;
+    let job = run_job(conn, &copy_of(&point), json_output).await?;
     let mut outcome = job_outcome(
         &job,
         json!({ "recovery_point": point, "snapshot_job": snapshot_job }),
@@ -115,13 +139,20 @@ pub async fn restore(
     host: &str,
     as_name: Option<&str>,
     array: Option<&str>,
+    dry: bool,
     json_output: bool,
 ) -> anyhow::Result<Outcome> {
-    let name = as_name.map_or_else(|| format!("{vm}-restored"), str::to_string);
-    let request = json!({
-        "kind": "restore", "vm": vm, "point": point, "host": host, "name": name, "array": array,
+    let request = JobRequest::Restore(RestoreArgs {
+        vm: vm.to_string(),
+        point: point.to_string(),
+        host: host.to_string(),
+        name: as_name.map(str::to_string),
+        array: array.map(str::to_string),
     });
-    let job = run_job(conn, request, json_output).await?;
+    if dry {
+        return super::jobs::dry_run(conn, &request).await;
+    }
+    let job = run_job(conn, &request, json_output).await?;
     let mut outcome = job_outcome(&job, json!({}));
     if outcome.ok {
         let result = &job["result"];
@@ -142,10 +173,18 @@ pub async fn restore_device(
     vm: &str,
     point: &str,
     mount: &str,
+    dry: bool,
     json_output: bool,
 ) -> anyhow::Result<Outcome> {
-    let request = json!({ "kind": "restore-device", "vm": vm, "point": point, "device": mount });
-    let job = run_job(conn, request, json_output).await?;
+    let request = JobRequest::RestoreDevice(RestoreDeviceArgs {
+        vm: vm.to_string(),
+        point: point.to_string(),
+        device: mount.to_string(),
+    });
+    if dry {
+        return super::jobs::dry_run(conn, &request).await;
+    }
+    let job = run_job(conn, &request, json_output).await?;
     Ok(job_outcome(&job, json!({})))
 }
 

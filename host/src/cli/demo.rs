@@ -13,10 +13,14 @@ use super::args::CreateVm;
 use super::table::tracking;
 use super::{Api, Outcome, lab};
 use crate::catalog::JobState;
-use crate::contract::MappingMode;
 use crate::data_dir::Context;
 use crate::data_dir::ownership::{self, Access};
-use crate::engine::JobRequest;
+use crate::engine::workflows::copy::CopyArgs;
+use crate::engine::workflows::restore::RestoreArgs;
+use crate::engine::workflows::revert::RevertArgs;
+use crate::engine::workflows::snapshot::SnapshotArgs;
+use crate::engine::{CopyStoreOpener, JobRequest};
+use crate::model::MappingMode;
 
 /// Regions written in each device: unaligned, crossing 4 KiB blocks, and at the very end.
 const REGIONS: &[(u64, usize)] = &[(4093, 3 << 20), (300 << 20, 5000), (1 << 30, 1 << 20)];
@@ -115,7 +119,7 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
 
     let job = ctx
         .engine
-        .run(&JobRequest::Snapshot { vm: "app01".into() })
+        .run(&JobRequest::Snapshot(SnapshotArgs { vm: "app01".into() }))
         .await?;
     let point = succeeded(&job, "snapshot")?["recovery_point"]
         .as_str()
@@ -128,10 +132,10 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
 
     let job = ctx
         .engine
-        .run(&JobRequest::Revert {
+        .run(&JobRequest::Revert(RevertArgs {
             vm: "app01".into(),
             point: point.clone(),
-        })
+        }))
         .await?;
     succeeded(&job, "revert")?;
     log.push(format!("revert job {} → app01 back at {point}", job.id));
@@ -143,11 +147,11 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     ctx.attach_copy_store(true)?;
     let job = ctx
         .engine
-        .run(&JobRequest::Copy {
+        .run(&JobRequest::Copy(CopyArgs {
             vm: "app01".into(),
             point: point.clone(),
             proxy_host: None,
-        })
+        }))
         .await?;
     let result = succeeded(&job, "copy")?;
     log.push(format!(
@@ -165,7 +169,7 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     let expired = crate::engine::retention::expire(
         &ctx.catalog,
         ctx.endpoints(),
-        ctx.engine.copies.get().map(std::sync::Arc::as_ref),
+        ctx.copies.opened().as_deref(),
         policy,
         false,
     )
@@ -176,13 +180,13 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     ));
     let job = ctx
         .engine
-        .run(&JobRequest::Restore {
+        .run(&JobRequest::Restore(RestoreArgs {
             vm: "app01".into(),
             point: point.clone(),
             host: "esx-b".into(),
             name: Some("app01-restored".into()),
             array: None,
-        })
+        }))
         .await?;
     succeeded(&job, "restore")?;
     log.push(format!(

@@ -1,6 +1,9 @@
 //! VMs, recovery points, and the jobs that make them: `vm`, `snapshot`, `points`, `revert`,
 //! `jobs`, `job`, `resume`. Every command asks the API and renders its JSON.
 
+use crate::engine::JobRequest;
+use crate::engine::workflows::revert::RevertArgs;
+use crate::engine::workflows::snapshot::SnapshotArgs;
 use serde_json::{Value, json};
 
 use super::client::ServerEvent;
@@ -129,10 +132,13 @@ pub fn job_outcome(job: &Value, extra: Value) -> Outcome {
 /// `detached: true` if the user stopped following).
 pub async fn run_job(
     conn: &Connection,
-    request: Value,
+    request: &JobRequest,
     json_output: bool,
 ) -> anyhow::Result<Value> {
-    let started = conn.api.post("/v1/jobs", request).await?;
+    let started = conn
+        .api
+        .post("/v1/jobs", serde_json::to_value(request)?)
+        .await?;
     let id = text_of(&started["job"]);
     let mut bar = EventBar::for_output(json_output);
     let follow = conn.api.follow(&id, |event: &ServerEvent| {
@@ -155,8 +161,42 @@ pub async fn run_job(
     }
 }
 
-pub async fn snapshot(conn: &Connection, vm: &str, json_output: bool) -> anyhow::Result<Outcome> {
-    let job = run_job(conn, json!({ "kind": "snapshot", "vm": vm }), json_output).await?;
+/// `--dry-run` of a job command: the checked plan and its steps, recording nothing.
+pub async fn dry_run(conn: &Connection, request: &JobRequest) -> anyhow::Result<Outcome> {
+    let plan = conn
+        .api
+        .post("/v1/jobs?dry_run=true", serde_json::to_value(request)?)
+        .await?;
+    let steps: Vec<String> = plan["steps"]
+        .as_array()
+        .map(|steps| steps.iter().map(text_of).collect())
+        .unwrap_or_default();
+    let text = format!(
+        "{} job on {} would run {} step(s), recording nothing:\n  {}",
+        text_of(&plan["kind"]),
+        text_of(&plan["vm"]),
+        steps.len(),
+        steps.join("\n  ")
+    );
+    Ok(Outcome::ok(plan, text))
+}
+
+/// A snapshot request of `vm`.
+pub fn snapshot_request(vm: &str) -> JobRequest {
+    JobRequest::Snapshot(SnapshotArgs { vm: vm.to_string() })
+}
+
+pub async fn snapshot(
+    conn: &Connection,
+    vm: &str,
+    dry: bool,
+    json_output: bool,
+) -> anyhow::Result<Outcome> {
+    let request = snapshot_request(vm);
+    if dry {
+        return dry_run(conn, &request).await;
+    }
+    let job = run_job(conn, &request, json_output).await?;
     let point = job["result"]["recovery_point"].as_str().map(str::to_string);
     let snapshots = match &point {
         Some(id) => conn.api.get(&format!("/v1/points/{}", segment(id))).await?["snapshots"].take(),
@@ -178,14 +218,17 @@ pub async fn revert(
     conn: &Connection,
     vm: &str,
     point: &str,
+    dry: bool,
     json_output: bool,
 ) -> anyhow::Result<Outcome> {
-    let job = run_job(
-        conn,
-        json!({ "kind": "revert", "vm": vm, "point": point }),
-        json_output,
-    )
-    .await?;
+    let request = JobRequest::Revert(RevertArgs {
+        vm: vm.to_string(),
+        point: point.to_string(),
+    });
+    if dry {
+        return dry_run(conn, &request).await;
+    }
+    let job = run_job(conn, &request, json_output).await?;
     Ok(job_outcome(&job, json!({})))
 }
 

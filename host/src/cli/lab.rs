@@ -14,9 +14,9 @@ use super::Outcome;
 use super::args::{CreateVm, LabCommand, LabVmCommand};
 use super::client::Api;
 use crate::catalog::VmRecord;
-use crate::contract::{DeviceSpec, LunMapping, MappedLun, NewDisk, VmSpec};
 use crate::data_dir::Context;
 use crate::engine::device_io;
+use crate::model::{DeviceSpec, LunMapping, MappedLun, NewDisk, VmSpec};
 use crate::units::format_size;
 
 /// The lab's endpoint names (also its adapter names).

@@ -123,9 +123,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Command::Vm(args::VmCommand::List) => jobs::vm_list(&conn).await,
         Command::Vm(args::VmCommand::Show { vm }) => jobs::vm_show(&conn, &vm).await,
-        Command::Snapshot { vm } => jobs::snapshot(&conn, &vm, json_output).await,
+        Command::Snapshot { vm, dry_run } => jobs::snapshot(&conn, &vm, dry_run, json_output).await,
         Command::Points { vm } => jobs::points(&conn, &vm).await,
-        Command::Revert { vm, point } => jobs::revert(&conn, &vm, &point, json_output).await,
+        Command::Revert { vm, point, dry_run } => {
+            jobs::revert(&conn, &vm, &point, dry_run, json_output).await
+        }
         Command::Jobs => jobs::jobs(&conn).await,
         Command::Job { id_or_action, id } => match (id_or_action.as_str(), id) {
             ("cancel", Some(id)) => jobs::cancel(&conn, &id).await,
@@ -150,7 +152,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             vm,
             point,
             proxy_host,
-        } => copies::copy(&conn, &vm, point.as_deref(), &proxy_host, json_output).await,
+            dry_run,
+        } => {
+            copies::copy(
+                &conn,
+                &vm,
+                point.as_deref(),
+                &proxy_host,
+                dry_run,
+                json_output,
+            )
+            .await
+        }
         Command::Copies { vm } => copies::copies(&conn, &vm).await,
         Command::Restore {
             vm,
@@ -159,9 +172,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             as_name,
             array,
             device,
+            dry_run,
         } => match (device, host) {
             (Some(mount), _) => {
-                copies::restore_device(&conn, &vm, &point, &mount, json_output).await
+                copies::restore_device(&conn, &vm, &point, &mount, dry_run, json_output).await
             }
             (None, Some(host)) => {
                 copies::restore(
@@ -171,6 +185,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
                     &host,
                     as_name.as_deref(),
                     array.as_deref(),
+                    dry_run,
                     json_output,
                 )
                 .await

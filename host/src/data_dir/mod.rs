@@ -16,8 +16,8 @@ use cap_std::fs::Dir;
 
 use crate::catalog::{CATALOG_FILE, Catalog, EndpointRecord};
 use crate::copies::{CopyStore, CopyStoreError, DEFAULT_CHUNK_SIZE, KeySource};
-use crate::engine::Engine;
 use crate::engine::ports::Endpoints;
+use crate::engine::{CopyStoreOpener, Engine};
 use crate::refusal::Refusal;
 use crate::runtime::{AdapterKind, Connector, EndpointSpec, Runtime};
 
@@ -35,62 +35,43 @@ pub struct Context {
     pub runtime: Arc<Runtime>,
     pub connector: Arc<Connector>,
     pub engine: Arc<Engine>,
-    /// One opening (or creation) of the copy store at a time: two concurrent first copies
-    /// must not both make a key.
-    store_opening: std::sync::Mutex<()>,
+    /// The copy store, opened (or made) on first use; the engine holds the same opener.
+    pub copies: Arc<StoreOpener>,
 }
 
-impl Context {
-    /// Opens (creating if needed) the data directory.
-    pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-        let root = Dir::open_ambient_dir(data_dir, ambient_authority())
-            .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
-        for dir in ["adapters", "endpoints", "cache"] {
-            root.create_dir_all(dir)
-                .with_context(|| format!("creating {dir}/ in the data directory"))?;
-        }
-        let catalog = Arc::new(Catalog::open(&data_dir.join(CATALOG_FILE))?);
-        let runtime = Arc::new(
-            Runtime::new(
-                Some(&data_dir.join("adapters")),
-                Some(&data_dir.join("cache")),
-            )
-            .await?,
-        );
-        for (name, reason) in &runtime.rejected {
-            tracing::warn!("adapter {name} not loaded: {reason}");
-        }
-        let specs = catalog
-            .endpoints()?
-            .iter()
-            .map(|e| endpoint_spec(&root, data_dir, e))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let connector = Arc::new(Connector::new(runtime.clone(), specs));
-        let endpoints: Arc<dyn Endpoints> = connector.clone();
-        let engine = Arc::new(Engine::new(catalog.clone(), endpoints)?);
+/// Opens the copy store under `copies/` on first use and keeps it open: what the engine's
+/// jobs and the API's copy upkeep share, so the store's location and key handling live here.
+pub struct StoreOpener {
+    root: Dir,
+    location: PathBuf,
+    /// One opening (or creation) at a time: two concurrent first copies must not both make
+    /// a key.
+    opening: std::sync::Mutex<()>,
+    store: std::sync::OnceLock<Arc<CopyStore>>,
+}
+
+impl StoreOpener {
+    fn new(root: &Dir, data_dir: &Path) -> anyhow::Result<Self> {
         Ok(Self {
-            data_dir: data_dir.to_path_buf(),
-            root,
-            catalog,
-            runtime,
-            connector,
-            engine,
-            store_opening: std::sync::Mutex::new(()),
+            root: root
+                .try_clone()
+                .context("sharing the data directory handle")?,
+            location: data_dir.join(COPIES_DIR),
+            opening: std::sync::Mutex::new(()),
+            store: std::sync::OnceLock::new(),
         })
     }
 
-    /// Opens the copy store under `copies/` for the engine; with `create`, makes it (and its
-    /// key) on first use. A passphrase comes from `TIDEMARK_COPY_PASSPHRASE`. Once open, the
-    /// store stays open for the engine's life.
-    pub fn attach_copy_store(&self, create: bool) -> anyhow::Result<()> {
-        let _one_at_a_time = self.store_opening.lock().unwrap_or_else(|p| p.into_inner());
-        if self.engine.copies.get().is_some() {
-            return Ok(());
+    /// Opens, or with `create` makes, the store; a passphrase comes from
+    /// `TIDEMARK_COPY_PASSPHRASE`. A store that cannot be opened for a reason of its state
+    /// (none yet, passphrase missing or not used) is a conflict refusal saying what to do.
+    fn open_now(&self, create: bool) -> anyhow::Result<Arc<CopyStore>> {
+        let _one_at_a_time = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(store) = self.store.get() {
+            return Ok(store.clone());
         }
         let passphrase = std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty());
-        let location = self.data_dir.join(COPIES_DIR);
+        let location = &self.location;
         self.root
             .create_dir_all(COPIES_DIR)
             .with_context(|| format!("creating {}", location.display()))?;
@@ -124,8 +105,65 @@ impl Context {
             }
             Err(e) => return Err(e.into()),
         };
-        self.engine.set_copy_store(Arc::new(store));
-        Ok(())
+        Ok(self.store.get_or_init(|| Arc::new(store)).clone())
+    }
+}
+
+impl CopyStoreOpener for StoreOpener {
+    fn open(&self, create: bool) -> anyhow::Result<Arc<CopyStore>> {
+        self.open_now(create)
+    }
+
+    fn opened(&self) -> Option<Arc<CopyStore>> {
+        self.store.get().cloned()
+    }
+}
+
+impl Context {
+    /// Opens (creating if needed) the data directory.
+    pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+        let root = Dir::open_ambient_dir(data_dir, ambient_authority())
+            .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
+        for dir in ["adapters", "endpoints", "cache"] {
+            root.create_dir_all(dir)
+                .with_context(|| format!("creating {dir}/ in the data directory"))?;
+        }
+        let catalog = Arc::new(Catalog::open(&data_dir.join(CATALOG_FILE))?);
+        let runtime = Arc::new(
+            Runtime::new(
+                Some(&data_dir.join("adapters")),
+                Some(&data_dir.join("cache")),
+            )
+            .await?,
+        );
+        for (name, reason) in &runtime.rejected {
+            tracing::warn!("adapter {name} not loaded: {reason}");
+        }
+        let specs = catalog
+            .endpoints()?
+            .iter()
+            .map(|e| endpoint_spec(&root, data_dir, e))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let connector = Arc::new(Connector::new(runtime.clone(), specs));
+        let endpoints: Arc<dyn Endpoints> = connector.clone();
+        let copies = Arc::new(StoreOpener::new(&root, data_dir)?);
+        let engine = Arc::new(Engine::new(catalog.clone(), endpoints, copies.clone())?);
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            root,
+            catalog,
+            runtime,
+            connector,
+            engine,
+            copies,
+        })
+    }
+
+    /// The copy store, opened (or, with `create`, made) on first use; see [`StoreOpener`].
+    pub fn attach_copy_store(&self, create: bool) -> anyhow::Result<Arc<CopyStore>> {
+        self.copies.open(create)
     }
 
     /// The endpoints as the engine sees them.

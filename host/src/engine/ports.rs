@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 
-use crate::contract::{
-    AdapterError, Device, Extent, HostInfo, LunInfo, LunMapping, NewDisk, SnapshotRef, VmInfo,
+use crate::model::{
+    AdapterError, Extent, HostInfo, LunInfo, LunMapping, NewDisk, SnapshotRef, VmDevice, VmInfo,
     VmSpec,
 };
 
@@ -61,7 +61,7 @@ impl CallError {
 impl std::fmt::Display for CallErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallErrorKind::Adapter(e) => f.write_str(&crate::contract::describe_adapter_error(e)),
+            CallErrorKind::Adapter(e) => write!(f, "{e}"),
             CallErrorKind::Timeout(d) => write!(
                 f,
                 "deadline of {} ms exceeded; the call was interrupted",
@@ -81,13 +81,36 @@ impl std::fmt::Display for CallErrorKind {
 /// Result of a call to an endpoint.
 pub type CallResult<T> = Result<T, CallError>;
 
+/// What an open handle holds: whatever the session that opened it needs to find it again
+/// (a Wasm resource for the runtime, an index for an in-process fake). Opaque to the engine,
+/// so the engine does not depend on how any implementation keeps its handles.
+pub struct Handle(Box<dyn std::any::Any + Send + Sync>);
+
+impl Handle {
+    /// Wraps what the session needs to find the handle again.
+    pub fn new<T: std::any::Any + Send + Sync>(inner: T) -> Self {
+        Self(Box::new(inner))
+    }
+
+    /// What the session wrapped, if it is of type `T` (a handle of another session is not).
+    pub fn get<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handle(..)")
+    }
+}
+
 /// An open reader of device bytes, valid within the session that opened it.
 #[derive(Debug)]
-pub struct ReaderHandle(pub(crate) wasmtime::component::ResourceAny);
+pub struct ReaderHandle(pub Handle);
 
 /// An open writer of device bytes, valid within the session that opened it.
 #[derive(Debug)]
-pub struct WriterHandle(pub(crate) wasmtime::component::ResourceAny);
+pub struct WriterHandle(pub Handle);
 
 /// Reading and writing device bytes through an adapter.
 #[async_trait]
@@ -141,14 +164,14 @@ pub trait Hypervisor: DataPath {
     /// Powers off.
     async fn power_off(&mut self, vm_id: &str) -> CallResult<()>;
     /// Adds a virtual disk.
-    async fn add_disk(&mut self, vm_id: &str, disk: &NewDisk, token: &str) -> CallResult<Device>;
+    async fn add_disk(&mut self, vm_id: &str, disk: &NewDisk, token: &str) -> CallResult<VmDevice>;
     /// Maps a LUN.
     async fn map_lun(
         &mut self,
         vm_id: &str,
         mapping: &LunMapping,
         token: &str,
-    ) -> CallResult<Device>;
+    ) -> CallResult<VmDevice>;
     /// Unmaps a LUN.
     async fn unmap_lun(&mut self, vm_id: &str, wwn: &str) -> CallResult<()>;
     /// Attaches another VM's disk snapshot read-only (a proxy reading it).
@@ -159,7 +182,7 @@ pub trait Hypervisor: DataPath {
         snapshot_id: &str,
         mount_point: &str,
         token: &str,
-    ) -> CallResult<Device>;
+    ) -> CallResult<VmDevice>;
     /// Detaches an attached snapshot, or deletes a disk of the VM's own.
     async fn detach_disk(&mut self, vm_id: &str, device_id: &str) -> CallResult<()>;
     /// Snapshots virtual disks together.

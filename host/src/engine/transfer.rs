@@ -15,8 +15,8 @@ use super::device_io::{self, DeviceTarget, IO_CHUNK};
 use super::ports::{CallError, Endpoints};
 use super::progress::Progress;
 use crate::catalog::{Catalog, CopyRefRecord, MAPPED_LUN, PointRecord, SnapshotRefRecord};
-use crate::contract::Extent;
 use crate::copies::{CopyStore, Manifest, ParallelGet, ParallelPut, default_threads};
+use crate::model::Extent;
 
 /// The name copy refs give the embedded copy store (room for more stores later).
 pub const STORE_NAME: &str = "local";

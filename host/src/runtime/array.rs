@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 
 use super::session::{Interface, Session, guest_call};
-use crate::contract::{LunInfo, SnapshotRef};
-use crate::engine::ports::{CallResult, ReaderHandle, StorageArray, WriterHandle};
+use crate::engine::ports::{CallResult, Handle, ReaderHandle, StorageArray, WriterHandle};
+use crate::model::{LunInfo, SnapshotRef};
 
 const SA: Interface = Interface::StorageArray;
 
@@ -73,11 +73,11 @@ impl StorageArray for Session {
     ) -> CallResult<ReaderHandle> {
         guest_call!(self, SA, storage_array, "open-reader", |g, s| g
             .call_open_reader(s, wwn, snapshot_id))
-        .map(ReaderHandle)
+        .map(|r| ReaderHandle(Handle::new(r)))
     }
     async fn open_writer(&mut self, wwn: &str) -> CallResult<WriterHandle> {
         guest_call!(self, SA, storage_array, "open-writer", |g, s| g
             .call_open_writer(s, wwn))
-        .map(WriterHandle)
+        .map(|w| WriterHandle(Handle::new(w)))
     }
 }

@@ -3,8 +3,11 @@
 use async_trait::async_trait;
 
 use super::session::{Interface, Session, guest_call};
-use crate::contract::{Device, HostInfo, LunMapping, NewDisk, SnapshotRef, VmInfo, VmSpec};
-use crate::engine::ports::{CallResult, Hypervisor, ReaderHandle, WriterHandle};
+use super::translate;
+use crate::engine::ports::{CallResult, Handle, Hypervisor, ReaderHandle, WriterHandle};
+use crate::model::{
+    HostInfo, LunMapping, NewDisk, SnapshotRef, VmDevice as Device, VmInfo, VmSpec,
+};
 
 const HV: Interface = Interface::Hypervisor;
 
@@ -25,8 +28,11 @@ impl Hypervisor for Session {
             .call_get_vm(s, vm_id))
     }
     async fn create_vm(&mut self, spec: &VmSpec, token: &str) -> CallResult<VmInfo> {
-        guest_call!(self, HV, hypervisor, "create-vm", |g, s| g
-            .call_create_vm(s, spec, token))
+        guest_call!(self, HV, hypervisor, "create-vm", |g, s| g.call_create_vm(
+            s,
+            &translate::vm_spec(spec),
+            token
+        ))
     }
     async fn delete_vm(&mut self, vm_id: &str) -> CallResult<()> {
         guest_call!(self, HV, hypervisor, "delete-vm", |g, s| g
@@ -41,8 +47,12 @@ impl Hypervisor for Session {
             .call_power_off(s, vm_id))
     }
     async fn add_disk(&mut self, vm_id: &str, disk: &NewDisk, token: &str) -> CallResult<Device> {
-        guest_call!(self, HV, hypervisor, "add-disk", |g, s| g
-            .call_add_disk(s, vm_id, disk, token))
+        guest_call!(self, HV, hypervisor, "add-disk", |g, s| g.call_add_disk(
+            s,
+            vm_id,
+            &translate::new_disk(disk),
+            token
+        ))
     }
     async fn map_lun(
         &mut self,
@@ -50,8 +60,12 @@ impl Hypervisor for Session {
         mapping: &LunMapping,
         token: &str,
     ) -> CallResult<Device> {
-        guest_call!(self, HV, hypervisor, "map-lun", |g, s| g
-            .call_map_lun(s, vm_id, mapping, token))
+        guest_call!(self, HV, hypervisor, "map-lun", |g, s| g.call_map_lun(
+            s,
+            vm_id,
+            &translate::lun_mapping(mapping),
+            token
+        ))
     }
     async fn unmap_lun(&mut self, vm_id: &str, wwn: &str) -> CallResult<()> {
         guest_call!(self, HV, hypervisor, "unmap-lun", |g, s| g
@@ -113,11 +127,11 @@ impl Hypervisor for Session {
     ) -> CallResult<ReaderHandle> {
         guest_call!(self, HV, hypervisor, "open-reader", |g, s| g
             .call_open_reader(s, vm_id, device_id, snapshot_id))
-        .map(ReaderHandle)
+        .map(|r| ReaderHandle(Handle::new(r)))
     }
     async fn open_writer(&mut self, vm_id: &str, device_id: &str) -> CallResult<WriterHandle> {
         guest_call!(self, HV, hypervisor, "open-writer", |g, s| g
             .call_open_writer(s, vm_id, device_id))
-        .map(WriterHandle)
+        .map(|w| WriterHandle(Handle::new(w)))
     }
 }

@@ -13,24 +13,7 @@ use crate::contract::{
     self, CONTRACT_VERSION, adapter, contract_compatible, data_path, hypervisor, storage_array,
 };
 
-/// Which world an adapter implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AdapterKind {
-    /// Exports `tidemark:adapter/hypervisor`.
-    Hypervisor,
-    /// Exports `tidemark:adapter/storage-array`.
-    StorageArray,
-}
-
-impl std::fmt::Display for AdapterKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            AdapterKind::Hypervisor => "hypervisor",
-            AdapterKind::StorageArray => "storage-array",
-        })
-    }
-}
+pub use crate::model::AdapterKind;
 
 /// An adapter compiled and linked, ready for a fresh instance per job step.
 pub struct LoadedAdapter {

@@ -14,6 +14,7 @@ pub mod loader;
 pub mod metrics;
 mod session;
 pub mod store;
+mod translate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@ use wasmtime::{Store, Trap};
 
 use super::loader::LoadedAdapter;
 use super::store::StoreState;
+use super::translate::IntoHost;
 use crate::contract::{AdapterError, data_path, hypervisor, storage_array};
 use crate::engine::ports::{CallError, CallErrorKind, CallResult};
 
@@ -107,14 +108,16 @@ impl Session {
     }
 
     /// Turns the outcome of a guest call into the call's result.
-    pub(crate) fn settle<T>(
+    pub(crate) fn settle<T: IntoHost>(
         &mut self,
         call: &'static str,
         outcome: wasmtime::Result<Result<T, AdapterError>>,
-    ) -> CallResult<T> {
+    ) -> CallResult<T::Host> {
         let result = match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(adapter_error)) => Err(self.error(call, CallErrorKind::Adapter(adapter_error))),
+            Ok(Ok(value)) => Ok(value.into_host()),
+            Ok(Err(adapter_error)) => {
+                Err(self.error(call, CallErrorKind::Adapter(adapter_error.into_host())))
+            }
             Err(failure) => Err(self.fail(call, failure)),
         };
         self.count(call, result.is_ok());

@@ -5,7 +5,7 @@
 //! Settings: `vendor-id` (6 hex digits placed in every WWN, default `5dc0de`), so two lab
 //! arrays never hand out the same WWN.
 
-use lab_common::{VolumeReader, VolumeWriter, check_wwn, lab, random_hex, store_error};
+use lab_common::{VolumeReader, VolumeWriter, check_wwn, lab, random_hex, store_error, token_key};
 use serde::{Deserialize, Serialize};
 use tidemark_sdk::{
     About, AdapterError, AdapterResult, DeviceRead, DeviceWrite, LunInfo, SnapshotRef,
@@ -20,6 +20,10 @@ struct LunRecord {
     name: String,
     capacity: u64,
     exposed_to: Vec<String>,
+    /// The key of the idempotency token that created it, saved with the LUN itself: a crash
+    /// between creating it and remembering the token cannot make a retry create a second.
+    #[serde(default)]
+    made_by: Option<String>,
 }
 
 /// Which LUN a snapshot belongs to (`snapshots/<id>.json`).
@@ -86,6 +90,15 @@ fn create_with(
     if let Some(wwn) = lab.recall::<String>(token)? {
         return Ok(load_lun(&wwn)?.info());
     }
+    let key = token_key(token);
+    if let Some(made) = lab
+        .load_all::<LunRecord>("luns")?
+        .into_iter()
+        .find(|l| l.made_by.as_deref() == Some(key.as_str()))
+    {
+        lab.remember(token, &made.wwn)?;
+        return Ok(made.info());
+    }
     if name.trim().is_empty() || name.len() > 128 {
         return Err(AdapterError::Invalid(
             "a LUN name must have 1 to 128 characters".into(),
@@ -98,6 +111,7 @@ fn create_with(
         name: name.to_string(),
         capacity,
         exposed_to: Vec::new(),
+        made_by: Some(key),
     };
     lab.save("luns", &wwn, &record)?;
     lab.remember(token, &wwn)?;

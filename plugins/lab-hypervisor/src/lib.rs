@@ -11,6 +11,7 @@ mod vm;
 
 use lab_common::{
     VolumeReader, VolumeWriter, check_mount_point, check_wwn, lab, random_hex, store_error,
+    token_key,
 };
 use tidemark_sdk::{
     About, AdapterError, AdapterResult, Device, DeviceBacking, DeviceRead, DeviceSpec, DeviceWrite,
@@ -145,6 +146,14 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
         if let Some(vm_id) = lab.recall::<String>(&token)? {
             return Ok(vm::load(&vm_id)?.info());
         }
+        let key = token_key(&token);
+        if let Some(made) = vm::all()?
+            .into_iter()
+            .find(|v| v.created_by.as_deref() == Some(key.as_str()))
+        {
+            lab.remember(&token, &made.id)?;
+            return Ok(made.info());
+        }
         if spec.name.trim().is_empty() || spec.name.len() > 80 {
             return Err(AdapterError::Invalid(
                 "a VM name must have 1 to 80 characters".into(),
@@ -159,6 +168,7 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
         }
         let vm_id = format!("vm-{}", random_hex(12));
         let mut record = VmRecord::new(&vm_id, &spec.name, &spec.host_id);
+        record.created_by = Some(key);
         for device_spec in &spec.devices {
             let device_id = record.next_device_id();
             let device = match device_spec {
@@ -210,8 +220,13 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
         if let Some(device_id) = lab.recall::<String>(&token)? {
             return record.device(&device_id).cloned();
         }
+        let key = token_key(&token);
+        if let Some(made) = record.made_by_token(&key) {
+            return Ok(made);
+        }
         let device = new_disk(&vm_id, record.next_device_id(), &disk)?;
         record.add_device(device.clone())?;
+        record.made_by.insert(key, device.id.clone());
         vm::save(&record)?;
         lab.remember(&token, &device.id)?;
         Ok(device)
@@ -223,8 +238,13 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
         if let Some(device_id) = lab.recall::<String>(&token)? {
             return record.device(&device_id).cloned();
         }
+        let key = token_key(&token);
+        if let Some(made) = record.made_by_token(&key) {
+            return Ok(made);
+        }
         let device = mapped_lun(record.next_device_id(), &mapping)?;
         record.add_device(device.clone())?;
+        record.made_by.insert(key, device.id.clone());
         vm::save(&record)?;
         lab.remember(&token, &device.id)?;
         Ok(device)
@@ -257,6 +277,10 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
         if let Some(device_id) = lab.recall::<String>(&token)? {
             return record.device(&device_id).cloned();
         }
+        let key = token_key(&token);
+        if let Some(made) = record.made_by_token(&key) {
+            return Ok(made);
+        }
         check_mount_point(&mount_point)?;
         let source = vm::load(&source_vm_id)?;
         let snapshot = source.snapshot(&snapshot_id)?;
@@ -275,6 +299,7 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
                 snapshot: snapshot_id,
             },
         );
+        record.made_by.insert(key, device.id.clone());
         vm::save(&record)?;
         lab.remember(&token, &device.id)?;
         Ok(device)

@@ -49,6 +49,13 @@ pub struct VmRecord {
     /// Attached snapshots by device id; their volumes belong to other VMs.
     #[serde(default)]
     pub attachments: BTreeMap<String, Attachment>,
+    /// The key of the idempotency token that created the VM, saved with it: a crash between
+    /// creating and remembering the token cannot make a retry create a second VM.
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// Devices by the key of the token that added them, saved with the VM for the same reason.
+    #[serde(default)]
+    pub made_by: BTreeMap<String, String>,
     #[serde(skip)]
     pub devices: Vec<Device>,
     #[serde(skip, default = "off")]
@@ -70,6 +77,8 @@ impl VmRecord {
             next_device: 1,
             snapshots: BTreeMap::new(),
             attachments: BTreeMap::new(),
+            created_by: None,
+            made_by: BTreeMap::new(),
             devices: Vec::new(),
             power: PowerState::Off,
         }
@@ -82,6 +91,12 @@ impl VmRecord {
     }
 
     /// Adds a device; a mount point or WWN used twice is a conflict.
+    /// The device a token added earlier, if it is still there.
+    pub fn made_by_token(&self, token_key: &str) -> Option<Device> {
+        let id = self.made_by.get(token_key)?;
+        self.devices.iter().find(|d| &d.id == id).cloned()
+    }
+
     pub fn add_device(&mut self, device: Device) -> AdapterResult<()> {
         if self
             .devices

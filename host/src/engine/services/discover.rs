@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use super::ports::Endpoints;
 use crate::catalog::{Catalog, DeviceRecord, MAPPED_LUN, VIRTUAL_DISK, VmRecord};
-use crate::contract::{DeviceBacking, VmInfo};
+use crate::engine::ports::Endpoints;
+use crate::model::{DeviceBacking, VmInfo};
 use crate::names::{check_mount_point, check_wwn};
 
 /// A VM as discovered, with the owner of every mapped LUN (WWN → array endpoint).
@@ -68,6 +68,14 @@ pub async fn lun_owner(
     if let Some(owner) = catalog.lun_owner(wwn)? {
         return Ok(owner);
     }
+    let owner = find_lun_owner(endpoints, wwn).await?;
+    catalog.set_lun_owner(wwn, &owner)?;
+    Ok(owner)
+}
+
+/// Asks every array endpoint whether it owns `wwn`, writing nothing (a dry run's plan asks
+/// this too).
+pub async fn find_lun_owner(endpoints: &dyn Endpoints, wwn: &str) -> anyhow::Result<String> {
     let arrays = endpoints.storage_array_names();
     let mut failures = Vec::new();
     for name in &arrays {
@@ -76,12 +84,9 @@ pub async fn lun_owner(
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(_) => {
-                catalog.set_lun_owner(wwn, name)?;
-                return Ok(name.clone());
-            }
+            Ok(_) => return Ok(name.clone()),
             Err(e)
-                if e.downcast_ref::<super::ports::CallError>()
+                if e.downcast_ref::<crate::engine::ports::CallError>()
                     .is_some_and(|c| c.is_not_found()) => {}
             Err(e) => failures.push(format!("{name}: {e:#}")),
         }

@@ -4,10 +4,10 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::ports::Endpoints;
 use crate::catalog::{Catalog, MAPPED_LUN, VIRTUAL_DISK};
-use crate::contract::{HostInfo, LunInfo, SnapshotRef, VmInfo};
-use crate::runtime::AdapterKind;
+use crate::engine::ports::Endpoints;
+use crate::model::AdapterKind;
+use crate::model::{HostInfo, LunInfo, SnapshotRef, VmInfo};
 
 /// One endpoint's view of its system.
 /// The contract's records (generated from WIT) are described as plain objects.
@@ -163,7 +163,9 @@ pub async fn reconcile(
         match hv.list_vms().await {
             Ok(all) => {
                 for proxy in all.iter().filter(|v| {
-                    v.name.starts_with(super::copy::PROXY_PREFIX) && !v.devices.is_empty()
+                    v.name
+                        .starts_with(crate::engine::workflows::copy::PROXY_PREFIX)
+                        && !v.devices.is_empty()
                 }) {
                     let mounts: Vec<&str> = proxy
                         .devices
@@ -237,10 +239,10 @@ pub async fn reconcile(
         };
         match sa.list_luns().await {
             Ok(luns) => {
-                for lun in luns
-                    .iter()
-                    .filter(|l| l.name.starts_with(super::copy::CLONE_PREFIX))
-                {
+                for lun in luns.iter().filter(|l| {
+                    l.name
+                        .starts_with(crate::engine::workflows::copy::CLONE_PREFIX)
+                }) {
                     findings.push(finding(
                         "orphan-clone",
                         name,

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::ports::Endpoints;
 use crate::catalog::{Catalog, MAPPED_LUN, PointRecord, now_ms};
 use crate::copies::{CopyStore, GcReport, LockWait};
+use crate::engine::ports::Endpoints;
 
 /// What to keep. `None` keeps everything of that kind.
 #[derive(Debug, Clone, Copy, Default)]

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::ports::Endpoints;
 use crate::catalog::{Catalog, JobState, StepState};
 use crate::copies::CopyStore;
+use crate::engine::ports::Endpoints;
 
 /// One action that undoes (part of) a step. Each is idempotent: undoing twice is harmless.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -83,7 +83,7 @@ impl Undo {
         endpoints: &dyn Endpoints,
         copies: Option<&CopyStore>,
     ) -> anyhow::Result<()> {
-        let gone_is_fine = |r: Result<(), super::ports::CallError>| match r {
+        let gone_is_fine = |r: Result<(), crate::engine::ports::CallError>| match r {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
         };

@@ -12,16 +12,126 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail};
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::device_io::DeviceTarget;
-use super::journal::{Done, JobCtx};
-use super::ports::CallResult;
-use super::transfer::{self, CopiedDevice, CopySource};
-use super::undo::{self, Undo};
-use crate::catalog::{CopyRefRecord, MAPPED_LUN, PointRecord, SnapshotRefRecord, VmRecord};
-use crate::contract::{LunMapping, MappedLun, MappingMode, VmSpec};
+use super::blocks::ByKind;
+use crate::catalog::{CopyRefRecord, PointRecord, SnapshotRefRecord, VmRecord};
+use crate::engine::device_io::DeviceTarget;
+use crate::engine::jobs::workflow::{Services, StoreUse, Workflow};
+use crate::engine::journal::{Done, Step, StepCtx};
+use crate::engine::ports::CallResult;
+use crate::engine::transfer::{self, CopiedDevice, CopySource};
+use crate::engine::undo::Undo;
+use crate::model::{LunMapping, MappedLun, MappingMode, VmSpec};
+use crate::refusal::Refusal;
+
+/// The proxy hypervisor host copies use unless told otherwise.
+pub const DEFAULT_PROXY_HOST: &str = "proxy-1";
+
+/// Copies a recovery point's snapshots into the copy store through a proxy VM.
+pub struct Copy;
+
+/// Arguments of a copy job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyArgs {
+    /// The VM whose point is copied.
+    pub vm: String,
+    /// The recovery point to copy.
+    pub point: String,
+    /// The proxy hypervisor host (default `proxy-1`).
+    #[serde(default)]
+    pub proxy_host: Option<String>,
+}
+
+impl CopyArgs {
+    fn proxy_host(&self) -> &str {
+        self.proxy_host.as_deref().unwrap_or(DEFAULT_PROXY_HOST)
+    }
+}
+
+#[async_trait]
+impl Workflow for Copy {
+    const KIND: &'static str = "copy";
+    const STORE: StoreUse = StoreUse::Create;
+    type Args = CopyArgs;
+    type Inputs = (VmRecord, PointRecord);
+
+    fn settle(args: CopyArgs, _: &Services<'_>) -> anyhow::Result<CopyArgs> {
+        Ok(CopyArgs {
+            proxy_host: Some(args.proxy_host().to_string()),
+            ..args
+        })
+    }
+
+    fn subject(args: &CopyArgs) -> &str {
+        &args.vm
+    }
+
+    fn load(args: &CopyArgs, services: &Services<'_>) -> anyhow::Result<Self::Inputs> {
+        services.vm_and_point(&args.vm, &args.point)
+    }
+
+    fn check(
+        args: &CopyArgs,
+        (_, point): &Self::Inputs,
+        services: &Services<'_>,
+    ) -> anyhow::Result<()> {
+        if !point.snapshots_present() {
+            return Err(Refusal::invalid(format!(
+                "recovery point {} cannot be copied: its snapshots were deleted by expiry",
+                point.id
+            )));
+        }
+        if point
+            .snapshots
+            .iter()
+            .all(|s| point.copy_of(&s.device_ref).is_some())
+        {
+            return Err(Refusal::conflict(format!(
+                "recovery point {} is copied already (see `tidemark copies {}`)",
+                point.id, args.vm
+            )));
+        }
+        crate::names::check_name("proxy host", args.proxy_host()).map_err(Refusal::invalid)?;
+        services.check_idle(&args.vm)
+    }
+
+    async fn planned_steps(
+        _: &CopyArgs,
+        (_, point): &Self::Inputs,
+        _: &Services<'_>,
+    ) -> anyhow::Result<Vec<String>> {
+        let split = ByKind::of(&point.snapshots)?;
+        let mut steps = vec!["prepare-proxy".to_string()];
+        if !split.disks.is_empty() {
+            steps.push("attach-virtual-disks".into());
+        }
+        steps.extend(split.luns.keys().map(|a| format!("clone-luns@{a}")));
+        if !split.luns.is_empty() {
+            steps.push("map-clones".into());
+        }
+        steps.extend(
+            point
+                .snapshots
+                .iter()
+                .map(|s| format!("copy-device {}", s.mount_point)),
+        );
+        steps.push("teardown-proxy".into());
+        steps.push("record-copies".into());
+        Ok(steps)
+    }
+
+    async fn run(
+        ctx: &mut StepCtx,
+        args: &CopyArgs,
+        (vm, point): &Self::Inputs,
+    ) -> anyhow::Result<serde_json::Value> {
+        run(ctx, vm, point, args.proxy_host()).await
+    }
+}
 
 /// The name of the proxy VM that reads `vm`'s snapshots. One per protected VM, so
 /// concurrent copies of different VMs never fight over mount points.
@@ -53,7 +163,7 @@ struct ProxyVm {
 
 /// A LUN snapshot's clone, exposed to the proxy host.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Clone {
+struct LunClone {
     array: String,
     wwn: String,
     capacity: u64,
@@ -72,8 +182,8 @@ struct MappedClone {
 }
 
 /// Runs (or resumes) a copy of `point` through a proxy VM on `proxy_host`.
-pub async fn run(
-    ctx: &mut JobCtx,
+async fn run(
+    ctx: &mut StepCtx,
     vm: &VmRecord,
     point: &PointRecord,
     proxy_host: &str,
@@ -86,7 +196,7 @@ pub async fn run(
     let hv_endpoint = vm.endpoint.as_str();
 
     let proxy: ProxyVm = ctx
-        .step("prepare-proxy", |token| async move {
+        .step("prepare-proxy", |step| async move {
             let name = proxy_name(&vm.name);
             let mut hv = endpoints.hypervisor(hv_endpoint).await?;
             if let Some(existing) = hv.list_vms().await?.into_iter().find(|v| v.name == name) {
@@ -108,35 +218,22 @@ pub async fn run(
                 return Ok(Done::new(ProxyVm { id: existing.id, name, created: false }, detail));
             }
             let spec = VmSpec { name: name.clone(), host_id: proxy_host.to_string(), devices: Vec::new() };
-            let info = hv.create_vm(&spec, &token).await?;
+            let info = hv.create_vm(&spec, step.token()).await?;
+            step.made(Undo::DeleteVm { endpoint: hv_endpoint.to_string(), vm_ref: info.id.clone() });
             let detail = format!("created proxy VM {name} ({}) on {proxy_host}", info.id);
-            let undo = vec![Undo::DeleteVm { endpoint: hv_endpoint.to_string(), vm_ref: info.id.clone() }];
-            Ok(Done::new(ProxyVm { id: info.id, name, created: true }, detail).undo(undo))
+            Ok(Done::new(ProxyVm { id: info.id, name, created: true }, detail))
         })
         .await?;
 
-    let disks: Vec<&SnapshotRefRecord> = point
-        .snapshots
-        .iter()
-        .filter(|s| s.device_kind != MAPPED_LUN)
-        .collect();
-    let mut luns: BTreeMap<&str, Vec<&SnapshotRefRecord>> = BTreeMap::new();
-    for s in point
-        .snapshots
-        .iter()
-        .filter(|s| s.device_kind == MAPPED_LUN)
-    {
-        luns.entry(s.endpoint.as_str()).or_default().push(s);
-    }
+    let ByKind { disks, luns } = ByKind::of(&point.snapshots)?;
 
     // Virtual-disk snapshots, attached read-only to the proxy at their mount points.
     let mut attached: BTreeMap<String, String> = BTreeMap::new();
     if !disks.is_empty() {
         let (disks, proxy) = (&disks, &proxy);
         attached = ctx
-            .step("attach-virtual-disks", |token| async move {
+            .step("attach-virtual-disks", |step| async move {
                 let mut hv = endpoints.hypervisor(hv_endpoint).await?;
-                let mut made = Vec::new();
                 let mut out = BTreeMap::new();
                 for s in disks {
                     let result = hv
@@ -145,23 +242,17 @@ pub async fn run(
                             &vm.vm_ref,
                             &s.snapshot,
                             &s.mount_point,
-                            &format!("{token}/{}", s.device_ref),
+                            &step.token_for(&s.device_ref),
                         )
                         .await;
-                    match checked_mount(result, &s.mount_point, hv_endpoint) {
-                        Ok(device) => {
-                            made.push(Undo::DetachDisk {
-                                endpoint: hv_endpoint.to_string(),
-                                vm_ref: proxy.id.clone(),
-                                device: device.clone(),
-                            });
-                            out.insert(s.device_ref.clone(), device);
-                        }
-                        Err(e) => {
-                            undo::roll_back(catalog, endpoints, None, &made).await;
-                            return Err(e);
-                        }
-                    }
+                    let device = checked_mount(result, &s.mount_point, hv_endpoint, |id| {
+                        step.made(Undo::DetachDisk {
+                            endpoint: hv_endpoint.to_string(),
+                            vm_ref: proxy.id.clone(),
+                            device: id.to_string(),
+                        })
+                    })?;
+                    out.insert(s.device_ref.clone(), device);
                 }
                 let detail = format!(
                     "attached {} disk snapshot(s) to proxy VM {} at {}",
@@ -173,37 +264,29 @@ pub async fn run(
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
-                Ok(Done::new(out, detail).undo(made))
+                Ok(Done::new(out, detail))
             })
             .await?;
     }
 
     // LUN snapshots: cloned on their array and exposed to the proxy host.
-    let mut clones: BTreeMap<String, Clone> = BTreeMap::new();
+    let mut clones: BTreeMap<String, LunClone> = BTreeMap::new();
     for (array, refs) in &luns {
         let (array, refs, job_id) = (*array, refs, &job_id);
-        let made: BTreeMap<String, Clone> = ctx
-            .step(&format!("clone-luns@{array}"), |token| async move {
+        let made: BTreeMap<String, LunClone> = ctx
+            .step(&format!("clone-luns@{array}"), |step| async move {
                 let mut sa = endpoints.storage_array(array).await?;
-                let mut made = Vec::new();
                 let mut out = BTreeMap::new();
                 for s in refs {
-                    match clone_one(sa.as_mut(), array, s, proxy_host, job_id, &token, &mut made).await {
-                        Ok(clone) => {
-                            out.insert(s.device_ref.clone(), clone);
-                        }
-                        Err(e) => {
-                            undo::roll_back(catalog, endpoints, None, &made).await;
-                            return Err(e);
-                        }
-                    }
+                    let clone = clone_one(sa.as_mut(), &step, array, s, proxy_host, job_id).await?;
+                    out.insert(s.device_ref.clone(), clone);
                 }
                 let detail = format!(
                     "cloned {} LUN snapshot(s) on {array} and exposed the clones to {proxy_host}: {}",
                     out.len(),
-                    out.values().map(|c: &Clone| c.wwn.as_str()).collect::<Vec<_>>().join(", ")
+                    out.values().map(|c: &LunClone| c.wwn.as_str()).collect::<Vec<_>>().join(", ")
                 );
-                Ok(Done::new(out, detail).undo(made))
+                Ok(Done::new(out, detail))
             })
             .await?;
         clones.extend(made);
@@ -214,9 +297,8 @@ pub async fn run(
     if !clones.is_empty() {
         let (clones, proxy, luns) = (&clones, &proxy, &luns);
         mapped = ctx
-            .step("map-clones", |token| async move {
+            .step("map-clones", |step| async move {
                 let mut hv = endpoints.hypervisor(hv_endpoint).await?;
-                let mut made = Vec::new();
                 let mut out = Vec::new();
                 for s in luns.values().flatten() {
                     let clone = &clones[&s.device_ref];
@@ -229,30 +311,25 @@ pub async fn run(
                         mount_point: s.mount_point.clone(),
                     };
                     let result = hv
-                        .map_lun(&proxy.id, &mapping, &format!("{token}/{}", s.device_ref))
+                        .map_lun(&proxy.id, &mapping, &step.token_for(&s.device_ref))
                         .await;
-                    match checked_mount(result, &s.mount_point, hv_endpoint) {
-                        Ok(device) => {
-                            made.push(Undo::UnmapLun {
-                                endpoint: hv_endpoint.to_string(),
-                                vm_ref: proxy.id.clone(),
-                                wwn: clone.wwn.clone(),
-                            });
-                            out.push(MappedClone {
-                                device_ref: s.device_ref.clone(),
-                                clone_wwn: clone.wwn.clone(),
-                                original_wwn: s.wwn.clone().unwrap_or_default(),
-                                original_mode: s.mode.clone().unwrap_or_default(),
-                                mode: MappingMode::Virtual.to_string(),
-                                mount_point: s.mount_point.clone(),
-                                proxy_device: device,
-                            });
-                        }
-                        Err(e) => {
-                            undo::roll_back(catalog, endpoints, None, &made).await;
-                            return Err(e);
-                        }
-                    }
+                    let device = checked_mount(result, &s.mount_point, hv_endpoint, |_| {
+                        step.made(Undo::UnmapLun {
+                            endpoint: hv_endpoint.to_string(),
+                            vm_ref: proxy.id.clone(),
+                            wwn: clone.wwn.clone(),
+                        })
+                    })?;
+                    let original = s.device()?;
+                    out.push(MappedClone {
+                        device_ref: s.device_ref.clone(),
+                        clone_wwn: clone.wwn.clone(),
+                        original_wwn: original.wwn().unwrap_or_default().to_string(),
+                        original_mode: original.mode().map(|m| m.to_string()).unwrap_or_default(),
+                        mode: MappingMode::Virtual.to_string(),
+                        mount_point: s.mount_point.clone(),
+                        proxy_device: device,
+                    });
                 }
                 let detail = out
                     .iter()
@@ -264,7 +341,7 @@ pub async fn run(
                     })
                     .collect::<Vec<_>>()
                     .join("; ");
-                Ok(Done::new(out, detail).undo(made))
+                Ok(Done::new(out, detail))
             })
             .await?;
     }
@@ -302,24 +379,26 @@ pub async fn run(
         };
         let (source, store, progress) = (&source, &store, &progress);
         let device: CopiedDevice = ctx
-            .step(&format!("copy-device {}", s.mount_point), |_| async move {
-                let device =
-                    transfer::copy_device(endpoints, store, progress.as_ref(), source).await?;
-                let detail = format!(
-                    "{} {}: read {} of {}, stored {} new ({})",
-                    source.snapshot.mount_point,
-                    device.how,
-                    crate::units::format_size(device.bytes_read),
-                    crate::units::format_size(device.size),
-                    crate::units::format_size(device.bytes_stored),
-                    device.copy
-                );
-                Ok(
-                    Done::new(device.clone(), detail).undo(vec![Undo::DeleteCopy {
+            .step(
+                &format!("copy-device {}", s.mount_point),
+                |step| async move {
+                    let device =
+                        transfer::copy_device(endpoints, store, progress.as_ref(), source).await?;
+                    step.made(Undo::DeleteCopy {
                         copy: device.copy.clone(),
-                    }]),
-                )
-            })
+                    });
+                    let detail = format!(
+                        "{} {}: read {} of {}, stored {} new ({})",
+                        source.snapshot.mount_point,
+                        device.how,
+                        crate::units::format_size(device.bytes_read),
+                        crate::units::format_size(device.size),
+                        crate::units::format_size(device.bytes_stored),
+                        device.copy
+                    );
+                    Ok(Done::new(device, detail))
+                },
+            )
             .await?;
         copied.push((s.device_ref.clone(), device));
     }
@@ -378,17 +457,16 @@ pub async fn run(
         .collect();
     {
         let refs = &refs;
-        ctx.step("record-copies", |_| async move {
+        ctx.step("record-copies", |step| async move {
             catalog.insert_copy_refs(&point.id, refs)?;
-            let devices = refs.iter().map(|r| r.device_ref.clone()).collect();
+            step.made(Undo::ForgetCopies {
+                point: point.id.clone(),
+                devices: refs.iter().map(|r| r.device_ref.clone()).collect(),
+            });
             Ok(Done::new(
                 (),
                 format!("{} copy ref(s) recorded in point {}", refs.len(), point.id),
-            )
-            .undo(vec![Undo::ForgetCopies {
-                point: point.id.clone(),
-                devices,
-            }]))
+            ))
         })
         .await?;
     }
@@ -425,19 +503,18 @@ pub async fn run(
 
 /// Clones one LUN snapshot and exposes the clone to the proxy host, recording undos.
 async fn clone_one(
-    sa: &mut dyn super::ports::StorageArray,
+    sa: &mut dyn crate::engine::ports::StorageArray,
+    step: &Step,
     array: &str,
     s: &SnapshotRefRecord,
     proxy_host: &str,
     job_id: &str,
-    token: &str,
-    made: &mut Vec<Undo>,
-) -> anyhow::Result<Clone> {
+) -> anyhow::Result<LunClone> {
     let name = clone_name(job_id, &s.device_ref);
     let info = sa
-        .clone_snapshot(&s.snapshot, &name, &format!("{token}/{}", s.device_ref))
+        .clone_snapshot(&s.snapshot, &name, &step.token_for(&s.device_ref))
         .await?;
-    made.push(Undo::DeleteLun {
+    step.made(Undo::DeleteLun {
         endpoint: array.to_string(),
         wwn: info.wwn.clone(),
         exposed_to: vec![proxy_host.to_string()],
@@ -448,20 +525,23 @@ async fn clone_one(
         bail!("array {array} made clone {} with capacity 0", info.wwn);
     }
     sa.expose(&info.wwn, proxy_host).await?;
-    Ok(Clone {
+    Ok(LunClone {
         array: array.to_string(),
         wwn: info.wwn,
         capacity: info.capacity,
     })
 }
 
-/// The device id an attach or map call returned, after checking it landed where asked.
-fn checked_mount(
-    result: CallResult<crate::contract::Device>,
+/// The device id an attach or map call returned, after checking it landed where asked;
+/// `made` records its undo first, so a device put at the wrong place is removed too.
+pub(super) fn checked_mount(
+    result: CallResult<crate::model::VmDevice>,
     mount_point: &str,
     endpoint: &str,
+    made: impl FnOnce(&str),
 ) -> anyhow::Result<String> {
     let device = result?;
+    made(&device.id);
     if device.mount_point != mount_point {
         bail!(
             "endpoint {endpoint} put the device at {} instead of {mount_point}",

@@ -1,0 +1,7 @@
+//! Work on the endpoints outside jobs: discovering a VM and its LUNs' owners ([`discover`]),
+//! listing and reconciling what the adapters hold ([`inventory`]), expiry and gc
+//! ([`retention`]).
+
+pub mod discover;
+pub mod inventory;
+pub mod retention;

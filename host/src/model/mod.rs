@@ -1,0 +1,15 @@
+//! Host-owned words for what the engine and the catalog talk about, independent of any
+//! contract version: the runtime translates each version's bindings to these
+//! (`runtime/translate.rs`), so the engine and the catalog never depend on what one WIT
+//! release happened to generate.
+
+mod adapter;
+mod device;
+mod vm;
+
+pub use adapter::{AdapterError, AdapterKind};
+pub use device::{Device, MappingMode};
+pub use vm::{
+    DeviceBacking, DeviceSpec, Extent, HostInfo, LunInfo, LunMapping, MappedLun, NewDisk,
+    PowerState, SnapshotRef, VmDevice, VmInfo, VmSpec,
+};
