@@ -177,10 +177,7 @@ mod tests {
         let error =
             ensure_target(sysroot.path(), WASM_TARGET, Some(&rustup), RUSTUP_LIMIT).unwrap_err();
         assert!(error.contains("no network"), "{error}");
-        assert!(
-            error.contains("run `rustup target add wasm32-wasip2`"),
-            "{error}"
-        );
+        assert!(error.contains("run `rustup target add wasm32-wasip2`"), "{error}");
     }
 
     #[test]
