@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Generated bad (and good) input against every route of a real `tidemark serve`, driven by
-# schemathesis from the server's own /v1/openapi.json, every check on: no answer may be a
+# First the document itself: the server's own /v1/openapi.json must be a valid OpenAPI
+# document (openapi-spec-validator; e.g. two operations sharing an operationId break client
+# generators). Then generated bad (and good) input against every route of a real
+# `tidemark serve`, driven by schemathesis from that document, every check on: no answer may be a
 # 5xx, every answer must match the document, input the document calls valid must be
 # accepted and input it calls invalid refused, and the server must still be alive at the end.
 #
 # Needs the release binary built (`cargo build --release`) and python3 with venv. schemathesis
-# is installed once into a venv under /var/tmp and reused by later runs.
+# and openapi-spec-validator are installed once into a venv under /var/tmp and reused by later
+# runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,16 +16,19 @@ TARGET="${CARGO_TARGET_DIR:-target}"
 BIN="${TIDEMARK_BIN:-$TARGET/release/tidemark}"
 VENV="${TIDEMARK_FUZZ_VENV:-/var/tmp/tidemark-fuzz-venv}"
 SCHEMATHESIS_VERSION="4.32.5"
+VALIDATOR_VERSION="0.9.0"
 # Cases per operation; the whole step stays within a few minutes on two cores.
 EXAMPLES="${TIDEMARK_FUZZ_EXAMPLES:-200}"
 SEED="${TIDEMARK_FUZZ_SEED:-4711}"
 
 [[ -x "$BIN" ]] || { echo "api_fuzz: no binary at $BIN (run cargo build --release)" >&2; exit 1; }
 
-if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-    echo "api_fuzz: installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION" ||
+    ! "$VENV/bin/pip" show openapi-spec-validator 2>/dev/null | grep -qx "Version: $VALIDATOR_VERSION"; then
+    echo "api_fuzz: installing schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator $VALIDATOR_VERSION into $VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+        "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$VALIDATOR_VERSION"
 fi
 
 DATA="$(mktemp -d /tmp/tidemark-fuzz-XXXXXX)"
@@ -53,6 +59,20 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 [[ -n "$ADDR" ]] || { echo "api_fuzz: the server did not start" >&2; cat "$DATA/serve.log" >&2; exit 1; }
+# The served document, validated as a whole before anything is generated from it.
+"$VENV/bin/python" - "http://$ADDR/v1/openapi.json" "$TOKEN" "$DATA/openapi.json" <<'PY'
+import json, sys, urllib.request
+url, token, out = sys.argv[1:]
+request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+with urllib.request.urlopen(request, timeout=10) as answer:
+    document = json.load(answer)
+with open(out, "w") as f:
+    json.dump(document, f)
+PY
+if ! "$VENV/bin/openapi-spec-validator" "$DATA/openapi.json"; then
+    echo "api_fuzz: /v1/openapi.json is not a valid OpenAPI document" >&2
+    exit 1
+fi
 echo "api_fuzz: fuzzing http://$ADDR ($EXAMPLES cases per operation, seed $SEED)"
 
 status=0

@@ -2,8 +2,8 @@
 //! the lab hypervisor, and whether a snapshot's cost depends on how much was written.
 //!
 //! Plain `Instant` loops with medians (every figure is printed in one table at the end), on
-//! a tokio multi-thread runtime like the product's. Data lives under `target/` on the same
-//! disk as the workspace, not on tmpfs, so the data path is not flattered.
+//! a tokio multi-thread runtime like the product's. Data lives under the target directory's
+//! `tmp/`, on a disk, not on tmpfs, so the data path is not flattered.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,11 +52,23 @@ fn main() {
     print_table(&rows);
 }
 
-async fn measure_all() -> Vec<Row> {
-    let scratch = std::fs::create_dir_all("/work/main/target")
+/// A scratch directory in `<target>/tmp`, on the disk of the build's target directory
+/// (wherever `CARGO_TARGET_DIR` put it), found from this bench executable's own path
+/// (`<target>/release/deps/adapter_calls-…`); the system's temporary directory if that
+/// cannot be made.
+fn scratch_dir() -> tempfile::TempDir {
+    std::env::current_exe()
         .ok()
-        .and_then(|_| tempfile::tempdir_in("/work/main/target").ok())
-        .unwrap_or_else(|| tempfile::tempdir().expect("scratch dir"));
+        .and_then(|exe| Some(exe.ancestors().nth(3)?.join("tmp")))
+        .and_then(|dir| {
+            std::fs::create_dir_all(&dir).ok()?;
+            tempfile::tempdir_in(dir).ok()
+        })
+        .unwrap_or_else(|| tempfile::tempdir().expect("scratch dir"))
+}
+
+async fn measure_all() -> Vec<Row> {
+    let scratch = scratch_dir();
     let runtime = Runtime::new(None, None).await.expect("runtime");
     let spec = lab_spec(scratch.path());
     let mut rows = Vec::new();

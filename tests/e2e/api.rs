@@ -3,58 +3,40 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::daemons::{self, Daemon};
 use crate::harness::Lab;
 
-/// A running server; killed when dropped.
+/// A running `tidemark serve`; its process group is killed when dropped.
 pub(crate) struct Server {
-    pub(crate) child: Child,
+    pub(crate) daemon: Daemon,
     pub(crate) addr: String,
 }
 
 impl Server {
     /// Sends SIGTERM; returns how the server exited (it must within 10 s).
     pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "no exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.daemon.signal("TERM");
+        self.daemon.wait_within(Duration::from_secs(10))
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `tidemark serve` on the lab, on a port of its own.
 pub(crate) fn serve(lab: &Lab, env: &[(&str, String)]) -> Server {
-    serve_with(lab, &["--listen", "127.0.0.1:0"], env, "http")
+    let listen = format!("127.0.0.1:{}", daemons::port());
+    serve_with(lab, &["--listen", &listen], env, "http")
 }
 
-/// `tidemark serve ARGS` on the lab; waits for its "serving on SCHEME://ADDR" line.
+/// `tidemark serve ARGS` on the lab as a daemon; waits for its "serving on SCHEME://ADDR"
+/// line.
 pub(crate) fn serve_with(lab: &Lab, args: &[&str], env: &[(&str, String)], scheme: &str) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+    let binary = daemons::program(env!("CARGO_BIN_EXE_tidemark"))
+        .expect("cargo builds the tidemark binary for its tests");
+    let mut command = daemons::command(&binary);
     command
         .arg("--data-dir")
         .arg(lab.dir.path())
@@ -70,9 +52,9 @@ pub(crate) fn serve_with(lab: &Lab, args: &[&str], env: &[(&str, String)], schem
     for (k, v) in env {
         command.env(k, v);
     }
-    let mut child = command.spawn().expect("starting tidemark serve");
+    let mut daemon = Daemon::start(command, "tidemark serve");
     let mut line = String::new();
-    BufReader::new(child.stderr.as_mut().unwrap())
+    BufReader::new(daemon.stderr().expect("piped stderr"))
         .read_line(&mut line)
         .unwrap();
     let prefix = format!("tidemark serving on {scheme}://");
@@ -85,7 +67,7 @@ pub(crate) fn serve_with(lab: &Lab, args: &[&str], env: &[(&str, String)], schem
         addr.starts_with("127.0.0.1:"),
         "unexpected first line: {line}"
     );
-    Server { child, addr }
+    Server { daemon, addr }
 }
 
 /// One HTTP/1.1 request; returns (status, JSON body).
@@ -324,7 +306,7 @@ fn a_killed_server_finishes_the_job_when_it_starts_again() {
     );
     assert_eq!(status, 202);
     // The server aborts right after step 2 is recorded, as a kill -9 would stop it.
-    let died = server.child.wait().unwrap();
+    let died = server.daemon.wait();
     assert!(!died.success());
     let server = serve(&lab, &[]);
     let job = wait_job(&server, &ops, started["job"].as_str().unwrap());
@@ -573,4 +555,144 @@ fn the_openapi_document_is_served_to_every_role_and_only_with_a_token() {
     }
     let (status, _) = http(&server, "GET", "/v1/openapi.json", None, None, &[]);
     assert_eq!(status, 401);
+}
+
+#[test]
+fn lab_device_bytes_stream_over_the_api_past_the_body_limit() {
+    let lab = Lab::with_vm();
+    let ops = token(&lab, "operator");
+    let viewer = token(&lab, "viewer");
+    let admin = token(&lab, "admin");
+    let server = serve(&lab, &[("TIDEMARK_BODY_LIMIT", "1KiB".to_string())]);
+    // 3 MiB and 5 bytes (several data-path pieces, the last one short) at an unaligned
+    // offset, through the server that owns the data directory, far past its body limit.
+    let data = tidemark::cli::demo::pattern(77, (3 << 20) + 5);
+    let file = lab.dir.path().join("big.bin");
+    std::fs::write(&file, &data).unwrap();
+    let written = lab.ok(&[
+        "lab",
+        "write",
+        "app",
+        "/data",
+        "--offset",
+        "4093",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(written["bytes"], data.len(), "{written}");
+    let back = lab.dir.path().join("back.bin");
+    let read = lab.ok(&[
+        "lab",
+        "read",
+        "app",
+        "/data",
+        "--offset",
+        "4093",
+        "--length",
+        &data.len().to_string(),
+        "--out",
+        back.to_str().unwrap(),
+    ]);
+    assert_eq!(read["sha256"], written["sha256"], "{read}");
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "the bytes read back differ"
+    );
+    // It went through the server: the write is in its audit log.
+    let (_, audit) = http(&server, "GET", "/v1/audit", Some(&admin), None, &[]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["method"] == "PUT"
+                && a["path"] == "/v1/lab/vms/app/devices/%2Fdata"
+                && a["status"] == 200),
+        "{audit}"
+    );
+    let device = |mount: &str, query: &str| format!("/v1/lab/vms/app/devices/{mount}?{query}");
+    for (method, path, token, body, expect) in [
+        // The guest's bytes are an operator's business, reads included.
+        ("GET", device("C:", "offset=0&length=4"), &viewer, "", 403),
+        (
+            "PUT",
+            device("C:", "offset=0&length=4"),
+            &viewer,
+            "abcd",
+            403,
+        ),
+        ("GET", device("C:", "offset=0&length=4"), &ops, "", 200),
+        (
+            "GET",
+            "/v1/lab/vms/nope/devices/C:?offset=0&length=4".to_string(),
+            &ops,
+            "",
+            404,
+        ),
+        ("GET", device("E:", "offset=0&length=4"), &ops, "", 404),
+        (
+            "GET",
+            device("C:", "offset=67108860&length=5"),
+            &ops,
+            "",
+            422,
+        ),
+        (
+            "GET",
+            device("C:", "offset=18446744073709551615&length=2"),
+            &ops,
+            "",
+            422,
+        ),
+        ("GET", device("C:", "offset=-1&length=4"), &ops, "", 400),
+        ("GET", device("C:", "offset=0"), &ops, "", 400),
+        // The body must be exactly `length` bytes; nothing is written otherwise.
+        ("PUT", device("C:", "offset=0&length=5"), &ops, "abcd", 422),
+        (
+            "PUT",
+            device("C:", "offset=67108862&length=4"),
+            &ops,
+            "abcd",
+            422,
+        ),
+        ("PUT", device("C:", "offset=8&length=4"), &ops, "abcd", 200),
+    ] {
+        let body = (!body.is_empty()).then_some(body);
+        let (status, doc) = http(&server, method, &path, Some(token.as_str()), body, &[]);
+        assert_eq!(status, expect, "{method} {path}: {doc}");
+        if expect != 200 {
+            assert!(doc["message"].is_string(), "{method} {path}: {doc}");
+        }
+    }
+    assert_eq!(lab.read("app", "C:", 8, 4), b"abcd");
+}
+
+#[test]
+fn refusals_are_typed_and_a_failure_of_the_host_is_no_4xx() {
+    let lab = Lab::with_vm();
+    let admin = token(&lab, "admin");
+    let server = serve(&lab, &[]);
+    for (path, body, expect) in [
+        ("/v1/tokens", r#"{"role":"root"}"#, 422),
+        ("/v1/tokens", r#"{"role":"viewer","name":"../x"}"#, 422),
+        ("/v1/tokens", r#"{"role":"viewer","name":"admin"}"#, 409),
+        (
+            "/v1/endpoints",
+            r#"{"name":"x","adapter":"lab-array","settings":{"timeout":"soon"}}"#,
+            422,
+        ),
+        (
+            "/v1/endpoints",
+            r#"{"name":"x","adapter":"lab-array","settings":{"memory":"1KiB"}}"#,
+            422,
+        ),
+        (
+            "/v1/endpoints",
+            r#"{"name":"lab-array","adapter":"lab-array"}"#,
+            409,
+        ),
+    ] {
+        let (status, doc) = http(&server, "POST", path, Some(&admin), Some(body), &[]);
+        assert_eq!(status, expect, "{path} {body}: {doc}");
+    }
 }

@@ -46,7 +46,8 @@ fn commands_go_through_the_server_that_owns_the_data_directory() {
     lab.create_vm("db");
     assert_eq!(names(), ["app", "db"]);
     // A second server on the same data directory is refused, naming the first.
-    let second = lab.run(&["serve", "--listen", "127.0.0.1:0"]);
+    let listen = format!("127.0.0.1:{}", crate::daemons::port());
+    let second = lab.run(&["serve", "--listen", &listen]);
     assert!(!second.status.success());
     let message = String::from_utf8_lossy(&second.stderr);
     assert!(message.contains("already served by process"), "{message}");

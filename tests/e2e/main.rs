@@ -6,6 +6,7 @@ mod bad_input;
 mod client;
 mod copies;
 mod crash_resume;
+mod daemons;
 mod harness;
 mod progress_events;
 mod snapshot_revert;

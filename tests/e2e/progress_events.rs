@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use tidemark::cli::demo::pattern;
 
-use crate::api::{job_events, serve_with, start, token};
+use crate::api::{job_events, serve, start, token};
 use crate::harness::Lab;
 
 /// Bytes changed on C: before the copied snapshot: enough for the copy to outlast the
@@ -36,7 +36,7 @@ fn a_copy_over_the_api_streams_progress_and_resumes_after_a_progress_id() {
     lab.write("big", "C:", 0, &pattern(4242, CHANGED as usize));
     let (point, _) = lab.snapshot("big");
     let ops = token(&lab, "operator");
-    let server = serve_with(&lab, &["--listen", "127.0.0.1:0"], &[], "http");
+    let server = serve(&lab, &[]);
     let (status, started) = start(
         &server,
         &ops,

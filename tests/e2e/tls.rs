@@ -83,7 +83,10 @@ fn serves_https_from_a_config_file_and_refuses_plain_http_beyond_loopback() {
     let config = lab.dir.path().join("serve.toml");
     std::fs::write(
         &config,
-        "listen = \"127.0.0.1:0\"\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+        format!(
+            "listen = \"127.0.0.1:{}\"\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+            crate::daemons::port()
+        ),
     )
     .unwrap();
     let mut server = serve_with(&lab, &["--config", config.to_str().unwrap()], &[], "https");

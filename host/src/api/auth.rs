@@ -63,12 +63,15 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The role a request needs: reads need `viewer`; starting or cancelling jobs `operator`;
-/// tokens, the audit log and endpoint changes `admin`.
+/// The role a request needs: reads need `viewer`; starting or cancelling jobs, and the
+/// lab's device bytes (read or written: they are the guest's data), `operator`; tokens, the
+/// audit log and endpoint changes `admin`.
 pub fn required_role(method: &Method, path: &str) -> Role {
     let admin_area = path.starts_with("/v1/tokens") || path.starts_with("/v1/audit");
     if admin_area || (path.starts_with("/v1/endpoints") && method != Method::GET) {
         Role::Admin
+    } else if path.starts_with("/v1/lab/") {
+        Role::Operator
     } else if method == Method::GET || method == Method::HEAD {
         Role::Viewer
     } else {

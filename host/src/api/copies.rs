@@ -35,7 +35,7 @@ pub fn copy_store(state: &ApiState, create: bool) -> Result<Arc<CopyStore>, ApiE
 }
 
 /// `GET /v1/vms/{name}/copies`: points that have copies, with sizes and stored bytes.
-#[utoipa::path(get, path = "/v1/vms/{name}/copies", params(("name" = String, Path, description = "Tidemark's name of the VM")), responses(
+#[utoipa::path(get, path = "/v1/vms/{name}/copies", operation_id = "list_vm_copies", params(("name" = String, Path, description = "Tidemark's name of the VM")), responses(
         (status = 200, description = "Points with copies: sizes, stored bytes, copy refs", body = Vec<Object>),
         (status = 404, description = "No VM of that name", body = ErrorBody),
     ))]
@@ -86,7 +86,7 @@ pub struct VerifyRequest {
 
 /// `POST /v1/copies/verify`: re-reads, decrypts and re-hashes every chunk of the copies.
 /// 200 with `ok: false` and each damaged copy and chunk named when something is damaged.
-#[utoipa::path(post, path = "/v1/copies/verify", request_body = VerifyRequest, responses(
+#[utoipa::path(post, path = "/v1/copies/verify", operation_id = "verify_copies", request_body = VerifyRequest, responses(
         (status = 200, description = "`ok`, what was checked, and each damaged copy and chunk", body = Object),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
@@ -178,7 +178,7 @@ pub struct ExpireRequest {
 }
 
 /// `POST /v1/copies/expire`: deletes snapshots and copies beyond what the policy keeps.
-#[utoipa::path(post, path = "/v1/copies/expire", request_body = ExpireRequest, responses(
+#[utoipa::path(post, path = "/v1/copies/expire", operation_id = "expire_copies", request_body = ExpireRequest, responses(
         (status = 200, description = "What was (or, in a dry run, would be) deleted, and VMs skipped", body = Object),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 409, description = "There is no copy store (or its passphrase is missing)", body = ErrorBody),
@@ -213,7 +213,7 @@ pub async fn expire(
 }
 
 /// `POST /v1/copies/gc`: frees chunks no copy references (safe while copies run).
-#[utoipa::path(post, path = "/v1/copies/gc", responses(
+#[utoipa::path(post, path = "/v1/copies/gc", operation_id = "collect_copy_garbage", responses(
         (status = 200, description = "Chunks and bytes freed, manifests removed", body = Object),
         (status = 409, description = "There is no copy store (or its passphrase is missing)", body = ErrorBody),
     ))]

@@ -123,15 +123,22 @@ pub fn add(data: &Context, new: NewEndpoint) -> anyhow::Result<EndpointRecord> {
         settings: new.settings,
         created_at: now_ms(),
     };
-    // Checks the reserved settings (timeout, memory) before anything is stored.
-    let spec = endpoint_spec(&data.root, &data.data_dir, &record)?;
+    // Checks the reserved settings (timeout, memory) before anything is stored. Its one
+    // failure that is not the request's fault is making the endpoint's directory (I/O).
+    let spec = endpoint_spec(&data.root, &data.data_dir, &record).map_err(|e| {
+        if e.chain().any(|cause| cause.is::<std::io::Error>()) {
+            e
+        } else {
+            Refusal::invalid(format!("{e:#}"))
+        }
+    })?;
     data.catalog.add_endpoint(&record)?;
     data.connector.add(spec);
     Ok(record)
 }
 
 /// `POST /v1/endpoints` (admin): 201 with the endpoint.
-#[utoipa::path(post, path = "/v1/endpoints", request_body = NewEndpoint, responses(
+#[utoipa::path(post, path = "/v1/endpoints", operation_id = "add_endpoint", request_body = NewEndpoint, responses(
         (status = 201, description = "The endpoint, usable at once (credential-like settings redacted)", body = Object),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
@@ -155,7 +162,7 @@ pub async fn add_endpoint(
 
 /// `DELETE /v1/endpoints/{name}` (admin): only when no VM, live snapshot or unfinished job
 /// depends on it (409 naming what does). Its private data directory is kept.
-#[utoipa::path(delete, path = "/v1/endpoints/{name}", params(("name" = String, Path, description = "Endpoint name")), responses(
+#[utoipa::path(delete, path = "/v1/endpoints/{name}", operation_id = "remove_endpoint", params(("name" = String, Path, description = "Endpoint name")), responses(
         (status = 200, description = "Removed; its data directory is kept", body = Object),
         (status = 404, description = "No endpoint of that name", body = ErrorBody),
         (status = 409, description = "VMs, live snapshots or unfinished jobs depend on it", body = ErrorBody),
@@ -179,7 +186,7 @@ pub async fn remove_endpoint(
 
 /// `POST /v1/endpoints/{name}/test`: opens a session and asks the adapter what it has;
 /// answers with whether that worked and how long it took (200 either way: the test ran).
-#[utoipa::path(post, path = "/v1/endpoints/{name}/test", params(("name" = String, Path, description = "Endpoint name")), responses(
+#[utoipa::path(post, path = "/v1/endpoints/{name}/test", operation_id = "test_endpoint", params(("name" = String, Path, description = "Endpoint name")), responses(
         (status = 200, description = "`ok`, `latency_ms` and the error if it failed", body = Object),
         (status = 404, description = "No endpoint of that name (or its adapter is not loaded)", body = ErrorBody),
     ))]

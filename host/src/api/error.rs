@@ -49,17 +49,19 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not-found", message)
     }
 
-    /// A refused request: a typed [`Refusal`] gives its status (404, 409, 422); any other
-    /// error from checking a request is taken as invalid input (422), its message kept.
+    /// The answer to a request that failed: a typed [`Refusal`] gives its status (404, 409,
+    /// 422) and keeps its message; any other error is not the request's fault but the
+    /// host's, so it is a logged 500 ([`ApiError::internal`]), never a 4xx guessed from
+    /// its wording.
     pub fn refused(error: anyhow::Error) -> Self {
-        let message = format!("{error:#}");
         let (status, code) = match Refusal::find(&error).map(|r| r.kind) {
             Some(RefusalKind::NotFound) => (StatusCode::NOT_FOUND, "not-found"),
             Some(RefusalKind::Conflict) => (StatusCode::CONFLICT, "conflict"),
             Some(RefusalKind::Busy) => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests"),
-            Some(RefusalKind::Invalid) | None => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Some(RefusalKind::Invalid) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            None => return Self::internal(error),
         };
-        Self::new(status, code, message)
+        Self::new(status, code, format!("{error:#}"))
     }
 
     /// A failure of the host itself (500); the message is logged, not hidden.
@@ -166,4 +168,32 @@ where
         .and_then(|n| T::try_from(n).ok())
         .map(Some)
         .ok_or_else(|| D::Error::custom(format!("{number} is not a whole number in range")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn a_refusal_keeps_its_status_and_anything_else_is_a_500() {
+        for (refusal, status) in [
+            (Refusal::not_found("no VM 'x'"), StatusCode::NOT_FOUND),
+            (Refusal::conflict("VM x is busy"), StatusCode::CONFLICT),
+            (Refusal::invalid("size 0"), StatusCode::UNPROCESSABLE_ENTITY),
+        ] {
+            // Context added on the way up keeps the refusal findable.
+            let answer = ApiError::refused(Err::<(), _>(refusal).context("starting").unwrap_err());
+            assert_eq!(answer.status, status);
+            assert!(
+                answer.message.starts_with("starting: "),
+                "{}",
+                answer.message
+            );
+        }
+        let failure = ApiError::refused(anyhow::anyhow!("database is locked"));
+        assert_eq!(failure.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(failure.code, "internal");
+        assert_eq!(failure.message, "database is locked");
+    }
 }

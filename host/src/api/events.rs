@@ -212,7 +212,7 @@ impl Cursor {
 }
 
 /// The stream of a job's events, from after `Last-Event-ID` if given.
-#[utoipa::path(get, path = "/v1/jobs/{id}/events",
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", operation_id = "stream_job_events",
     params(
         ("id" = String, Path, description = "Job id"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"),

@@ -84,7 +84,7 @@ async fn filtered(
 }
 
 /// `GET /v1/inventory/hosts[?endpoint=]`: hypervisor hosts.
-#[utoipa::path(get, path = "/v1/inventory/hosts", params(EndpointFilter), responses(
+#[utoipa::path(get, path = "/v1/inventory/hosts", operation_id = "list_inventory_hosts", params(EndpointFilter), responses(
         (status = 200, description = "`items` (hypervisor hosts, each with its `endpoint`) and `errors`", body = Object),
         (status = 400, description = "Malformed query", body = ErrorBody),
         (status = 404, description = "No endpoint of that name", body = ErrorBody),
@@ -97,7 +97,7 @@ pub async fn hosts(
 }
 
 /// `GET /v1/inventory/vms[?endpoint=]`: VMs as the hypervisors describe them.
-#[utoipa::path(get, path = "/v1/inventory/vms", params(EndpointFilter), responses(
+#[utoipa::path(get, path = "/v1/inventory/vms", operation_id = "list_inventory_vms", params(EndpointFilter), responses(
         (status = 200, description = "`items` (VMs as the hypervisors describe them, each with its `endpoint`) and `errors`", body = Object),
         (status = 400, description = "Malformed query", body = ErrorBody),
         (status = 404, description = "No endpoint of that name", body = ErrorBody),
@@ -110,7 +110,7 @@ pub async fn vms(
 }
 
 /// `GET /v1/inventory/luns[?endpoint=]`: LUNs as the arrays describe them.
-#[utoipa::path(get, path = "/v1/inventory/luns", params(EndpointFilter), responses(
+#[utoipa::path(get, path = "/v1/inventory/luns", operation_id = "list_inventory_luns", params(EndpointFilter), responses(
         (status = 200, description = "`items` (LUNs as the arrays describe them, each with its `endpoint`) and `errors`", body = Object),
         (status = 400, description = "Malformed query", body = ErrorBody),
         (status = 404, description = "No endpoint of that name", body = ErrorBody),
@@ -136,7 +136,7 @@ pub struct RefreshRequest {
 /// report is recorded (new) or updated in the catalog. A name already recorded for another
 /// VM is a conflict and left alone; a VM the adapter describes badly is reported, not
 /// recorded; Tidemark's proxy VMs are skipped; a VM of the catalog its hypervisor no longer reports is listed as missing.
-#[utoipa::path(post, path = "/v1/inventory/refresh", request_body = RefreshRequest, responses(
+#[utoipa::path(post, path = "/v1/inventory/refresh", operation_id = "refresh_inventory", request_body = RefreshRequest, responses(
         (status = 200, description = "`recorded`, `updated`, `missing`, `conflicts`, `invalid`, `errors`", body = Object),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
@@ -207,7 +207,7 @@ pub async fn refresh(
 }
 
 /// `GET /v1/reconcile`: differences between the catalog and the adapters.
-#[utoipa::path(get, path = "/v1/reconcile", responses(
+#[utoipa::path(get, path = "/v1/reconcile", operation_id = "reconcile_catalog", responses(
         (status = 200, description = "`clean` and the `findings`", body = Object),
     ))]
 pub async fn reconcile(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {

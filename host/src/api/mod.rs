@@ -15,6 +15,7 @@ mod events;
 mod inventory;
 #[cfg(test)]
 mod job_start_limit;
+mod lab;
 mod openapi;
 #[cfg(test)]
 mod route_walk;
@@ -28,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Router};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::data_dir::Context;
@@ -107,6 +108,24 @@ fn registered() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(routes::adapters))
         .routes(routes!(routes::tokens, tokens::create_token))
         .routes(routes!(routes::audit))
+        .routes(without_body_limit(routes!(
+            lab::write_device,
+            lab::read_device
+        )))
+}
+
+/// A route whose handler streams its body itself, piece by piece (a device's bytes), and so
+/// is not held to `body_limit`: the route's own layer lifts the router-wide one.
+fn without_body_limit(
+    route: UtoipaMethodRouter<Arc<ApiState>>,
+) -> UtoipaMethodRouter<Arc<ApiState>> {
+    let (schemas, mut paths, method_router) = route;
+    openapi::mark_streamed_bodies(&mut paths);
+    (
+        schemas,
+        paths,
+        method_router.layer(DefaultBodyLimit::disable()),
+    )
 }
 
 /// The whole router, authentication included, serving its own OpenAPI document.

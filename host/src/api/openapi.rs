@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi as _;
+use utoipa::openapi::path::{Operation, PathItem, Paths};
 use utoipa::openapi::schema::{AdditionalProperties, Schema};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
@@ -44,7 +45,7 @@ pub fn base() -> OpenApi {
 /// The document as served, once every route is registered: adds the bearer scheme and, to
 /// every operation, the answers of the layers around it: 401 (no or bad token), 403 (when
 /// the route needs more than `viewer`, decided by the guard's own [`required_role`]), 413
-/// (when it takes a body) and 500.
+/// (when it takes a body it does not stream) and 500.
 pub fn complete(mut doc: OpenApi) -> OpenApi {
     doc.components
         .get_or_insert_with(Default::default)
@@ -53,20 +54,16 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     for (path, item) in doc.paths.paths.iter_mut() {
-        let operations = [
-            (Method::GET, &mut item.get),
-            (Method::PUT, &mut item.put),
-            (Method::POST, &mut item.post),
-            (Method::DELETE, &mut item.delete),
-            (Method::PATCH, &mut item.patch),
-        ];
-        for (method, operation) in operations {
-            let Some(operation) = operation else { continue };
+        for (method, operation) in operations(item) {
             let mut layered = vec![("401", "No bearer token, or not a valid one")];
             if required_role(&method, path) > Role::Viewer {
                 layered.push(("403", "The token's role may not do this"));
             }
-            if operation.request_body.is_some() {
+            let streamed = operation
+                .extensions
+                .as_ref()
+                .is_some_and(|e| e.contains_key(STREAMED_BODY));
+            if operation.request_body.is_some() && !streamed {
                 layered.push(("413", "The body is larger than the limit"));
             }
             layered.push(("500", "The host itself failed"));
@@ -81,6 +78,35 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
     }
     close_variants::<JobRequest>(&mut doc);
     doc
+}
+
+/// The operations of a path item, with their methods.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = (Method, &mut Operation)> {
+    [
+        (Method::GET, &mut item.get),
+        (Method::PUT, &mut item.put),
+        (Method::POST, &mut item.post),
+        (Method::DELETE, &mut item.delete),
+        (Method::PATCH, &mut item.patch),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_mut().map(|o| (method, o)))
+}
+
+/// The extension marking an operation whose handler streams its body itself and is not
+/// held to `body_limit` (so [`complete`] gives it no 413).
+const STREAMED_BODY: &str = "x-streamed-body";
+
+/// Marks every operation of `paths` as streaming its body (see [`STREAMED_BODY`]).
+pub fn mark_streamed_bodies(paths: &mut Paths) {
+    for item in paths.paths.values_mut() {
+        for (_, operation) in operations(item) {
+            operation
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert(STREAMED_BODY.to_string(), true.into());
+        }
+    }
 }
 
 /// Marks every variant of a `#[serde(tag = .., deny_unknown_fields)]` enum as closed
@@ -126,7 +152,7 @@ impl Document {
 }
 
 /// `GET /v1/openapi.json`: this document.
-#[utoipa::path(get, path = "/v1/openapi.json", responses(
+#[utoipa::path(get, path = "/v1/openapi.json", operation_id = "get_openapi_document", responses(
     (status = 200, description = "The OpenAPI document of this API", body = Object),
 ))]
 pub async fn openapi_json(Extension(doc): Extension<Document>) -> Response {

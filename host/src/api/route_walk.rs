@@ -147,3 +147,55 @@ fn every_operation_answers_the_error_shape_for_its_layers() {
         assert!(schemas.contains_key(name), "dangling $ref to {name}");
     }
 }
+
+/// The first word of an operationId: what the operation does.
+const VERBS: [&str; 19] = [
+    "add",
+    "cancel",
+    "check",
+    "collect",
+    "create",
+    "expire",
+    "get",
+    "list",
+    "read",
+    "reconcile",
+    "refresh",
+    "remove",
+    "resume",
+    "start",
+    "stream",
+    "test",
+    "verify",
+    "write",
+    "delete",
+];
+
+#[test]
+fn operation_ids_are_unique_and_say_what_they_do() {
+    let (_, doc) = super::registered().split_for_parts();
+    let text =
+        serde_json::to_value(super::openapi::complete(doc)).expect("the document serializes");
+    let mut seen = BTreeMap::new();
+    for (path, item) in text["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let at = format!("{} {path}", method.to_uppercase());
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{at} has no operationId"));
+            let words: Vec<&str> = id.split('_').collect();
+            assert!(
+                words.len() >= 2
+                    && VERBS.contains(&words[0])
+                    && words.iter().all(|w| !w.is_empty()
+                        && w.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())),
+                "{at}: operationId '{id}' should be snake_case, a verb ({VERBS:?}) then what it \
+                 acts on (set `operation_id` in its #[utoipa::path])"
+            );
+            if let Some(other) = seen.insert(id.to_string(), at.clone()) {
+                panic!("operationId '{id}' names both {other} and {at}");
+            }
+        }
+    }
+}

@@ -46,13 +46,13 @@ fn ok(value: impl serde::Serialize) -> ApiResult {
 }
 
 /// `GET /healthz`: the process answers.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process answers", body = Status)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "check_health", responses((status = 200, description = "The process answers", body = Status)))]
 pub async fn healthz() -> ApiResult {
     ok(Status { status: "ok" })
 }
 
 /// `GET /readyz`: unfinished jobs were resumed at start; 503 until then.
-#[utoipa::path(get, path = "/readyz", responses(
+#[utoipa::path(get, path = "/readyz", operation_id = "check_readiness", responses(
     (status = 200, description = "Unfinished jobs were resumed", body = Status),
     (status = 503, description = "Still resuming unfinished jobs", body = ErrorBody),
 ))]
@@ -69,7 +69,7 @@ pub async fn readyz(State(state): State<Arc<ApiState>>) -> ApiResult {
 }
 
 /// `GET /v1/vms` (kept serialized until the catalog is written again).
-#[utoipa::path(get, path = "/v1/vms", responses((status = 200, description = "VMs under protection", body = Vec<VmRecord>)))]
+#[utoipa::path(get, path = "/v1/vms", operation_id = "list_vms", responses((status = 200, description = "VMs under protection", body = Vec<VmRecord>)))]
 pub async fn vms(State(state): State<Arc<ApiState>>) -> ApiResult {
     let generation = state.data.catalog.generation();
     if let Some(bytes) = state.cache.vms(generation) {
@@ -82,7 +82,7 @@ pub async fn vms(State(state): State<Arc<ApiState>>) -> ApiResult {
 }
 
 /// `GET /v1/vms/{name}`.
-#[utoipa::path(get, path = "/v1/vms/{name}", params(("name" = String, Path, description = "Tidemark's name of the VM", example = "app")), responses(
+#[utoipa::path(get, path = "/v1/vms/{name}", operation_id = "get_vm", params(("name" = String, Path, description = "Tidemark's name of the VM", example = "app")), responses(
     (status = 200, description = "The VM with its devices", body = VmRecord),
     (status = 404, description = "No VM of that name", body = ErrorBody),
 ))]
@@ -98,7 +98,7 @@ pub async fn vm(
 }
 
 /// `GET /v1/vms/{name}/points`: recovery points with snapshot and copy refs.
-#[utoipa::path(get, path = "/v1/vms/{name}/points", params(("name" = String, Path, description = "Tidemark's name of the VM", example = "app")), responses(
+#[utoipa::path(get, path = "/v1/vms/{name}/points", operation_id = "list_vm_points", params(("name" = String, Path, description = "Tidemark's name of the VM", example = "app")), responses(
     (status = 200, description = "The VM's recovery points", body = Vec<PointRecord>),
     (status = 404, description = "No VM of that name", body = ErrorBody),
 ))]
@@ -124,7 +124,7 @@ pub async fn vm_points(
 }
 
 /// `GET /v1/points/{id}`.
-#[utoipa::path(get, path = "/v1/points/{id}", params(("id" = String, Path, description = "Recovery point id")), responses(
+#[utoipa::path(get, path = "/v1/points/{id}", operation_id = "get_point", params(("id" = String, Path, description = "Recovery point id")), responses(
     (status = 200, description = "The recovery point", body = PointRecord),
     (status = 404, description = "No recovery point with that id", body = ErrorBody),
 ))]
@@ -171,7 +171,7 @@ fn default_limit() -> usize {
 }
 
 /// `GET /v1/jobs?state=&kind=&vm=&limit=&offset=`: newest first.
-#[utoipa::path(get, path = "/v1/jobs", params(JobFilter), responses(
+#[utoipa::path(get, path = "/v1/jobs", operation_id = "list_jobs", params(JobFilter), responses(
     (status = 200, description = "A page of jobs, newest first", body = JobPage),
     (status = 400, description = "A filter or the page is malformed", body = ErrorBody),
 ))]
@@ -240,7 +240,7 @@ pub async fn jobs(
 }
 
 /// `GET /v1/jobs/{id}`: the job with its steps.
-#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path, description = "Job id")), responses(
+#[utoipa::path(get, path = "/v1/jobs/{id}", operation_id = "get_job", params(("id" = String, Path, description = "Job id")), responses(
     (status = 200, description = "The job with its steps", body = JobRecord),
     (status = 404, description = "No job with that id", body = ErrorBody),
 ))]
@@ -349,7 +349,7 @@ pub async fn start_job(
 
 /// `POST /v1/jobs/resume`: continues every unfinished job, or finishes compensating it.
 /// A serving process did that when it started, so there it is a conflict.
-#[utoipa::path(post, path = "/v1/jobs/resume", responses(
+#[utoipa::path(post, path = "/v1/jobs/resume", operation_id = "resume_jobs", responses(
         (status = 200, description = "The jobs continued or compensated", body = Object),
         (status = 409, description = "A serving process resumed them when it started", body = ErrorBody),
     ))]
@@ -375,7 +375,7 @@ pub async fn resume(State(state): State<Arc<ApiState>>) -> ApiResult {
 }
 
 /// `POST /v1/jobs/{id}/cancel`: the job stops before its next step and compensates.
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = String, Path, description = "Job id")), responses(
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", operation_id = "cancel_job", params(("id" = String, Path, description = "Job id")), responses(
     (status = 202, description = "Cancellation recorded; the job compensates", body = CancelRequested),
     (status = 404, description = "No job with that id", body = ErrorBody),
     (status = 409, description = "The job is not running", body = ErrorBody),
@@ -415,7 +415,7 @@ pub async fn cancel_job(
 
 /// `GET /metrics`: Prometheus text: jobs by state, step durations, adapter calls, errors
 /// and latency per endpoint and call.
-#[utoipa::path(get, path = "/metrics", responses(
+#[utoipa::path(get, path = "/metrics", operation_id = "get_metrics", responses(
     (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
 ))]
 pub async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
@@ -515,14 +515,14 @@ fn label(value: &str) -> String {
 
 /// `GET /v1/endpoints`: configured endpoints with their adapter's kind; settings that look
 /// like credentials are redacted.
-#[utoipa::path(get, path = "/v1/endpoints", responses((status = 200, description = "Configured endpoints (credential-like settings redacted)", body = Vec<Object>)))]
+#[utoipa::path(get, path = "/v1/endpoints", operation_id = "list_endpoints", responses((status = 200, description = "Configured endpoints (credential-like settings redacted)", body = Vec<Object>)))]
 pub async fn endpoints(State(state): State<Arc<ApiState>>) -> ApiResult {
     ok(super::endpoints::endpoint_docs(&state.data).map_err(ApiError::internal)?)
 }
 
 /// `GET /v1/inventory[?endpoint=NAME]`: what the adapters report now (hosts, VMs, LUNs,
 /// snapshots), asked fresh from every endpoint.
-#[utoipa::path(get, path = "/v1/inventory", params(super::inventory::EndpointFilter), responses(
+#[utoipa::path(get, path = "/v1/inventory", operation_id = "get_inventory", params(super::inventory::EndpointFilter), responses(
     (status = 200, description = "Each endpoint's report (or its error)", body = Vec<EndpointInventory>),
     (status = 400, description = "Malformed query", body = ErrorBody),
     (status = 404, description = "No endpoint of that name", body = ErrorBody),
@@ -536,19 +536,19 @@ pub async fn inventory(
 }
 
 /// `GET /v1/adapters`: loaded adapters with their contract version and capabilities.
-#[utoipa::path(get, path = "/v1/adapters", responses((status = 200, description = "Loaded (and rejected) adapters", body = Vec<Object>)))]
+#[utoipa::path(get, path = "/v1/adapters", operation_id = "list_adapters", responses((status = 200, description = "Loaded (and rejected) adapters", body = Vec<Object>)))]
 pub async fn adapters(State(state): State<Arc<ApiState>>) -> ApiResult {
     ok(super::endpoints::adapter_docs(&state.data))
 }
 
 /// `GET /v1/tokens` (admin): names and roles, never the tokens.
-#[utoipa::path(get, path = "/v1/tokens", responses((status = 200, description = "Tokens by name and role", body = Vec<TokenRecord>)))]
+#[utoipa::path(get, path = "/v1/tokens", operation_id = "list_tokens", responses((status = 200, description = "Tokens by name and role", body = Vec<TokenRecord>)))]
 pub async fn tokens(State(state): State<Arc<ApiState>>) -> ApiResult {
     ok(state.data.catalog.tokens().map_err(ApiError::internal)?)
 }
 
 /// `GET /v1/audit` (admin): the newest 200 state-changing requests.
-#[utoipa::path(get, path = "/v1/audit", responses((status = 200, description = "Newest state-changing requests first", body = Vec<AuditRecord>)))]
+#[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit_log", responses((status = 200, description = "Newest state-changing requests first", body = Vec<AuditRecord>)))]
 pub async fn audit(State(state): State<Arc<ApiState>>) -> ApiResult {
     ok(state
         .data

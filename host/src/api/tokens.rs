@@ -12,6 +12,7 @@ use serde_json::json;
 use super::ApiState;
 use super::auth::{Role, new_token};
 use super::error::{ApiError, ErrorBody, ObjectJson};
+use crate::refusal::Refusal;
 
 /// Body of `POST /v1/tokens`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -26,23 +27,24 @@ pub struct NewToken {
 }
 
 /// Records a token's hash under a name; returns (name, token). The token itself is never
-/// stored.
+/// stored. A bad role or name is refused as invalid, a taken name as a conflict.
 pub fn create(
     catalog: &crate::catalog::Catalog,
     role: &str,
     name: Option<String>,
 ) -> anyhow::Result<(String, String)> {
-    let role = Role::parse(role)
-        .ok_or_else(|| anyhow::anyhow!("role '{role}' must be admin, operator or viewer"))?;
+    let role = Role::parse(role).ok_or_else(|| {
+        Refusal::invalid(format!("role '{role}' must be admin, operator or viewer"))
+    })?;
     let (token, hash) = new_token()?;
     let name = name.unwrap_or_else(|| format!("{}-{}", role.as_str(), &hash[..8]));
-    crate::names::check_name("token", &name).map_err(anyhow::Error::msg)?;
+    crate::names::check_name("token", &name).map_err(Refusal::invalid)?;
     catalog.add_token(&name, role.as_str(), &hash)?;
     Ok((name, token))
 }
 
 /// `POST /v1/tokens`: 201 with `{name, role, token}`; the only time the token is shown.
-#[utoipa::path(post, path = "/v1/tokens", request_body = NewToken, responses(
+#[utoipa::path(post, path = "/v1/tokens", operation_id = "create_token", request_body = NewToken, responses(
         (status = 201, description = "`name`, `role` and the `token`, shown this once", body = Object),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),

@@ -73,25 +73,60 @@ impl Api {
         self.call(Method::DELETE, path, None).await
     }
 
+    /// `PUT path` with `length` raw bytes streamed from `body` (not JSON); the JSON answer.
+    pub async fn put_bytes(
+        &self,
+        path: &str,
+        body: reqwest::Body,
+        length: u64,
+    ) -> anyhow::Result<Value> {
+        let request = self
+            .request(Method::PUT, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(body);
+        let response = self.send(request, &Method::PUT, path).await?;
+        json_answer(response, &Method::PUT, path).await
+    }
+
+    /// `GET path` answered with raw bytes: the response, whose body the caller reads as it
+    /// arrives.
+    pub async fn get_bytes(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        self.send(self.request(Method::GET, path), &Method::GET, path)
+            .await
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// Sends a request; an answer that is not a success becomes the API's error message.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: &Method,
+        path: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let doc = json_answer(response, method, path)
+            .await
+            .unwrap_or(Value::Null);
+        Err(failure(status, &doc, method, path))
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+        let mut request = self.request(method.clone(), path);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| self.unreachable(e))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .with_context(|| format!("reading the answer to {method} {path}"))?;
-        let doc: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(doc);
-        }
-        Err(failure(status, &doc, &method, path))
+        let response = self.send(request, &method, path).await?;
+        json_answer(response, &method, path).await
     }
 
     fn unreachable(&self, error: reqwest::Error) -> anyhow::Error {
@@ -165,6 +200,19 @@ impl Api {
         }
         Ok(false)
     }
+}
+
+/// An answer's JSON body (null when it has none, or none that parses).
+async fn json_answer(
+    response: reqwest::Response,
+    method: &Method,
+    path: &str,
+) -> anyhow::Result<Value> {
+    let bytes = response
+        .bytes()
+        .await
+        .with_context(|| format!("reading the answer to {method} {path}"))?;
+    Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 /// One `id:` / `event:` / `data:` block; comments (keep-alives) give `None`.

@@ -53,11 +53,11 @@ fn regions(capacity: u64) -> Vec<(u64, usize)> {
 }
 
 /// Writes every region of every device with the patterns of `generation`.
-async fn fill(ctx: &Context, devices: &[(String, u64)], generation: u64) -> anyhow::Result<()> {
+async fn fill(api: &Api, devices: &[(String, u64)], generation: u64) -> anyhow::Result<()> {
     for (seed, (mount, capacity)) in devices.iter().enumerate() {
         for (i, (offset, len)) in regions(*capacity).into_iter().enumerate() {
             let data = pattern(generation + seed as u64 * 10 + i as u64, len);
-            lab::write(ctx, "app01", mount, offset, &data).await?;
+            lab::write(api, "app01", mount, offset, data).await?;
         }
     }
     Ok(())
@@ -114,7 +114,7 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
         .iter()
         .map(|d| (d.mount_point.clone(), d.capacity))
         .collect();
-    fill(&ctx, &devices, 0).await?;
+    fill(&api, &devices, 0).await?;
     log.push("wrote known data to C: and D:".into());
 
     let job = ctx
@@ -127,7 +127,7 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
         .to_string();
     log.push(format!("snapshot job {} → recovery point {point} (C: through the hypervisor, D: through the array)", job.id));
 
-    fill(&ctx, &devices, 1000).await?;
+    fill(&api, &devices, 1000).await?;
     log.push("overwrote C: and D:".into());
 
     let job = ctx
@@ -140,7 +140,7 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
     succeeded(&job, "revert")?;
     log.push(format!("revert job {} → app01 back at {point}", job.id));
 
-    let (reverted_equal, reverted) = compare(&ctx, "app01", &devices, &mut log).await?;
+    let (reverted_equal, reverted) = compare(&api, "app01", &devices, &mut log).await?;
 
     // The second branch: a copy through the proxy, the snapshots expired, the point
     // rebuilt as a new machine on another host from the copies alone.
@@ -193,7 +193,7 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
         "restore job {} → new VM app01-restored on esx-b, D: a new LUN mapped virtual",
         job.id
     ));
-    let (restored_equal, restored) = compare(&ctx, "app01-restored", &devices, &mut log).await?;
+    let (restored_equal, restored) = compare(&api, "app01-restored", &devices, &mut log).await?;
 
     let all_equal = reverted_equal && restored_equal;
     log.push(String::new());
@@ -231,7 +231,7 @@ fn succeeded(job: &crate::catalog::JobRecord, what: &str) -> anyhow::Result<serd
 
 /// Reads every region of `vm`'s devices back and compares with the snapshot's data.
 async fn compare(
-    ctx: &Context,
+    api: &Api,
     vm: &str,
     devices: &[(String, u64)],
     log: &mut Vec<String>,
@@ -242,7 +242,7 @@ async fn compare(
         let mut bytes = 0;
         let mut equal = true;
         for (i, (offset, len)) in regions(*capacity).into_iter().enumerate() {
-            let read = lab::read(ctx, vm, mount, offset, len as u64).await?;
+            let read = lab::read_bytes(api, vm, mount, offset, len as u64).await?;
             equal &= read == pattern(seed as u64 * 10 + i as u64, len);
             bytes += len;
         }

@@ -1,33 +1,38 @@
 //! The bundled lab: `lab init`, `lab vm create`, and guest-style `lab write` / `lab read`.
-//! The lab plays the world outside Tidemark: it works on the lab adapters' data directly,
-//! and tells Tidemark what it made through the API (endpoints, inventory refresh), so it
-//! works the same whether this command or a server owns the catalog.
+//! The lab plays the world outside Tidemark: it makes VMs and LUNs on the lab adapters'
+//! data directly, and tells Tidemark what it made through the API (endpoints, inventory
+//! refresh); a guest's reads and writes are API calls (`/v1/lab/vms/{vm}/devices/{mount}`),
+//! streamed. So it works the same whether this command or a server owns the catalog.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
+use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
+use futures::StreamExt as _;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Outcome;
 use super::args::{CreateVm, LabCommand, LabVmCommand};
 use super::client::Api;
+use super::connect::Connection;
 use crate::catalog::VmRecord;
 use crate::data_dir::Context;
-use crate::engine::device_io;
 use crate::model::{DeviceSpec, LunMapping, MappedLun, NewDisk, VmSpec};
-use crate::units::format_size;
 
 /// The lab's endpoint names (also its adapter names).
 pub const LAB_HYPERVISOR: &str = "lab-hypervisor";
 /// The lab's endpoint names (also its adapter names).
 pub const LAB_ARRAY: &str = "lab-array";
 
-pub async fn run(ctx: &Context, api: &Api, command: LabCommand) -> anyhow::Result<Outcome> {
+/// Runs a lab command. Making VMs and powering them works on the lab adapters' data
+/// directly (the local data directory); a guest's reads and writes need only the API.
+pub async fn run(conn: &Connection, command: LabCommand) -> anyhow::Result<Outcome> {
+    let api = &conn.api;
     match command {
         LabCommand::Init => {
-            let added = init(ctx, api).await?;
+            let added = init(&*conn.local_data().await?, api).await?;
             let text = if added.is_empty() {
                 "lab endpoints already configured".to_string()
             } else {
@@ -39,7 +44,7 @@ pub async fn run(ctx: &Context, api: &Api, command: LabCommand) -> anyhow::Resul
             ))
         }
         LabCommand::Vm(LabVmCommand::Create(args)) => {
-            let vm = create_vm(ctx, api, &args).await?;
+            let vm = create_vm(&*conn.local_data().await?, api, &args).await?;
             let text = format!(
                 "created VM {} ({}) on {} with {} device(s)",
                 vm.name,
@@ -50,6 +55,7 @@ pub async fn run(ctx: &Context, api: &Api, command: LabCommand) -> anyhow::Resul
             Ok(Outcome::ok(serde_json::to_value(&vm)?, text))
         }
         LabCommand::Power { vm, state } => {
+            let ctx = conn.local_data().await?;
             let record = ctx
                 .catalog
                 .vm(&vm)?
@@ -72,15 +78,10 @@ pub async fn run(ctx: &Context, api: &Api, command: LabCommand) -> anyhow::Resul
             offset,
             file,
         } => {
-            let data =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            write(ctx, &vm, &mount, offset, &data).await?;
-            let text = format!(
-                "wrote {} bytes at offset {offset} of {vm} {mount}",
-                data.len()
-            );
+            let (bytes, sha256) = write_file(api, &vm, &mount, offset, &file).await?;
+            let text = format!("wrote {bytes} bytes at offset {offset} of {vm} {mount}");
             Ok(Outcome::ok(
-                json!({ "vm": vm, "mount_point": mount, "offset": offset, "bytes": data.len(), "sha256": sha256(&data) }),
+                json!({ "vm": vm, "mount_point": mount, "offset": offset, "bytes": bytes, "sha256": sha256 }),
                 text,
             ))
         }
@@ -91,32 +92,31 @@ pub async fn run(ctx: &Context, api: &Api, command: LabCommand) -> anyhow::Resul
             length,
             out,
         } => {
-            let data = read(ctx, &vm, &mount, offset, length).await?;
-            let doc = json!({ "vm": vm, "mount_point": mount, "offset": offset, "bytes": data.len(), "sha256": sha256(&data) });
-            match out {
+            let (bytes, sha256, text) = match &out {
                 Some(path) => {
-                    std::fs::write(&path, &data)
+                    let mut file = std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    let (bytes, sha256) = read(api, &vm, &mount, offset, length, &mut file)
+                        .await
                         .with_context(|| format!("writing {}", path.display()))?;
-                    Ok(Outcome::ok(
-                        doc,
-                        format!("read {} bytes into {}", data.len(), path.display()),
-                    ))
+                    let text = format!("read {bytes} bytes into {}", path.display());
+                    (bytes, sha256, text)
                 }
                 None => {
-                    // Raw bytes to stdout, unless a JSON document was asked for.
-                    let mut stdout = std::io::stdout().lock();
-                    stdout.write_all(&data).context("writing to stdout")?;
-                    stdout.flush()?;
-                    Ok(Outcome::ok(doc, String::new()))
+                    // Raw bytes to stdout.
+                    let mut stdout = std::io::stdout();
+                    let (bytes, sha256) =
+                        read(api, &vm, &mount, offset, length, &mut stdout).await?;
+                    stdout.flush().context("writing to stdout")?;
+                    (bytes, sha256, String::new())
                 }
-            }
+            };
+            Ok(Outcome::ok(
+                json!({ "vm": vm, "mount_point": mount, "offset": offset, "bytes": bytes, "sha256": sha256 }),
+                text,
+            ))
         }
     }
-}
-
-/// Hex SHA-256 of bytes, so scripts can compare what was written and read.
-pub fn sha256(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
 }
 
 /// Configures the lab endpoints that are not configured yet; returns those added.
@@ -268,44 +268,128 @@ fn known(ctx: &Context, name: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn target(ctx: &Context, vm: &str, mount: &str) -> anyhow::Result<device_io::DeviceTarget> {
-    let record = ctx
-        .catalog
-        .vm(vm)?
-        .ok_or_else(|| anyhow!("unknown VM '{vm}' (see `tidemark vm list`)"))?;
-    device_io::locate(&ctx.catalog, ctx.endpoints(), &record, mount).await
+/// The API path of a VM's device bytes.
+fn device_path(vm: &str, mount: &str, offset: u64, length: u64) -> String {
+    format!(
+        "/v1/lab/vms/{}/devices/{}?offset={offset}&length={length}",
+        super::jobs::segment(vm),
+        super::jobs::segment(mount)
+    )
 }
 
-/// Writes bytes into a VM's device as its guest would.
-pub async fn write(
-    ctx: &Context,
+/// Bytes per piece read from a file and sent: the size of the server's data-path calls.
+const PIECE: usize = 1 << 20;
+
+/// Streams a file into a VM's device at `offset` as its guest would write it, over the API
+/// (`PUT /v1/lab/vms/{vm}/devices/{mount}`), never holding it whole; returns the bytes
+/// written and their SHA-256. The file is read and hashed on a blocking thread while the
+/// request sends what was read.
+pub async fn write_file(
+    api: &Api,
     vm: &str,
     mount: &str,
     offset: u64,
-    data: &[u8],
-) -> anyhow::Result<()> {
-    let target = target(ctx, vm, mount).await?;
-    device_io::write(ctx.endpoints(), &target, offset, data)
+    file: &Path,
+) -> anyhow::Result<(u64, String)> {
+    use std::io::Read as _;
+    let mut opened =
+        std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+    let length = opened
+        .metadata()
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
+    let (pieces, mut received) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    let name = file.display().to_string();
+    let reading = tokio::task::spawn_blocking(move || {
+        let mut hash = Sha256::new();
+        loop {
+            let mut piece = vec![0u8; PIECE];
+            let n = match opened.read(&mut piece) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = pieces.blocking_send(Err(std::io::Error::new(
+                        e.kind(),
+                        format!("reading {name}: {e}"),
+                    )));
+                    break;
+                }
+            };
+            piece.truncate(n);
+            hash.update(&piece);
+            if pieces.blocking_send(Ok(piece)).is_err() {
+                break; // the request ended early; its error is the one to report
+            }
+        }
+        hex::encode(hash.finalize())
+    });
+    let stream = futures::stream::poll_fn(move |cx| received.poll_recv(cx));
+    let answer = api
+        .put_bytes(
+            &device_path(vm, mount, offset, length),
+            reqwest::Body::wrap_stream(stream),
+            length,
+        )
         .await
-        .with_context(|| {
-            format!(
-                "writing {} at {offset} of {vm} {mount} ({})",
-                format_size(data.len() as u64),
-                format_size(target.capacity())
-            )
-        })
+        .with_context(|| format!("writing {} to {vm} {mount}", file.display()))?;
+    let sha256 = reading.await.context("reading the file")?;
+    Ok((answer["bytes"].as_u64().unwrap_or(length), sha256))
 }
 
-/// Reads bytes of a VM's device as its guest would.
+/// Writes bytes into a VM's device at `offset` as its guest would, over the API.
+pub async fn write(
+    api: &Api,
+    vm: &str,
+    mount: &str,
+    offset: u64,
+    data: Vec<u8>,
+) -> anyhow::Result<()> {
+    let length = data.len() as u64;
+    api.put_bytes(&device_path(vm, mount, offset, length), data.into(), length)
+        .await
+        .with_context(|| format!("writing {length} bytes at {offset} of {vm} {mount}"))?;
+    Ok(())
+}
+
+/// Reads `length` bytes at `offset` of a VM's device as its guest would, over the API
+/// (`GET /v1/lab/vms/{vm}/devices/{mount}`), into `sink` as they arrive; returns the bytes
+/// read and their SHA-256. Fewer bytes than asked is an error (the server failed part-way).
 pub async fn read(
-    ctx: &Context,
+    api: &Api,
+    vm: &str,
+    mount: &str,
+    offset: u64,
+    length: u64,
+    sink: &mut (dyn std::io::Write + Send),
+) -> anyhow::Result<(u64, String)> {
+    let context = || format!("reading {length} bytes at {offset} of {vm} {mount}");
+    let response = api
+        .get_bytes(&device_path(vm, mount, offset, length))
+        .await
+        .with_context(context)?;
+    let mut body = response.bytes_stream();
+    let (mut hash, mut got) = (Sha256::new(), 0u64);
+    while let Some(piece) = body.next().await {
+        let piece = piece.with_context(context)?;
+        hash.update(&piece);
+        sink.write_all(&piece)?;
+        got += piece.len() as u64;
+    }
+    if got != length {
+        bail!("{}: the server sent {got} of them (see its log)", context());
+    }
+    Ok((got, hex::encode(hash.finalize())))
+}
+
+/// Reads `length` bytes at `offset` of a VM's device into memory, over the API.
+pub async fn read_bytes(
+    api: &Api,
     vm: &str,
     mount: &str,
     offset: u64,
     length: u64,
 ) -> anyhow::Result<Vec<u8>> {
-    let target = target(ctx, vm, mount).await?;
-    device_io::read(ctx.endpoints(), &target, offset, length)
-        .await
-        .with_context(|| format!("reading {length} bytes at {offset} of {vm} {mount}"))
+    let mut out = Vec::with_capacity(length as usize);
+    read(api, vm, mount, offset, length, &mut out).await?;
+    Ok(out)
 }

@@ -117,10 +117,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     let conn = Connection::open(cli.server.as_deref(), cli.data_dir).await?;
     match cli.command {
         Command::Demo | Command::Serve { .. } => unreachable!("handled above"),
-        Command::Lab(command) => {
-            let local = conn.local_data().await?;
-            lab::run(&local, &conn.api, command).await
-        }
+        Command::Lab(command) => lab::run(&conn, command).await,
         Command::Vm(args::VmCommand::List) => jobs::vm_list(&conn).await,
         Command::Vm(args::VmCommand::Show { vm }) => jobs::vm_show(&conn, &vm).await,
         Command::Snapshot { vm, dry_run } => jobs::snapshot(&conn, &vm, dry_run, json_output).await,

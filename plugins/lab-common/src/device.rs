@@ -1,20 +1,10 @@
-//! The data path over block volumes, and block-store errors as adapter errors.
+//! The data path over block volumes.
 
-use lab_blockstore::{Error, Reader, WasiStorage, Writer};
-use tidemark_sdk::{AdapterError, AdapterResult, DeviceRead, DeviceWrite, Extent};
+use lab_blockstore::{Reader, WasiStorage, Writer};
+use tidemark_sdk::{AdapterResult, DeviceRead, DeviceWrite, Extent};
 
+use crate::error::store_error;
 use crate::state::lab;
-
-/// Maps a block-store error onto the contract's error cases.
-pub fn store_error(error: Error) -> AdapterError {
-    match error {
-        Error::NotFound(m) => AdapterError::NotFound(m),
-        Error::Conflict(m) => AdapterError::Conflict(m),
-        Error::Invalid(m) => AdapterError::Invalid(m),
-        Error::Corrupt(m) => AdapterError::Internal(format!("corrupt lab state: {m}")),
-        Error::Io(m) => AdapterError::Internal(format!("lab i/o: {m}")),
-    }
-}
 
 /// A volume (or one of its snapshots) as a `device-reader`. It remembers which volume and
 /// snapshot it reads so it can say what changed since an older snapshot.

@@ -1,4 +1,5 @@
-//! Ids, WWNs, mount points and token keys.
+//! Ids, WWNs, mount points and token keys. WWNs and mount points follow the host's rules
+//! (`tidemark-names`), answered as the contract's `invalid`.
 
 use tidemark_sdk::{AdapterError, AdapterResult};
 
@@ -29,33 +30,12 @@ pub fn token_key(token: &str) -> String {
     )
 }
 
-/// A WWN as arrays report them: `naa.` and 16 or 32 hex digits.
+/// A WWN as arrays report them: `naa.` and 16 or 32 hex digits (the host's own rule).
 pub fn check_wwn(wwn: &str) -> AdapterResult<()> {
-    let ok = wwn.strip_prefix("naa.").is_some_and(|hex| {
-        (hex.len() == 16 || hex.len() == 32) && hex.chars().all(|c| c.is_ascii_hexdigit())
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(AdapterError::Invalid(format!(
-            "'{wwn}' is not a WWN (expected naa. followed by 16 or 32 hex digits)"
-        )))
-    }
+    tidemark_names::check_wwn(wwn).map_err(|e| AdapterError::Invalid(e.to_string()))
 }
 
-/// A mount point: a drive letter (`C:`) or an absolute path (`/data`).
+/// A mount point: a drive letter (`C:`) or an absolute path (`/data`) (the host's own rule).
 pub fn check_mount_point(mount: &str) -> AdapterResult<()> {
-    let bytes = mount.as_bytes();
-    let drive = bytes.len() == 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':';
-    let path = mount.starts_with('/')
-        && mount.len() <= 255
-        && !mount.split('/').any(|c| c == "." || c == "..")
-        && mount.chars().all(|c| !c.is_control());
-    if drive || path {
-        Ok(())
-    } else {
-        Err(AdapterError::Invalid(format!(
-            "'{mount}' is not a mount point (expected a drive like C: or an absolute path like /data)"
-        )))
-    }
+    tidemark_names::check_mount_point(mount).map_err(|e| AdapterError::Invalid(e.to_string()))
 }

@@ -3,9 +3,11 @@
 //! path over block volumes.
 
 mod device;
+mod error;
 mod ids;
 mod state;
 
-pub use device::{VolumeReader, VolumeWriter, store_error};
+pub use device::{VolumeReader, VolumeWriter};
+pub use error::store_error;
 pub use ids::{check_mount_point, check_wwn, random_hex, token_key};
 pub use state::{Lab, lab};

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidemark_sdk::{AdapterError, AdapterResult};
 
-use crate::device::store_error;
+use crate::error::store_error;
 use crate::ids::token_key;
 
 /// The lab system behind one endpoint: volumes and state files under `/data`.

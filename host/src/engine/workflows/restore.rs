@@ -180,13 +180,13 @@ pub(super) fn items(point: &PointRecord) -> anyhow::Result<Vec<Item<'_>>> {
         .iter()
         .map(|s| {
             let copy = point.copy_of(&s.device_ref).ok_or_else(|| {
-                anyhow!(
+                Refusal::invalid(format!(
                     "recovery point {} has no copy of the device at {}; run `tidemark copy {} {}` first",
                     point.id,
                     s.mount_point,
                     point.vm_name,
                     point.id
-                )
+                ))
             })?;
             Ok(Item { snapshot: s, copy })
         })
