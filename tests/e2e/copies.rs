@@ -6,12 +6,8 @@ use serde_json::Value;
 
 use crate::harness::{DEVICES, Lab, json};
 
-/// Steps of a copy job of the standard VM (a disk and two LUNs on one array).
-const COPY_STEPS: u32 = 9;
-/// Steps of a restore job of the standard VM.
-const RESTORE_STEPS: u32 = 10;
-
-fn step_names(job: &Value) -> Vec<String> {
+/// The step names of a job's journal.
+pub(crate) fn step_names(job: &Value) -> Vec<String> {
     job["steps"]
         .as_array()
         .unwrap()
@@ -30,7 +26,7 @@ fn step<'a>(job: &'a Value, name: &str) -> &'a Value {
 }
 
 /// Files under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
@@ -63,7 +59,7 @@ fn copied_vm() -> (Lab, String) {
 }
 
 /// The names of the LUNs an array endpoint holds, and the proxy VMs' device counts.
-fn leftovers(lab: &Lab) -> (Vec<String>, Vec<usize>) {
+pub(crate) fn leftovers(lab: &Lab) -> (Vec<String>, Vec<usize>) {
     let inventory = lab.ok(&["inventory"]);
     let mut clones = Vec::new();
     let mut proxy_devices = Vec::new();
@@ -312,78 +308,6 @@ fn damaged_chunks_and_manifests_are_named_and_never_restored() {
             .any(|d| manifest_name.starts_with(d["copy"].as_str().unwrap())),
         "{report}"
     );
-}
-
-fn crashed(out: &std::process::Output) -> bool {
-    !out.status.success()
-        && String::from_utf8_lossy(&out.stderr).contains("TIDEMARK_CRASH_AFTER_STEP")
-}
-
-#[test]
-fn copy_survives_a_crash_after_every_step_and_compensates_a_failure_at_any() {
-    for step in 1..=COPY_STEPS {
-        let lab = Lab::with_vm();
-        lab.fill("app", 1);
-        let (point, _) = lab.snapshot("app");
-        let env = [("TIDEMARK_CRASH_AFTER_STEP", step.to_string())];
-        let out = lab.run_env(&["copy", "app", &point], &env);
-        assert!(crashed(&out), "step {step}: {:?}", out.status);
-        let resumed = lab.ok(&["resume"]);
-        assert_eq!(
-            resumed["resumed"][0]["state"], "succeeded",
-            "step {step}: {resumed}"
-        );
-        assert_eq!(lab.ok(&["verify", &point])["ok"], true);
-        lab.assert_reconciled();
-        assert!(leftovers(&lab).0.is_empty());
-
-        let lab = Lab::with_vm();
-        let (point, _) = lab.snapshot("app");
-        let env = [("TIDEMARK_FAIL_STEP", step.to_string())];
-        let out = lab.run_env(&["copy", "app", &point], &env);
-        assert_eq!(out.status.code(), Some(1), "step {step}");
-        assert_eq!(json(&out)["state"], "compensated", "step {step}");
-        let (clones, proxy_devices) = leftovers(&lab);
-        assert!(clones.is_empty(), "step {step}: {clones:?}");
-        assert!(proxy_devices.iter().all(|n| *n == 0), "step {step}");
-        assert_eq!(lab.ok(&["copies", "app"]).as_array().unwrap().len(), 0);
-        assert!(
-            files(&lab.dir.path().join("copies/manifests")).is_empty(),
-            "step {step}"
-        );
-        lab.assert_reconciled();
-    }
-}
-
-#[test]
-fn restore_survives_a_crash_after_every_step_and_compensates_a_failure_at_any() {
-    for step in 1..=RESTORE_STEPS {
-        let (lab, point) = copied_vm();
-        let args = ["restore", "app", &point, "--host", "esx-b", "--as", "app2"];
-        let out = lab.run_env(&args, &[("TIDEMARK_CRASH_AFTER_STEP", step.to_string())]);
-        assert!(crashed(&out), "step {step}: {:?}", out.status);
-        let resumed = lab.ok(&["resume"]);
-        assert_eq!(
-            resumed["resumed"][0]["state"], "succeeded",
-            "step {step}: {resumed}"
-        );
-        lab.assert_holds("app2", 1);
-        lab.assert_reconciled();
-
-        let out = lab.run_env(
-            &["restore", "app", &point, "--host", "esx-b", "--as", "app3"],
-            &[("TIDEMARK_FAIL_STEP", step.to_string())],
-        );
-        assert_eq!(out.status.code(), Some(1), "step {step}");
-        assert_eq!(json(&out)["state"], "compensated", "step {step}");
-        let inventory = lab.ok(&["inventory"]).to_string();
-        assert!(
-            !inventory.contains("\"app3\""),
-            "step {step}: VM left behind"
-        );
-        assert!(!inventory.contains("app3-"), "step {step}: LUN left behind");
-        lab.assert_reconciled();
-    }
 }
 
 #[test]

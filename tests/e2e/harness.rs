@@ -28,6 +28,20 @@ impl Lab {
         }
     }
 
+    /// A copy of this data directory (`cp -a`), so many runs can start from one set-up.
+    /// Only while no process uses it: nothing holds the catalog open between commands.
+    pub fn copy(&self) -> Self {
+        let copy = Self::empty();
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(self.dir.path().join("."))
+            .arg(copy.dir.path())
+            .status()
+            .expect("running cp");
+        assert!(status.success(), "cp -a {:?} failed", self.dir.path());
+        copy
+    }
+
     /// A lab with VM `app` (C: disk, D: physical LUN, /data virtual LUN) on esx-a.
     pub fn with_vm() -> Self {
         let lab = Self::empty();
@@ -64,6 +78,7 @@ impl Lab {
             .args(args)
             .env_remove("TIDEMARK_CRASH_AFTER_STEP")
             .env_remove("TIDEMARK_FAIL_STEP")
+            .env_remove("TIDEMARK_CRASH_IN_STEP")
             .env_remove("TIDEMARK_STEP_DELAY_MS")
             .env_remove("TIDEMARK_DATA_DIR")
             .env_remove("TIDEMARK_SERVER")
