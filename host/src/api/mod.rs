@@ -107,6 +107,8 @@ fn registered() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(copies::verify))
         .routes(routes!(copies::expire))
         .routes(routes!(copies::gc))
+        .routes(routes!(copies::upgrade))
+        .routes(routes!(copies::rebuild_index))
         .routes(routes!(copies::resume))
         .routes(routes!(routes::adapters))
         .routes(routes!(routes::tokens, tokens::create_token))
