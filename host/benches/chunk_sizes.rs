@@ -1,5 +1,5 @@
 //! Measures the copy store on 1 GiB of alternating 1 MiB random / 1 MiB text-like blocks, for
-//! several chunk sizes: full copy throughput (2 workers), chunk files, restore throughput, and
+//! several chunk sizes: full copy throughput (2 workers), pack files, restore throughput, and
 //! stored bytes of incremental copies after 1% scattered 4 KiB writes and after ten 1 MiB runs.
 //!
 //! Run: `cargo bench -p tidemark --bench chunk_sizes [-- sizes_kib...]`
@@ -296,7 +296,7 @@ fn main() {
         "zstd level {level}, {THREADS} worker threads, queue {QUEUE}; 1 GiB = 512 MiB random + 512 MiB text"
     );
     println!(
-        "| chunk | full copy s | full GB/s | chunk files | stored MiB | restore s | restore GB/s | incr. scattered 1%: chunks, stored MiB (% of full) | incr. 10×1 MiB runs: chunks, stored MiB |"
+        "| chunk | full copy s | full GB/s | pack files | stored MiB | restore s | restore GB/s | incr. scattered 1%: chunks, stored MiB (% of full) | incr. 10×1 MiB runs: chunks, stored MiB |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for &cs in &sizes {
@@ -304,7 +304,7 @@ fn main() {
         let n = (GIB / cs as usize) as u64;
         let all: Vec<u64> = (0..n).collect();
         let (m, st, secs) = put(&store, "full", None, Some(&data), &all);
-        let files = store.backend().list("chunks/").unwrap().len();
+        let files = store.backend().list("packs/").unwrap().len();
         let r = restore(&store, &m);
         let touched = |offs: &[usize], len: usize| {
             let mut v: Vec<u64> = offs

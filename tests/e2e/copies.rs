@@ -263,22 +263,30 @@ fn an_incremental_copy_reads_and_stores_only_what_changed() {
 fn damaged_chunks_and_manifests_are_named_and_never_restored() {
     let (lab, point) = copied_vm();
     let store = lab.dir.path().join("copies");
-    let chunk = files(&store.join("chunks"))
+    let pack = files(&store.join("packs"))
         .into_iter()
         .next()
-        .expect("a chunk file");
-    flip_byte(&chunk, 20);
+        .expect("a pack file");
+    // Byte 20 is inside the pack's first chunk (its sealed bytes start after 14).
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[20] ^= 0x5a;
+    std::fs::write(&pack, bytes).unwrap();
     let out = lab.run(&["verify", &point]);
     assert_eq!(out.status.code(), Some(1));
     let report = json(&out);
     let damaged = report["damaged"].as_array().unwrap();
     assert_eq!(damaged.len(), 1, "{report}");
-    let chunk_name = chunk.file_name().unwrap().to_str().unwrap();
+    let pack_name = pack.file_name().unwrap().to_str().unwrap();
+    let chunk = &damaged[0]["damaged_chunks"][0];
+    assert_eq!(chunk["pack"], pack_name, "the pack is named: {report}");
+    assert_eq!(
+        chunk["chunk"].as_str().unwrap().len(),
+        64,
+        "and the chunk: {report}"
+    );
     assert!(
-        report
-            .to_string()
-            .contains(chunk_name.split('.').next().unwrap()),
-        "the damaged chunk is named: {report}"
+        damaged[0]["copy"].as_str().is_some(),
+        "and the copy: {report}"
     );
 
     // Restore refuses and leaves no VM behind.

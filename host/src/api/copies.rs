@@ -1,5 +1,6 @@
 //! Copies and their upkeep: `GET /v1/vms/{name}/copies`, `POST /v1/copies/verify`,
-//! `POST /v1/copies/expire` and `POST /v1/copies/gc`.
+//! `POST /v1/copies/expire`, `POST /v1/copies/gc`, `POST /v1/copies/upgrade` and
+//! `POST /v1/copies/rebuild-index`.
 
 use std::sync::Arc;
 
@@ -14,8 +15,10 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::error::{ApiError, ErrorBody, ObjectJson, whole_number};
 use crate::catalog::{CopyRefRecord, format_time};
-use crate::copies::CopyStore;
+use crate::copies::{CopyStore, CopyStoreError, DEFAULT_REPACK_BELOW, LocalDir, LockWait};
+use crate::data_dir::{COPIES_DIR, PASSPHRASE_ENV};
 use crate::engine::retention::{self, Policy};
+use crate::refusal::Refusal;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -145,7 +148,7 @@ pub async fn verify(
                 "device_ref": device_ref,
                 "error": m.error,
                 "damaged_chunks": m.damaged_chunks.iter().map(|c| json!({
-                    "index": c.index, "chunk": c.chunk, "reason": c.reason,
+                    "index": c.index, "chunk": c.chunk, "pack": c.pack, "reason": c.reason,
                 })).collect::<Vec<_>>(),
             }));
         }
@@ -212,17 +215,92 @@ pub async fn expire(
     json_ok(report)
 }
 
-/// `POST /v1/copies/gc`: frees chunks no copy references (safe while copies run).
-#[utoipa::path(post, path = "/v1/copies/gc", operation_id = "collect_copy_garbage", responses(
-        (status = 200, description = "Chunks and bytes freed, manifests removed", body = Object),
+/// Body of `POST /v1/copies/gc`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcRequest {
+    /// Rewrite packs whose live share is below this percentage (0-100, default 50).
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 100)]
+    repack_below: Option<u8>,
+}
+
+/// `POST /v1/copies/gc`: frees chunks no copy references (safe while copies run) and
+/// repacks packs that are mostly dead.
+#[utoipa::path(post, path = "/v1/copies/gc", operation_id = "collect_copy_garbage", request_body = GcRequest, responses(
+        (status = 200, description = "Chunks, packs and bytes freed, packs rewritten, manifests removed", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 409, description = "There is no copy store (or its passphrase is missing)", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
     ))]
-pub async fn gc(State(state): State<Arc<ApiState>>) -> ApiResult {
+pub async fn gc(State(state): State<Arc<ApiState>>, body: ObjectJson<GcRequest>) -> ApiResult {
+    let ObjectJson(request) = body;
+    let repack_below = request.repack_below.unwrap_or(DEFAULT_REPACK_BELOW);
+    if repack_below > 100 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("repack_below is a percentage from 0 to 100, not {repack_below}"),
+        ));
+    }
     let store = copy_store(&state, false)?;
     let catalog = state.data.catalog.clone();
-    let report = tokio::task::spawn_blocking(move || retention::gc(&catalog, &store))
+    let report = tokio::task::spawn_blocking(move || {
+        store.gc_repacking(
+            LockWait::Forever,
+            || {
+                let live = retention::live_copies(&catalog).map_err(|e| format!("{e:#}"))?;
+                Ok(move |copy: &str| live.contains(copy))
+            },
+            repack_below,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.into()))?
+    .map_err(|e| ApiError::internal(e.into()))?;
+    json_ok(report)
+}
+
+/// `POST /v1/copies/upgrade`: migrates a copy store of an older format in place (safe to
+/// run again after a crash; a current store only has leftovers of an upgrade removed).
+#[utoipa::path(post, path = "/v1/copies/upgrade", operation_id = "upgrade_copy_store", responses(
+        (status = 200, description = "Versions before and after, chunks packed, packs written", body = Object),
+        (status = 409, description = "There is no copy store (or its passphrase is missing)", body = ErrorBody),
+    ))]
+pub async fn upgrade(State(state): State<Arc<ApiState>>) -> ApiResult {
+    let dir =
+        state.data.root.open_dir(COPIES_DIR).map_err(|_| {
+            ApiError::refused(Refusal::conflict("there is no copy store to upgrade"))
+        })?;
+    let passphrase = std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty());
+    let report = tokio::task::spawn_blocking(move || {
+        CopyStore::upgrade_local(LocalDir::new(dir), passphrase.as_deref())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.into()))?
+    .map_err(|e| match e {
+        e @ (CopyStoreError::NotInitialised { .. }
+        | CopyStoreError::PassphraseRequired { .. }
+        | CopyStoreError::PassphraseNotUsed { .. }) => {
+            ApiError::refused(Refusal::conflict(e.to_string()))
+        }
+        e => ApiError::internal(e.into()),
+    })?;
+    json_ok(report)
+}
+
+/// `POST /v1/copies/rebuild-index`: rebuilds the copy store's chunk index from the pack
+/// headers (after index objects were lost or damaged); waits for running copies.
+#[utoipa::path(post, path = "/v1/copies/rebuild-index", operation_id = "rebuild_copy_index", responses(
+        (status = 200, description = "Packs read, chunks indexed, index objects replaced, unreadable packs", body = Object),
+        (status = 409, description = "There is no copy store (or its passphrase is missing)", body = ErrorBody),
+    ))]
+pub async fn rebuild_index(State(state): State<Arc<ApiState>>) -> ApiResult {
+    let store = copy_store(&state, false)?;
+    let report = tokio::task::spawn_blocking(move || store.rebuild_index(LockWait::Forever))
         .await
         .map_err(|e| ApiError::internal(e.into()))?
-        .map_err(ApiError::internal)?;
+        .map_err(|e| ApiError::internal(e.into()))?;
     json_ok(report)
 }

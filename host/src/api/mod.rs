@@ -105,6 +105,8 @@ fn registered() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(copies::expire))
         .routes(routes!(copies::gc))
         .routes(routes!(routes::resume))
+        .routes(routes!(copies::upgrade))
+        .routes(routes!(copies::rebuild_index))
         .routes(routes!(routes::adapters))
         .routes(routes!(routes::tokens, tokens::create_token))
         .routes(routes!(routes::audit))

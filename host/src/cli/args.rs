@@ -103,8 +103,16 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Recovery points of a VM that have copies, with sizes and stored bytes.
-    Copies { vm: String },
+    /// Recovery points of a VM that have copies, with sizes and stored bytes; or upkeep of
+    /// the copy store itself (`copies upgrade`, `copies rebuild-index`).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Copies {
+        #[command(subcommand)]
+        store: Option<StoreCommand>,
+        /// The VM whose copies to list.
+        #[arg(required = true)]
+        vm: Option<String>,
+    },
     /// Restores a recovery point from its copies as a new VM (or, with --device, one
     /// device of the existing VM in place).
     Restore {
@@ -148,8 +156,14 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Frees copy-store chunks no copy references (safe while copies run).
-    Gc,
+    /// Frees copy-store chunks no copy references and rewrites mostly dead packs (safe
+    /// while copies run).
+    Gc {
+        /// Rewrite packs whose live share is below PERCENT (0-100).
+        #[arg(long, value_name = "PERCENT", default_value_t = crate::copies::DEFAULT_REPACK_BELOW,
+              value_parser = clap::value_parser!(u8).range(0..=100))]
+        repack_below: u8,
+    },
     /// Runs the HTTP admin API (HTTPS with tls.cert + tls.key; plain HTTP on loopback
     /// only); resumes unfinished jobs at start. Settings: flag > environment > file > default.
     Serve {
@@ -167,6 +181,15 @@ pub enum Command {
     /// Bearer tokens for the admin API.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+/// Upkeep of the copy store itself.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Migrates a copy store of an older format in place (safe to run again after a crash).
+    Upgrade,
+    /// Rebuilds the chunk index from the pack headers (after index objects were lost).
+    RebuildIndex,
 }
 
 #[derive(Debug, Subcommand)]

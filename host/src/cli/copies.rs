@@ -212,8 +212,12 @@ pub async fn verify(conn: &Connection, point: Option<&str>, all: bool) -> anyhow
                 what.push(e.to_string());
             }
             for chunk in list(&d["damaged_chunks"]) {
+                let pack = chunk["pack"]
+                    .as_str()
+                    .map(|p| format!(" in pack {p}"))
+                    .unwrap_or_default();
                 what.push(format!(
-                    "chunk {} (#{}) {}",
+                    "chunk {} (#{}){pack} {}",
                     text_of(&chunk["chunk"]),
                     text_of(&chunk["index"]),
                     text_of(&chunk["reason"])
@@ -268,16 +272,33 @@ pub async fn expire(conn: &Connection, policy: Value) -> anyhow::Result<Outcome>
     Ok(Outcome::ok(report, text))
 }
 
-/// `gc`.
-pub async fn gc(conn: &Connection) -> anyhow::Result<Outcome> {
-    let report = conn.api.post("/v1/copies/gc", json!({})).await?;
+/// `gc [--repack-below PERCENT]`.
+pub async fn gc(conn: &Connection, repack_below: u8) -> anyhow::Result<Outcome> {
+    let report = conn
+        .api
+        .post("/v1/copies/gc", json!({ "repack_below": repack_below }))
+        .await?;
     let n = |k: &str| report[k].as_u64().unwrap_or(0);
     let text = format!(
-        "freed {} chunk(s), {}; removed {} unreferenced copy manifest(s); {} chunk(s) remain",
+        "freed {} chunk(s), {}; deleted {} pack(s), rewrote {} into {}; removed {} unreferenced copy manifest(s); {} chunk(s) remain",
         n("chunks_freed"),
         format_size(n("bytes_freed")),
+        n("packs_deleted"),
+        n("packs_repacked"),
+        n("packs_written"),
         n("manifests_removed"),
         n("chunks_total").saturating_sub(n("chunks_freed")),
     );
+    Ok(Outcome::ok(report, text))
+}
+
+/// `copies upgrade` and `copies rebuild-index`: upkeep of the store itself, reported as
+/// the server's JSON.
+pub async fn upkeep(conn: &Connection, what: &str) -> anyhow::Result<Outcome> {
+    let report = conn
+        .api
+        .post(&format!("/v1/copies/{what}"), json!({}))
+        .await?;
+    let text = serde_json::to_string_pretty(&report)?;
     Ok(Outcome::ok(report, text))
 }

@@ -161,7 +161,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             )
             .await
         }
-        Command::Copies { vm } => copies::copies(&conn, &vm).await,
+        Command::Copies {
+            store: Some(args::StoreCommand::Upgrade),
+            ..
+        } => copies::upkeep(&conn, "upgrade").await,
+        Command::Copies {
+            store: Some(args::StoreCommand::RebuildIndex),
+            ..
+        } => copies::upkeep(&conn, "rebuild-index").await,
+        Command::Copies { vm, .. } => {
+            copies::copies(&conn, vm.as_deref().unwrap_or_default()).await
+        }
         Command::Restore {
             vm,
             point,
@@ -207,7 +217,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             });
             copies::expire(&conn, policy).await
         }
-        Command::Gc => copies::gc(&conn).await,
+        Command::Gc { repack_below } => copies::gc(&conn, repack_below).await,
         Command::Token(args::TokenCommand::Create { role, name }) => {
             tokens::create(&conn, &role, name).await
         }

@@ -57,13 +57,8 @@ impl FromStr for ChunkId {
     }
 }
 
-/// Object key of a chunk: `chunks/ab/abcd…` (256-way fan-out keeps directories small).
-pub(crate) fn chunk_key(id: &ChunkId) -> String {
-    let h = id.to_hex();
-    format!("chunks/{}/{h}", &h[..2])
-}
-
-/// Parses a chunk object key back to its id; `None` for anything that is not one of ours.
+/// Parses the key of a version-1 chunk file (`chunks/ab/abcd…`, one file per chunk) back to
+/// its id, for the upgrade; `None` for anything that is not one.
 pub(crate) fn parse_chunk_key(key: &str) -> Option<ChunkId> {
     let rest = key.strip_prefix("chunks/")?;
     let (dir, name) = rest.split_once('/')?;

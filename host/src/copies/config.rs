@@ -12,8 +12,11 @@ pub(crate) const CONFIG_KEY: &str = "config.json";
 pub(crate) const KEY_FILE: &str = "key";
 /// Value of the `format` field; tells a human (or a tool) what this directory is.
 const FORMAT_NAME: &str = "tidemark-copy-store";
-/// Store format version written and read by this code.
-pub const STORE_VERSION: u32 = 1;
+/// Store format version written and read by this code: 2 keeps chunks in pack files with an
+/// index (version 1 kept one file per chunk).
+pub const STORE_VERSION: u32 = 2;
+/// The one-file-per-chunk format, refused with a pointer to `tidemark copies upgrade`.
+pub(crate) const V1_ONE_FILE_PER_CHUNK: u64 = 1;
 
 /// Everything stored in `config.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,8 +67,19 @@ impl StoreConfig {
     }
 
     /// Parses `config.json`, checking the version before anything else so a newer store is
-    /// reported as "unsupported version", not as corrupt.
+    /// reported as "unsupported version", not as corrupt, and an older one as needing
+    /// `tidemark copies upgrade` (never misread).
     pub(crate) fn parse(bytes: &[u8], location: &str) -> Result<StoreConfig> {
+        StoreConfig::parse_for_upgrade(bytes, location, false)
+    }
+
+    /// Like [`StoreConfig::parse`]; with `old_too`, a version-1 config is accepted as well
+    /// (only the upgrade reads one).
+    pub(crate) fn parse_for_upgrade(
+        bytes: &[u8],
+        location: &str,
+        old_too: bool,
+    ) -> Result<StoreConfig> {
         let path = format!("{location}/{CONFIG_KEY}");
         let corrupt = |reason: String| CopyStoreError::CorruptConfig {
             path: path.clone(),
@@ -80,7 +94,14 @@ impl StoreConfig {
             .get("version")
             .and_then(|x| x.as_u64())
             .ok_or_else(|| corrupt("no \"version\"".to_string()))?;
-        if version != STORE_VERSION as u64 {
+        if version == V1_ONE_FILE_PER_CHUNK && !old_too {
+            return Err(CopyStoreError::UpgradeNeeded {
+                location: location.to_string(),
+                found: version,
+                supported: STORE_VERSION,
+            });
+        }
+        if version != STORE_VERSION as u64 && version != V1_ONE_FILE_PER_CHUNK {
             return Err(CopyStoreError::UnsupportedVersion {
                 location: location.to_string(),
                 found: version,

@@ -19,6 +19,7 @@ pub(crate) const TAG_LEN: usize = 16;
 const CTX_CHUNK_ID: &str = "tidemark copy store 2025-01 v1 chunk id";
 const CTX_CHUNK_KEY: &str = "tidemark copy store 2025-01 v1 chunk encryption";
 const CTX_MANIFEST_KEY: &str = "tidemark copy store 2025-01 v1 manifest encryption";
+const CTX_INDEX_KEY: &str = "tidemark copy store 2026-12 v2 pack header and index encryption";
 const CTX_KEY_CHECK: &str = "tidemark copy store 2025-01 v1 key check";
 const WRAP_AAD: &[u8] = b"tidemark copy store v1 wrapped master key";
 
@@ -62,6 +63,8 @@ pub(crate) struct Keys {
     id_key: [u8; 32],
     pub(crate) chunk: Aes256Gcm,
     pub(crate) manifest: Aes256Gcm,
+    /// Seals pack headers and index objects.
+    pub(crate) index: Aes256Gcm,
     check: [u8; 32],
 }
 
@@ -70,10 +73,12 @@ impl Keys {
     pub(crate) fn derive(master: &MasterKey) -> Keys {
         let chunk_key = blake3::derive_key(CTX_CHUNK_KEY, &master.0);
         let manifest_key = blake3::derive_key(CTX_MANIFEST_KEY, &master.0);
+        let index_key = blake3::derive_key(CTX_INDEX_KEY, &master.0);
         Keys {
             id_key: blake3::derive_key(CTX_CHUNK_ID, &master.0),
             chunk: Aes256Gcm::new(&chunk_key.into()),
             manifest: Aes256Gcm::new(&manifest_key.into()),
+            index: Aes256Gcm::new(&index_key.into()),
             check: blake3::derive_key(CTX_KEY_CHECK, &master.0),
         }
     }

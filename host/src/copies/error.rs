@@ -16,6 +16,10 @@ pub enum ObjectRef {
     Chunk(ChunkId),
     /// The manifest of one device copy, by its caller-chosen id.
     Manifest(String),
+    /// A pack file, by its id.
+    Pack(String),
+    /// An index object, by its key.
+    Index(String),
 }
 
 impl fmt::Display for ObjectRef {
@@ -23,6 +27,8 @@ impl fmt::Display for ObjectRef {
         match self {
             ObjectRef::Chunk(id) => write!(f, "chunk {id}"),
             ObjectRef::Manifest(id) => write!(f, "manifest {id}"),
+            ObjectRef::Pack(id) => write!(f, "pack {id}"),
+            ObjectRef::Index(key) => write!(f, "index object {key}"),
         }
     }
 }
@@ -46,10 +52,11 @@ pub enum CopyStoreError {
         /// Where the store is.
         location: String,
     },
-    /// `init` found data (key file, chunks, manifests) without a config; refusing to overwrite
-    /// a key that existing data may need.
+    /// `init` found sealed data (chunks, manifests) without a config: the key they were sealed
+    /// with is unknown, so creating a store there could strand them. (A key file alone is
+    /// the leftover of a creation cut short, and is adopted instead.)
     #[error(
-        "cannot initialise a copy store at {location}: it already holds {found}; choose an empty directory or remove it by hand"
+        "cannot initialise a copy store at {location}: it holds {found} but no config.json, so the key they were sealed with is unknown; put its config.json (and key file) back from a backup, or move that data away"
     )]
     NotEmpty {
         /// Where the store was to be created.
@@ -62,6 +69,18 @@ pub enum CopyStoreError {
         "copy store at {location} has format version {found}; this program supports version {supported}"
     )]
     UnsupportedVersion {
+        /// Where the store is.
+        location: String,
+        /// Version recorded in `config.json`.
+        found: u64,
+        /// Version this code writes and reads.
+        supported: u32,
+    },
+    /// The store is of an older format that this code reads only after migrating it.
+    #[error(
+        "copy store at {location} has format version {found} (one file per chunk); this program reads version {supported} (pack files): run `tidemark copies upgrade` to migrate it in place"
+    )]
+    UpgradeNeeded {
         /// Where the store is.
         location: String,
         /// Version recorded in `config.json`.

@@ -5,8 +5,8 @@
 //! manifest of the device and replacing only the entries of changed chunks.
 //!
 //! Stored form: a compact binary encoding (a JSON header, then 1 or 37 bytes per entry),
-//! zstd-compressed, then encrypted like chunks with the manifest id in the associated data, so
-//! a manifest file renamed to another id fails authentication.
+//! zstd-compressed and sealed in the shared envelope (`envelope.rs`) with the manifest id in
+//! the associated data, so a manifest file renamed to another id fails authentication.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -14,14 +14,12 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::chunk::ChunkId;
-use super::crypto::{Keys, NONCE_LEN, TAG_LEN, open, random_nonce, seal};
+use super::crypto::Keys;
+use super::envelope::{open_object, seal_object};
 use super::error::{CopyStoreError, Result};
 
 /// Version of the manifest encoding written by this code.
 const MANIFEST_VERSION: u32 = 1;
-const OBJECT_FORMAT: u8 = 1;
-const FLAG_ZSTD: u8 = 1;
-const HEADER_LEN: usize = 2 + NONCE_LEN;
 const MAGIC: &[u8; 4] = b"TMMF";
 const TAG_ZERO: u8 = 0;
 const TAG_FULL: u8 = 1;
@@ -365,63 +363,16 @@ impl Manifest {
                 }
             }
         }
-        let body = zstd::bulk::compress(&plain, 3).map_err(|e| CopyStoreError::Io {
-            op: "compress manifest",
+        seal_object(&keys.manifest, &context(id), &plain, true).map_err(|e| CopyStoreError::Io {
+            op: "seal manifest",
             path: id.to_string(),
             source: e,
-        })?;
-        let nonce = random_nonce().map_err(|e| CopyStoreError::Io {
-            op: "random nonce for manifest",
-            path: id.to_string(),
-            source: e,
-        })?;
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TAG_LEN);
-        out.extend_from_slice(&[OBJECT_FORMAT, FLAG_ZSTD]);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&body);
-        let tag = seal(
-            &keys.manifest,
-            &nonce,
-            &aad(FLAG_ZSTD, id),
-            &mut out[HEADER_LEN..],
-        );
-        out.extend_from_slice(&tag);
-        Ok(out)
+        })
     }
 
     /// Parses the stored form; the error is a reason for a damage report.
-    pub(crate) fn decode(keys: &Keys, id: &str, mut obj: Vec<u8>) -> Result<Manifest, String> {
-        if obj.len() < HEADER_LEN + TAG_LEN {
-            return Err(format!("object is truncated ({} bytes)", obj.len()));
-        }
-        if obj[0] != OBJECT_FORMAT {
-            return Err(format!("unknown manifest object format {}", obj[0]));
-        }
-        let flags = obj[1];
-        if flags & !FLAG_ZSTD != 0 {
-            return Err(format!("unknown manifest flags {flags:#x}"));
-        }
-        let nonce: [u8; NONCE_LEN] = obj[2..HEADER_LEN].try_into().expect("nonce length");
-        let tag_at = obj.len() - TAG_LEN;
-        let tag: [u8; TAG_LEN] = obj[tag_at..].try_into().expect("tag length");
-        if !open(
-            &keys.manifest,
-            &nonce,
-            &aad(flags, id),
-            &mut obj[HEADER_LEN..tag_at],
-            &tag,
-        ) {
-            return Err(
-                "authentication failed (bytes modified, file renamed from another manifest, or another key)"
-                    .to_string(),
-            );
-        }
-        let body = &obj[HEADER_LEN..tag_at];
-        let plain = if flags & FLAG_ZSTD != 0 {
-            zstd::stream::decode_all(body).map_err(|e| format!("decompression failed: {e}"))?
-        } else {
-            body.to_vec()
-        };
+    pub(crate) fn decode(keys: &Keys, id: &str, obj: Vec<u8>) -> Result<Manifest, String> {
+        let plain = open_object(&keys.manifest, &context(id), obj, "manifest")?;
         Self::parse(&plain)
     }
 
@@ -486,12 +437,9 @@ impl Manifest {
     }
 }
 
-fn aad(flags: u8, id: &str) -> Vec<u8> {
-    let mut a = Vec::with_capacity(12 + id.len());
-    a.extend_from_slice(&[OBJECT_FORMAT, flags]);
-    a.extend_from_slice(b"manifest:");
-    a.extend_from_slice(id.as_bytes());
-    a
+/// Associated data of a manifest's envelope: the id, so a renamed manifest fails.
+fn context(id: &str) -> Vec<u8> {
+    [b"manifest:".as_slice(), id.as_bytes()].concat()
 }
 
 /// Checks a caller-chosen manifest id: it becomes an object name, so only

@@ -3,21 +3,26 @@
 //! Layout of a store (one directory, by default under the data directory):
 //!
 //! ```text
-//! config.json          format, version, chunk size, algorithms, key protection
+//! config.json          format, version, chunk size, algorithms, key protection (written last)
 //! key                  master key (key-file mode, mode 0600) - back it up!
 //! lock                 flock: write sessions shared, gc exclusive
-//! chunks/ab/abcd…      one encrypted object per distinct chunk
+//! packs/ab/abcd…       pack files: many sealed chunks each, plus a sealed header listing them
+//! index/<id>           index objects: chunk → pack, offset, length
 //! manifests/<id>       one encrypted manifest per device copy
 //! ```
 //!
 //! A device is cut into fixed-size, aligned chunks (block devices change in aligned blocks, so
 //! an incremental copy re-stores only the chunks that changed). Each chunk is named by a keyed
 //! BLAKE3 hash of its content (deduplication without revealing content), zstd-compressed when
-//! that saves space, and sealed with AES-256-GCM. A manifest lists every chunk of a device, so
-//! every copy restores on its own while sharing chunks with other copies.
+//! that saves space, sealed with AES-256-GCM and appended to a pack of a few MiB. A manifest
+//! lists every chunk of a device, so every copy restores on its own while sharing chunks with
+//! other copies; the index says where each chunk is.
 //!
-//! Everything goes through the [`ObjectStore`] trait, so an object-storage backend can be
-//! added beside [`LocalDir`] without touching the workflows that use [`CopyStore`].
+//! Objects are written once under unique names and never replaced (packs and index objects
+//! by random id, the config create-only), so correctness never rests on renaming, which
+//! object storage lacks. Everything goes through the [`ObjectStore`] trait, so an
+//! object-storage backend can be added beside [`LocalDir`] without touching the workflows
+//! that use [`CopyStore`].
 //!
 //! Nothing here is async: callers run it inside `spawn_blocking` / `block_in_place`; the
 //! parallel helpers use their own threads with bounded queues.
@@ -25,20 +30,26 @@
 mod backend;
 mod chunk;
 mod config;
+mod crash_hook;
+mod create;
 mod crypto;
+mod envelope;
 mod error;
 mod gc;
+mod index;
 mod lock;
 mod manifest;
+mod pack;
 mod parallel;
 mod session;
+mod upgrade;
 mod verify;
 
 #[cfg(test)]
 mod tests;
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use cap_std::fs::Dir;
 
@@ -46,20 +57,40 @@ pub use backend::{Durability, LocalDir, ObjectStore};
 pub use chunk::ChunkId;
 pub use config::STORE_VERSION;
 pub use error::{CopyStoreError, ObjectRef, Result};
-pub use gc::GcReport;
+pub use gc::{DEFAULT_REPACK_BELOW, GcReport};
 pub use lock::{LockGuard, LockMode, LockWait, flock_file};
 pub use manifest::{
     ChunkEntry, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Manifest, ManifestStats, check_chunk_size,
     check_manifest_id,
 };
+pub use pack::PackId;
 pub use parallel::{ParallelGet, ParallelPut, PutStats};
 pub use session::{PutOutcome, WriteSession};
+pub use upgrade::{RebuildReport, UpgradeReport};
 pub use verify::{DamagedChunk, ManifestReport, VerifyReport};
 
-use chunk::{chunk_key, read_and_decode};
-use config::{CONFIG_KEY, KEY_FILE, KeyConfig, StoreConfig, passphrase_config};
-use crypto::{Keys, MasterKey};
+use chunk::read_and_decode;
+use config::{CONFIG_KEY, StoreConfig};
+use crypto::Keys;
+use index::Index;
 use manifest::manifest_key;
+use pack::{PACK_TARGET, pack_key};
+
+/// The text of the key file `file` of the store on `local`, `None` if there is none.
+pub(crate) fn read_key_file(local: &LocalDir, file: &str) -> Result<Option<String>> {
+    match local.dir().read_to_string(file) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CopyStoreError::Io {
+            op: "read",
+            path: format!("{}/{file}", local.location()),
+            source,
+        }),
+    }
+}
+
+/// Why a chunk a manifest names cannot be found (also what verify reports).
+pub(crate) const NOT_INDEXED: &str = "it is in no index object (index lost: `tidemark copies rebuild-index` rebuilds it from the packs)";
 
 /// Default chunk size: 64 KiB, the largest size that meets the incremental target, chosen by
 /// measurement (`examples/measure.rs` in the scratch crate; 1 GiB of alternating random and
@@ -129,6 +160,12 @@ pub(crate) struct Inner {
     pub(crate) keys: Keys,
     pub(crate) chunk_size: u32,
     pub(crate) zstd_level: i32,
+    /// The union of the index objects read so far (see `index.rs`).
+    pub(crate) index: RwLock<Index>,
+    /// Size at which a pack is closed ([`pack::PACK_TARGET`]; tests make it small).
+    pub(crate) pack_target: usize,
+    /// Open packs per write session: one per core, so workers rarely wait for each other.
+    pub(crate) lanes: usize,
 }
 
 impl std::fmt::Debug for CopyStore {
@@ -154,79 +191,12 @@ impl CopyStore {
         )
     }
 
-    /// Creates a store on a configured [`LocalDir`] (explicit location or durability).
-    /// Refuses a directory that already holds a store, a key file, chunks or manifests, so an
-    /// existing key can never be replaced.
+    /// Creates a store on a configured [`LocalDir`] (explicit location or durability), or
+    /// finishes one whose creation was cut short (see `create.rs`). Refuses a directory that
+    /// already holds a store, or chunks or manifests without a config, so a key that anything
+    /// was sealed with can never be replaced.
     pub fn init_local(local: LocalDir, key: KeySource, options: StoreOptions) -> Result<CopyStore> {
-        let chunk_size = check_chunk_size(options.chunk_size as u64)?;
-        if !zstd::compression_level_range().contains(&options.zstd_level) {
-            return Err(CopyStoreError::InvalidOption {
-                reason: format!("zstd level {} is out of range", options.zstd_level),
-            });
-        }
-        let local = Arc::new(local);
-        let location = local.location().to_string();
-        let io_err = |op: &'static str, what: &str| {
-            let path = format!("{location}/{what}");
-            move |source: io::Error| CopyStoreError::Io { op, path, source }
-        };
-        if local
-            .exists(CONFIG_KEY)
-            .map_err(io_err("check", CONFIG_KEY))?
-        {
-            return Err(CopyStoreError::AlreadyInitialised { location });
-        }
-        let mut found = Vec::new();
-        if local
-            .dir()
-            .try_exists(KEY_FILE)
-            .map_err(io_err("check", KEY_FILE))?
-        {
-            found.push("a key file");
-        }
-        if !local
-            .list("chunks/")
-            .map_err(io_err("list", "chunks"))?
-            .is_empty()
-        {
-            found.push("chunks");
-        }
-        if !local
-            .list("manifests/")
-            .map_err(io_err("list", "manifests"))?
-            .is_empty()
-        {
-            found.push("manifests");
-        }
-        if !found.is_empty() {
-            return Err(CopyStoreError::NotEmpty {
-                location,
-                found: found.join(", "),
-            });
-        }
-        let master = MasterKey::generate().map_err(io_err("generate key for", KEY_FILE))?;
-        let keys = Keys::derive(&master);
-        let key_config = match &key {
-            KeySource::KeyFile => {
-                local
-                    .write_private(KEY_FILE, master.to_key_file().as_bytes())
-                    .map_err(io_err("write", KEY_FILE))?;
-                KeyConfig::KeyFile {
-                    file: KEY_FILE.to_string(),
-                    check: keys.check_hex(),
-                }
-            }
-            KeySource::Passphrase(p) => {
-                passphrase_config(&master, p).map_err(io_err("protect key in", CONFIG_KEY))?
-            }
-        };
-        let config = StoreConfig::new(chunk_size, options.zstd_level, key_config);
-        let text = serde_json::to_vec_pretty(&config).expect("config serialises");
-        local
-            .put(CONFIG_KEY, &text)
-            .map_err(io_err("write", CONFIG_KEY))?;
-        local.sync().map_err(io_err("sync", CONFIG_KEY))?;
-        Ok(CopyStore::from_parts(local, keys, &config))
+        create::create(local, key, options)
     }
 
     /// Opens the store in `dir`. `passphrase` is needed for a passphrase-protected store (the
@@ -253,19 +223,7 @@ impl CopyStore {
             }
         };
         let config = StoreConfig::parse(&bytes, &location)?;
-        let keys = config.unlock(
-            &location,
-            |file| match local.dir().read_to_string(file) {
-                Ok(t) => Ok(Some(t)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(source) => Err(CopyStoreError::Io {
-                    op: "read",
-                    path: format!("{location}/{file}"),
-                    source,
-                }),
-            },
-            passphrase,
-        )?;
+        let keys = config.unlock(&location, |file| read_key_file(&local, file), passphrase)?;
         Ok(CopyStore::from_parts(local, keys, &config))
     }
 
@@ -276,6 +234,9 @@ impl CopyStore {
                 keys,
                 chunk_size: config.chunk_size,
                 zstd_level: config.zstd_level,
+                index: RwLock::new(Index::default()),
+                pack_target: PACK_TARGET,
+                lanes: default_threads().max(2),
             }),
         }
     }
@@ -380,19 +341,45 @@ impl CopyStore {
     }
 
     pub(crate) fn load_chunk(&self, id: &ChunkId, len: usize) -> Result<Vec<u8>> {
-        let key = chunk_key(id);
         let damaged = |reason| CopyStoreError::Damaged {
             object: ObjectRef::Chunk(*id),
             reason,
         };
-        match read_and_decode(&self.inner.keys, id, len, |buf| {
-            self.inner.backend.get_into(&key, buf)
-        }) {
-            Ok(r) => r.map_err(damaged),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(damaged("the chunk object is missing".to_string()))
+        let located = match self.locate(id) {
+            Some(l) => Some(l),
+            None => {
+                self.refresh_index()?;
+                self.locate(id)
             }
+        };
+        let Some((pack, at)) = located else {
+            return Err(damaged(NOT_INDEXED.to_string()));
+        };
+        let key = pack_key(&pack);
+        match read_and_decode(&self.inner.keys, id, len, |buf| {
+            self.inner
+                .backend
+                .get_range_into(&key, at.offset as u64, at.len as usize, buf)
+        }) {
+            Ok(r) => r.map_err(|reason| damaged(format!("in pack {pack}: {reason}"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(damaged(format!("its pack {pack} is missing")))
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(damaged(format!(
+                "its pack {pack} ends before offset {} + {} (a truncated pack, or an index entry past its end)",
+                at.offset, at.len
+            ))),
             Err(e) => Err(self.io_err("read", &key)(e)),
         }
+    }
+
+    /// Makes packs close at `bytes` with `lanes` open packs per session (tests pin both to
+    /// get a known number of packs).
+    #[cfg(test)]
+    pub(crate) fn with_packing(mut self, bytes: usize, lanes: usize) -> CopyStore {
+        let inner = Arc::get_mut(&mut self.inner).expect("only before the store is shared");
+        inner.pack_target = bytes;
+        inner.lanes = lanes.max(1);
+        self
     }
 }

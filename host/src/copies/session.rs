@@ -1,18 +1,23 @@
 //! Write sessions: putting chunks and committing manifests, under the shared store lock.
 //!
-//! Crash safety comes from ordering: chunks are put (staged), then `commit` makes every put
-//! durable, then writes the manifest atomically, then makes it durable. A crash at any point
-//! leaves at most chunks no manifest references, which gc removes.
+//! Chunks are sealed on the caller's threads and appended to packs, one open pack per writer
+//! lane. Crash safety comes from ordering: `commit` closes the open packs, makes every pack
+//! durable, then writes an index object naming their blobs (create-only), then the manifest.
+//! A crash at any point leaves at most packs no index names, or chunks no manifest
+//! references; verify ignores both and gc removes them.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::CopyStore;
-use super::chunk::{ChunkId, chunk_key, encode, is_zero};
+use super::chunk::{ChunkId, encode, is_zero};
 use super::error::{CopyStoreError, Result};
+use super::index::PackBlobs;
 use super::lock::{LockGuard, LockMode, LockWait};
 use super::manifest::{ChunkEntry, Manifest, check_manifest_id, manifest_key};
+use super::pack::PackBuilder;
+use super::{CopyStore, crash_hook};
 
 /// Hasher for sets keyed by [`ChunkId::short`]: ids are already uniformly random.
 #[derive(Default)]
@@ -67,7 +72,23 @@ struct SessionInner {
     known: Mutex<IdSet>,
     /// Full ids (and stored sizes) of chunks this session wrote recently.
     recent: Mutex<HashMap<ChunkId, u64>>,
+    /// Open packs, one per writer lane, so workers rarely wait for each other.
+    lanes: Vec<Mutex<PackBuilder>>,
+    next_lane: AtomicUsize,
+    /// Closed packs being written: `commit` waits until none is, so every chunk whose put
+    /// returned is in `written` before the index is.
+    writing: Mutex<usize>,
+    written_cv: Condvar,
+    /// Blobs of packs written (not yet durable) that no index object names yet.
+    written: Mutex<PackBlobs>,
+    /// Set when a pack could not be written: chunks whose puts had returned are lost, so no
+    /// manifest of this session may be committed.
+    lost: Mutex<Option<String>>,
     _lock: LockGuard,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl std::fmt::Debug for WriteSession {
@@ -80,7 +101,7 @@ impl std::fmt::Debug for WriteSession {
 
 impl WriteSession {
     pub(crate) fn begin(store: &CopyStore, wait: LockWait) -> Result<WriteSession> {
-        let lock = store
+        let held = store
             .inner
             .backend
             .lock(LockMode::Shared, wait)
@@ -89,11 +110,22 @@ impl WriteSession {
                 location: store.location().to_string(),
                 reason: "gc is running".to_string(),
             })?;
+        // Under the lock: what gc left is what this session deduplicates against.
+        store.refresh_index()?;
+        let lock = held;
         Ok(WriteSession {
             inner: Arc::new(SessionInner {
                 store: store.clone(),
                 known: Mutex::new(IdSet::default()),
                 recent: Mutex::new(HashMap::new()),
+                lanes: (0..store.inner.lanes)
+                    .map(|_| Mutex::new(PackBuilder::default()))
+                    .collect(),
+                next_lane: AtomicUsize::new(0),
+                writing: Mutex::new(0),
+                written_cv: Condvar::new(),
+                written: Mutex::new(Vec::new()),
+                lost: Mutex::new(None),
                 _lock: lock,
             }),
         })
@@ -148,30 +180,22 @@ impl WriteSession {
             });
         }
         let id = store.keys.chunk_id(data);
-        let key = chunk_key(&id);
-        let recent = self
-            .inner
-            .recent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .copied();
-        let existing = match recent {
-            Some(size) => Some(size),
-            None => store
-                .backend
-                .size(&key)
-                .map_err(self.inner.store.io_err("check", &key))?,
-        };
+        let recent = lock(&self.inner.recent).get(&id).copied();
+        // Dedup before compress: a stored chunk is never sealed again.
+        let existing = recent.or_else(|| {
+            self.inner
+                .store
+                .locate(&id)
+                .map(|(_, at)| u64::from(at.len))
+        });
         let (stored, new) = match existing {
             Some(size) => (size, false),
             None => {
                 let size = encode(&store.keys, &id, data, store.zstd_level, |obj| {
-                    store.backend.put(&key, obj).map(|()| obj.len() as u64)
+                    self.append(id, len, obj)
                 })
-                .and_then(|r| r)
-                .map_err(self.inner.store.io_err("write", &key))?;
-                let mut recent = self.inner.recent.lock().unwrap_or_else(|e| e.into_inner());
+                .map_err(self.inner.store.io_err("seal", "packs"))??;
+                let mut recent = lock(&self.inner.recent);
                 if recent.len() >= RECENT_MAX {
                     recent.clear();
                 }
@@ -191,6 +215,67 @@ impl WriteSession {
         })
     }
 
+    /// Appends a sealed chunk to an open pack; closes and writes the pack once it is full.
+    /// Returns the blob's stored size.
+    fn append(&self, id: ChunkId, len: u32, blob: &[u8]) -> Result<u64> {
+        let lanes = &self.inner.lanes;
+        let start = self.inner.next_lane.fetch_add(1, Ordering::Relaxed);
+        // The first free lane, else wait for the one this put was dealt.
+        let mut lane = (0..lanes.len())
+            .find_map(|k| lanes[(start + k) % lanes.len()].try_lock().ok())
+            .unwrap_or_else(|| lock(&lanes[start % lanes.len()]));
+        lane.add(id, len, blob);
+        if lane.len() >= self.inner.store.inner.pack_target {
+            let full = std::mem::take(&mut *lane);
+            *lock(&self.inner.writing) += 1;
+            drop(lane);
+            let r = self.write_pack(full);
+            *lock(&self.inner.writing) -= 1;
+            self.inner.written_cv.notify_all();
+            if let Err(e) = &r {
+                lock(&self.inner.lost).get_or_insert_with(|| e.to_string());
+            }
+            r?;
+        }
+        Ok(blob.len() as u64)
+    }
+
+    /// Seals a closed pack and puts it (durable at the next sync).
+    fn write_pack(&self, pack: PackBuilder) -> Result<()> {
+        let (blobs, _) = self.inner.store.put_pack(pack)?;
+        lock(&self.inner.written).push(blobs);
+        crash_hook::pack_written();
+        Ok(())
+    }
+
+    /// Closes every open pack and waits for packs being written, so every chunk whose put
+    /// has returned is in `written`.
+    fn close_packs(&self) -> Result<()> {
+        for lane in &self.inner.lanes {
+            let open = std::mem::take(&mut *lock(lane));
+            if !open.is_empty() {
+                self.write_pack(open)?;
+            }
+        }
+        let mut writing = lock(&self.inner.writing);
+        while *writing > 0 {
+            writing = self
+                .inner
+                .written_cv
+                .wait(writing)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(writing);
+        match lock(&self.inner.lost).as_ref() {
+            None => Ok(()),
+            Some(reason) => Err(self.inner.store.io_err("write", "packs")(
+                std::io::Error::other(format!(
+                    "an earlier pack of this session could not be written ({reason}); copy again"
+                )),
+            )),
+        }
+    }
+
     /// Reads a manifest under this session's lock, typically the previous copy of the device
     /// an incremental copy starts from. Reading it here (not before `begin_write`) guarantees
     /// gc has not freed its chunks, so they can be reused without re-checking.
@@ -205,8 +290,9 @@ impl WriteSession {
         Ok(m)
     }
 
-    /// Publishes a device copy: checks the manifest, makes every chunk durable, then writes
-    /// the manifest atomically and makes it durable. Only after this returns is the copy
+    /// Publishes a device copy: checks the manifest, closes the open packs and makes them
+    /// durable, writes an index object naming their blobs, then writes the manifest
+    /// atomically and makes it durable. Only after this returns is the copy
     /// visible to `list_manifests`; a crash before leaves only unreferenced chunks.
     ///
     /// Every referenced chunk must be stored: entries not put or read in this session are
@@ -230,13 +316,7 @@ impl WriteSession {
             if self.is_known(chunk) {
                 continue;
             }
-            let key = chunk_key(chunk);
-            if store
-                .inner
-                .backend
-                .exists(&key)
-                .map_err(store.io_err("check", &key))?
-            {
+            if store.locate(chunk).is_some() {
                 self.remember(chunk);
             } else {
                 return Err(CopyStoreError::MissingChunk {
@@ -248,7 +328,16 @@ impl WriteSession {
         }
         let obj = manifest.encode(&store.inner.keys, id)?;
         let backend = &store.inner.backend;
-        backend.sync().map_err(store.io_err("sync", "chunks"))?;
+        self.close_packs()?;
+        backend.sync().map_err(store.io_err("sync", "packs"))?;
+        let blobs = std::mem::take(&mut *lock(&self.inner.written));
+        if !blobs.is_empty() {
+            if let Err(e) = store.publish_index(&blobs) {
+                // Keep them for a retried commit: the packs are durable, only unindexed.
+                lock(&self.inner.written).extend(blobs);
+                return Err(e);
+            }
+        }
         let key = manifest_key(id);
         backend
             .put(&key, &obj)
