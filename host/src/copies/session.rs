@@ -331,12 +331,12 @@ impl WriteSession {
         self.close_packs()?;
         backend.sync().map_err(store.io_err("sync", "packs"))?;
         let blobs = std::mem::take(&mut *lock(&self.inner.written));
-        if !blobs.is_empty() {
-            if let Err(e) = store.publish_index(&blobs) {
-                // Keep them for a retried commit: the packs are durable, only unindexed.
-                lock(&self.inner.written).extend(blobs);
-                return Err(e);
-            }
+        if !blobs.is_empty()
+            && let Err(e) = store.publish_index(&blobs)
+        {
+            // Keep them for a retried commit: the packs are durable, only unindexed.
+            lock(&self.inner.written).extend(blobs);
+            return Err(e);
         }
         let key = manifest_key(id);
         backend

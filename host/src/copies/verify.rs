@@ -20,6 +20,9 @@ use super::manifest::{ChunkEntry, Manifest};
 use super::pack::{PackId, pack_key};
 use super::{CopyStore, NOT_INDEXED, default_threads};
 
+/// A chunk verify must read: its id, where the index puts it, its plaintext length.
+type Needed = (ChunkId, Location, u32);
+
 /// One damaged slot of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DamagedChunk {
@@ -93,14 +96,14 @@ impl CopyStore {
             }
         }
         let chunks_checked = chunks.len() as u64;
-        let mut packs: HashMap<PackId, Vec<(ChunkId, Location, u32)>> = HashMap::new();
+        let mut packs: HashMap<PackId, Vec<Needed>> = HashMap::new();
         for (id, len) in chunks {
             match self.locate(&id) {
                 Some((pack, at)) => packs.entry(pack).or_default().push((id, at, len)),
                 None => fail(id, None, NOT_INDEXED.to_string()),
             }
         }
-        let packs: Vec<(PackId, Vec<(ChunkId, Location, u32)>)> = packs.into_iter().collect();
+        let packs: Vec<(PackId, Vec<Needed>)> = packs.into_iter().collect();
         let next = AtomicUsize::new(0);
         let bytes = AtomicU64::new(0);
         let threads = default_threads().min(packs.len()).max(1);
