@@ -18,8 +18,8 @@ use super::ApiState;
 use super::error::{ApiError, ErrorBody, ObjectJson};
 use crate::catalog::{EndpointRecord, now_ms};
 use crate::data_dir::{Context, endpoint_spec};
+use crate::model::AdapterKind;
 use crate::refusal::Refusal;
-use crate::runtime::AdapterKind;
 
 /// What replaces a secret setting's value in every answer.
 pub const REDACTED: &str = "********";

@@ -149,7 +149,7 @@ fn every_operation_answers_the_error_shape_for_its_layers() {
 }
 
 /// The first word of an operationId: what the operation does.
-const VERBS: [&str; 19] = [
+const VERBS: [&str; 21] = [
     "add",
     "cancel",
     "check",
@@ -159,6 +159,7 @@ const VERBS: [&str; 19] = [
     "get",
     "list",
     "read",
+    "rebuild",
     "reconcile",
     "refresh",
     "remove",
@@ -166,6 +167,7 @@ const VERBS: [&str; 19] = [
     "start",
     "stream",
     "test",
+    "upgrade",
     "verify",
     "write",
     "delete",
