@@ -134,21 +134,11 @@ pub async fn copies(conn: &Connection, vm: &str) -> anyhow::Result<Outcome> {
 /// `restore VM POINT --host HOST [--as NAME] [--array A]`.
 pub async fn restore(
     conn: &Connection,
-    vm: &str,
-    point: &str,
-    host: &str,
-    as_name: Option<&str>,
-    array: Option<&str>,
+    args: RestoreArgs,
     dry: bool,
     json_output: bool,
 ) -> anyhow::Result<Outcome> {
-    let request = JobRequest::Restore(RestoreArgs {
-        vm: vm.to_string(),
-        point: point.to_string(),
-        host: host.to_string(),
-        name: as_name.map(str::to_string),
-        array: array.map(str::to_string),
-    });
+    let request = JobRequest::Restore(args);
     if dry {
         return super::jobs::dry_run(conn, &request).await;
     }

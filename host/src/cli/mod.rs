@@ -185,17 +185,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
                 copies::restore_device(&conn, &vm, &point, &mount, dry_run, json_output).await
             }
             (None, Some(host)) => {
-                copies::restore(
-                    &conn,
-                    &vm,
-                    &point,
-                    &host,
-                    as_name.as_deref(),
-                    array.as_deref(),
-                    dry_run,
-                    json_output,
-                )
-                .await
+                let args = crate::engine::workflows::restore::RestoreArgs {
+                    vm,
+                    point,
+                    host,
+                    name: as_name,
+                    array,
+                };
+                copies::restore(&conn, args, dry_run, json_output).await
             }
             (None, None) => anyhow::bail!("restore needs --host HOST (or --device MOUNT)"),
         },

@@ -160,10 +160,14 @@ impl FakeSystems {
         for d in devices {
             match d.backing {
                 DeviceBacking::VirtualDisk(disk) => {
-                    w.disks.get_mut(&disk).map(|b| b.fill(fill));
+                    if let Some(bytes) = w.disks.get_mut(&disk) {
+                        bytes.fill(fill);
+                    }
                 }
                 DeviceBacking::MappedLun(l) => {
-                    w.luns.get_mut(&l.wwn).map(|lun| lun.data.fill(fill));
+                    if let Some(lun) = w.luns.get_mut(&l.wwn) {
+                        lun.data.fill(fill);
+                    }
                 }
             }
         }

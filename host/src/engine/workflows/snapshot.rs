@@ -14,8 +14,8 @@ use crate::engine::discover::{Discovered, discover};
 use crate::engine::jobs::workflow::{Services, Workflow};
 use crate::engine::journal::{Done, StepCtx};
 use crate::engine::undo::Undo;
+use crate::model::Device;
 use crate::model::DeviceBacking;
-use crate::model::{Device, MappingMode};
 
 /// Snapshots every device of a VM into one recovery point.
 pub struct Snapshot;
@@ -130,7 +130,7 @@ async fn run(ctx: &mut StepCtx, vm: &VmRecord) -> anyhow::Result<serde_json::Val
         if let DeviceBacking::MappedLun(lun) = &d.backing {
             let device = Device::MappedLun {
                 wwn: lun.wwn.clone(),
-                mode: MappingMode::from(lun.mode),
+                mode: lun.mode,
             };
             by_array
                 .entry(found.lun_owners[&lun.wwn].as_str())
