@@ -246,19 +246,10 @@ pub async fn gc(State(state): State<Arc<ApiState>>, body: ObjectJson<GcRequest>)
     }
     let store = copy_store(&state, false)?;
     let catalog = state.data.catalog.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        store.gc_repacking(
-            LockWait::Forever,
-            || {
-                let live = retention::live_copies(&catalog).map_err(|e| format!("{e:#}"))?;
-                Ok(move |copy: &str| live.contains(copy))
-            },
-            repack_below,
-        )
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.into()))?
-    .map_err(|e| ApiError::internal(e.into()))?;
+    let report = tokio::task::spawn_blocking(move || retention::gc(&catalog, &store, repack_below))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))?
+        .map_err(ApiError::internal)?;
     json_ok(report)
 }
 

@@ -188,11 +188,16 @@ pub fn live_copies(catalog: &Catalog) -> anyhow::Result<LiveCopies> {
     Ok(live)
 }
 
-/// Frees unreferenced chunks and manifests. Safe while a copy runs: the store makes gc
-/// wait for running writers, and the live set is read after that wait.
-pub fn gc(catalog: &Catalog, store: &CopyStore) -> anyhow::Result<GcReport> {
-    Ok(store.gc_keeping(LockWait::Forever, || {
-        let live = live_copies(catalog).map_err(|e| format!("{e:#}"))?;
-        Ok(move |copy: &str| live.contains(copy))
-    })?)
+/// Frees unreferenced chunks and manifests and rewrites packs whose live share is below
+/// `repack_below` percent. Safe while a copy runs: the store makes gc wait for running
+/// writers, and the live set is read after that wait.
+pub fn gc(catalog: &Catalog, store: &CopyStore, repack_below: u8) -> anyhow::Result<GcReport> {
+    Ok(store.gc_repacking(
+        LockWait::Forever,
+        || {
+            let live = live_copies(catalog).map_err(|e| format!("{e:#}"))?;
+            Ok(move |copy: &str| live.contains(copy))
+        },
+        repack_below,
+    )?)
 }

@@ -87,6 +87,20 @@ impl Lab {
             .to_string()
     }
 
+    /// A point of the VM, snapshotted and copied.
+    async fn copied_point(&self) -> String {
+        let point = self.snapshot().await;
+        let copy = self
+            .run(JobRequest::Copy(CopyArgs {
+                vm: "app".into(),
+                point: point.clone(),
+                proxy_host: None,
+            }))
+            .await;
+        assert_eq!(copy.state, JobState::Succeeded, "{copy:?}");
+        point
+    }
+
     fn holds(&self, fill: u8) -> bool {
         self.systems
             .contents(&self.vm_id)
@@ -221,15 +235,7 @@ async fn a_copy_failing_while_mapping_leaves_no_clone_and_an_empty_proxy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_failing_late_deletes_the_new_vm_and_luns() {
     let lab = Lab::new().await;
-    let point = lab.snapshot().await;
-    let copy = lab
-        .run(JobRequest::Copy(CopyArgs {
-            vm: "app".into(),
-            point: point.clone(),
-            proxy_host: None,
-        }))
-        .await;
-    assert_eq!(copy.state, JobState::Succeeded);
+    let point = lab.copied_point().await;
     let before = lab.systems.census();
     lab.systems.fail("power-on", 0);
     let job = lab
@@ -249,15 +255,7 @@ async fn a_restore_failing_late_deletes_the_new_vm_and_luns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_device_writes_one_device_back_in_place() {
     let lab = Lab::new().await;
-    let point = lab.snapshot().await;
-    let copy = lab
-        .run(JobRequest::Copy(CopyArgs {
-            vm: "app".into(),
-            point: point.clone(),
-            proxy_host: None,
-        }))
-        .await;
-    assert_eq!(copy.state, JobState::Succeeded);
+    let point = lab.copied_point().await;
     lab.systems.fill(&lab.vm_id, 3);
     let job = lab
         .run(JobRequest::RestoreDevice(RestoreDeviceArgs {
@@ -275,15 +273,7 @@ async fn restore_device_writes_one_device_back_in_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_device_failing_while_writing_reverts_to_the_safety_snapshot() {
     let lab = Lab::new().await;
-    let point = lab.snapshot().await;
-    let copy = lab
-        .run(JobRequest::Copy(CopyArgs {
-            vm: "app".into(),
-            point: point.clone(),
-            proxy_host: None,
-        }))
-        .await;
-    assert_eq!(copy.state, JobState::Succeeded);
+    let point = lab.copied_point().await;
     lab.systems.fill(&lab.vm_id, 3);
     // Let one write through, then fail: the LUN is half written when the step fails.
     lab.systems.fail("write", 1);
