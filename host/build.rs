@@ -23,6 +23,11 @@ const ADAPTERS: &[(&str, &str, &str)] = &[
         "misbehaving.wasm",
         "TIDEMARK_MISBEHAVING_WASM",
     ),
+    (
+        "contract-v0-2",
+        "contract_v0_2.wasm",
+        "TIDEMARK_CONTRACT_V0_2_WASM",
+    ),
 ];
 
 fn main() {

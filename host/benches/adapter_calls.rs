@@ -188,6 +188,7 @@ async fn create_vm(hv: &mut Session) -> VmInfo {
         })
     };
     let spec = VmSpec {
+        hardware: Default::default(),
         name: "bench-vm".into(),
         host_id: "esx-a".into(),
         devices: vec![disk("C:"), disk("D:")],

@@ -7,7 +7,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use tidemark::catalog::JobState;
 use tidemark::cli::{Api, CreateVm, lab};
-use tidemark::data_dir::Context;
+use tidemark::data_dir::DataDir;
 use tidemark::model::MappingMode;
 
 /// VMs to snapshot.
@@ -24,7 +24,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
-        let ctx = std::sync::Arc::new(Context::open(dir.path()).await?);
+        let ctx = std::sync::Arc::new(DataDir::open(dir.path()).await?);
         let (url, token) = tidemark::api::serve_private(ctx.clone()).await?;
         let api = Api::new(&url, &token, None)?;
         lab::init(&ctx, &api).await?;
@@ -37,6 +37,10 @@ fn main() -> anyhow::Result<()> {
                 luns: vec![("D:".into(), 64 << 20, MappingMode::Physical)],
                 hypervisor: lab::LAB_HYPERVISOR.into(),
                 array: lab::LAB_ARRAY.into(),
+                cpus: None,
+                memory: None,
+                nics: Vec::new(),
+                firmware: None,
             };
             lab::create_vm(&ctx, &api, &args).await?;
         }

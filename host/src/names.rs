@@ -18,3 +18,8 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 pub fn check_wwn(wwn: &str) -> Result<(), String> {
     tidemark_names::check_wwn(wwn).map_err(|e| e.to_string())
 }
+
+/// A MAC address: six hex pairs separated by colons.
+pub fn check_mac(mac: &str) -> Result<(), String> {
+    tidemark_names::check_mac(mac).map_err(|e| e.to_string())
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+use tidemark::contract::Version;
 use tidemark::engine::ports::{CallError, CallErrorKind, DataPath, Hypervisor};
 use tidemark::model::{
     AdapterError, DeviceBacking, DeviceSpec, LunMapping, MappedLun, MappingMode, NewDisk, VmDevice,
@@ -18,6 +19,7 @@ use tidemark::runtime::{EndpointSpec, Runtime, Session};
 const MISBEHAVING_WASM: &str = env!("TIDEMARK_MISBEHAVING_WASM");
 const LAB_HYPERVISOR_WASM: &str = env!("TIDEMARK_LAB_HYPERVISOR_WASM");
 const LAB_ARRAY_WASM: &str = env!("TIDEMARK_LAB_ARRAY_WASM");
+const CONTRACT_V0_2_WASM: &str = env!("TIDEMARK_CONTRACT_V0_2_WASM");
 
 /// A made-up WWN (`naa.6` and 31 hex digits) no array owns; the hypervisor only records it.
 const LUN_WWN: &str = "naa.6000c29a1b2c3d4e5f60718293a4b5c7";
@@ -187,7 +189,7 @@ async fn an_adapter_cannot_read_outside_its_data_dir() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_adapter_files_are_rejected_and_the_rest_still_load() {
     let misbehaving = std::fs::read(MISBEHAVING_WASM).unwrap();
-    let future = replace_all(&misbehaving, b"@0.2.0", b"@0.9.0");
+    let future = replace_all(&misbehaving, b"@0.3.0", b"@0.9.0");
     assert_ne!(
         future, misbehaving,
         "the adapter should name its contract version"
@@ -208,7 +210,9 @@ async fn bad_adapter_files_are_rejected_and_the_rest_still_load() {
     assert!(garbage_reason.contains("garbage"), "{garbage_reason}");
     let future_reason = rejected.get("future").expect("future.wasm is rejected");
     assert!(
-        future_reason.contains("future") && future_reason.contains("0.9.0"),
+        future_reason.contains("future")
+            && future_reason.contains("0.9.0")
+            && future_reason.contains("supports 0.2.0, 0.3.0"),
         "{future_reason}"
     );
 
@@ -243,7 +247,12 @@ fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 
 #[test]
 fn bundled_adapter_paths_exist() {
-    for path in [MISBEHAVING_WASM, LAB_HYPERVISOR_WASM, LAB_ARRAY_WASM] {
+    for path in [
+        MISBEHAVING_WASM,
+        LAB_HYPERVISOR_WASM,
+        LAB_ARRAY_WASM,
+        CONTRACT_V0_2_WASM,
+    ] {
         assert!(Path::new(path).is_file(), "{path} was not built");
     }
 }
@@ -265,6 +274,7 @@ fn vm_spec(name: &str, with_lun: bool) -> VmSpec {
         }));
     }
     VmSpec {
+        hardware: Default::default(),
         name: name.into(),
         host_id: "esx-a".into(),
         devices,
@@ -425,5 +435,157 @@ async fn data_written_through_the_adapter_reads_back_and_snapshots_are_copy_on_w
     assert!(
         head_bytes == expected_head,
         "the head does not hold the bytes written last"
+    );
+}
+
+/// An adapter built against the frozen contract 0.2.0 loads beside 0.3.0 ones and does
+/// everything a storage array could do in 0.2.0, through the same ports.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contract_0_2_0_adapter_still_works() {
+    use tidemark::engine::ports::StorageArray;
+    let frozen = std::fs::read(CONTRACT_V0_2_WASM).unwrap();
+    let fixture = Fixture::new(&[("frozen.wasm", frozen)]).await;
+    assert!(
+        fixture.runtime.rejected.is_empty(),
+        "{:?}",
+        fixture.runtime.rejected
+    );
+    let loaded = fixture
+        .runtime
+        .adapter("frozen")
+        .expect("the 0.2.0 adapter loads");
+    assert_eq!(loaded.version(), Version::V0_2);
+    assert_eq!(loaded.info.contract, "0.2.0");
+    let lab = fixture.runtime.adapter("lab-array").unwrap();
+    assert_eq!(
+        lab.version(),
+        Version::V0_3,
+        "the lab adapters speak the current contract"
+    );
+
+    let mut array = fixture.open("old-array", "frozen", &[]).await;
+    let lun = array.create_lun("db-data", 4 * MIB, "tok-1").await.unwrap();
+    let again = array.create_lun("db-data", 4 * MIB, "tok-1").await.unwrap();
+    assert_eq!(lun, again, "the same token returns the same LUN");
+    assert_eq!(
+        array.list_luns().await.unwrap().len(),
+        1,
+        "and makes no second"
+    );
+    array.expose(&lun.wwn, "esx-a").await.unwrap();
+    assert_eq!(array.get_lun(&lun.wwn).await.unwrap().exposed_to, ["esx-a"]);
+
+    let before = vec![0xa5u8; 64 * 1024];
+    let writer = StorageArray::open_writer(&mut array, &lun.wwn)
+        .await
+        .unwrap();
+    array.write(&writer, MIB, &before).await.unwrap();
+    array.flush(&writer).await.unwrap();
+    array.close_writer(writer).await.unwrap();
+    let snaps = array
+        .snapshot_luns(std::slice::from_ref(&lun.wwn), "snap-1")
+        .await
+        .unwrap();
+    assert_eq!(snaps.len(), 1);
+
+    // A new session (as a later job step would open) sees the same array.
+    let mut array = fixture.open("old-array", "frozen", &[]).await;
+    let writer = StorageArray::open_writer(&mut array, &lun.wwn)
+        .await
+        .unwrap();
+    array.write(&writer, MIB, &[0x11; 64 * 1024]).await.unwrap();
+    array.close_writer(writer).await.unwrap();
+    let reader = StorageArray::open_reader(&mut array, &lun.wwn, Some(&snaps[0].id))
+        .await
+        .unwrap();
+    assert_eq!(array.reader_size(&reader).await.unwrap(), 4 * MIB);
+    assert_eq!(array.read(&reader, MIB, 64 * 1024).await.unwrap(), before);
+    let changed = array
+        .changed_extents(&reader, &snaps[0].id)
+        .await
+        .unwrap_err();
+    assert!(changed.is_unsupported(), "{changed}");
+    array.close_reader(reader).await.unwrap();
+
+    array
+        .revert_lun(&lun.wwn, &snaps[0].id, "revert-1")
+        .await
+        .unwrap();
+    let clone = array
+        .clone_snapshot(&snaps[0].id, "db-clone", "clone-1")
+        .await
+        .unwrap();
+    for wwn in [&lun.wwn, &clone.wwn] {
+        let reader = StorageArray::open_reader(&mut array, wwn, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            array.read(&reader, MIB, 64 * 1024).await.unwrap(),
+            before,
+            "{wwn}"
+        );
+        array.close_reader(reader).await.unwrap();
+    }
+    let refused = array.delete_lun(&lun.wwn).await.unwrap_err();
+    assert!(
+        matches!(
+            refused.kind,
+            CallErrorKind::Adapter(AdapterError::Conflict(_))
+        ),
+        "{refused}"
+    );
+    let missing = array
+        .get_lun("naa.60000000000000000000000000000000")
+        .await
+        .unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+}
+
+/// A 0.3.0 hypervisor reports hardware and host capacity as unknown when it does not know
+/// them, and answers the calls 0.3.0 added (here: `unsupported`, which is allowed).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contract_0_3_0_hypervisor_answers_the_new_calls() {
+    let fixture = Fixture::new(&[]).await;
+    let mut hv = fixture.lab().await;
+    let hosts = hv.list_hosts().await.unwrap();
+    assert!(
+        hosts
+            .iter()
+            .all(|h| h.cpus.is_none() && h.free_capacity.is_none())
+    );
+    let mut spec = vm_spec("hw01", false);
+    spec.hardware.cpus = Some(4);
+    spec.hardware.memory = Some(8 << 30);
+    spec.hardware.firmware = Some(tidemark::model::Firmware::Uefi);
+    spec.hardware.nics = vec![tidemark::model::Nic {
+        mac: "52:54:00:AB:cd:01".into(),
+        network: "prod".into(),
+        model: Some("virtio".into()),
+    }];
+    let vm = hv.create_vm(&spec, "hw-token").await.unwrap();
+    let seen = hv.get_vm(&vm.id).await.unwrap();
+    assert_eq!(seen.hardware.cpus, Some(4));
+    assert_eq!(seen.hardware.memory, Some(8 << 30));
+    assert_eq!(
+        seen.hardware.firmware,
+        Some(tidemark::model::Firmware::Uefi)
+    );
+    assert_eq!(
+        seen.hardware.nics[0].mac, "52:54:00:ab:cd:01",
+        "MACs are kept lower case"
+    );
+    assert_eq!(
+        seen.hardware.disk_bus, None,
+        "what was not given stays unknown"
+    );
+    let quiesce = hv.quiesce(&vm.id).await.unwrap_err();
+    assert!(quiesce.is_unsupported(), "{quiesce}");
+
+    spec.name = "hw02".into();
+    spec.hardware.cpus = Some(0);
+    let refused = hv.create_vm(&spec, "hw-token-2").await.unwrap_err();
+    assert!(
+        matches!(&refused.kind, CallErrorKind::Adapter(AdapterError::Invalid(m)) if m.contains("vCPU")),
+        "{refused}"
     );
 }

@@ -14,7 +14,7 @@ compile_error!("tidemark-sdk: enable one of the features `hypervisor` and `stora
 #[cfg(feature = "hypervisor")]
 pub mod world {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/since_v0.3.0",
         world: "hypervisor-adapter",
         pub_export_macro: true,
         export_macro_name: "__export_adapter_world",
@@ -27,7 +27,7 @@ pub mod world {
 #[cfg(feature = "storage-array")]
 pub mod world {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/since_v0.3.0",
         world: "storage-array-adapter",
         pub_export_macro: true,
         export_macro_name: "__export_adapter_world",

@@ -1,4 +1,4 @@
-//! What the host offers an adapter: endpoint settings, logging, the clock.
+//! What the host offers an adapter: endpoint settings and secrets, logging, the clock.
 
 use crate::AdapterError;
 use crate::bindings::host_imports::{self, LogLevel};
@@ -6,6 +6,12 @@ use crate::bindings::host_imports::{self, LogLevel};
 /// A setting of this endpoint, as given by `tidemark endpoint add --setting key=value`.
 pub fn setting(key: &str) -> Option<String> {
     host_imports::setting(key)
+}
+
+/// A secret of this endpoint (`tidemark endpoint add --secret NAME=…`), read when needed
+/// and never logged; `None` when the endpoint has none of that name.
+pub fn secret(name: &str) -> Option<String> {
+    host_imports::secret(name)
 }
 
 /// A setting, or `default` when the endpoint does not set it.

@@ -9,6 +9,7 @@ use crate::{
     About, AdapterInfo, AdapterResult, Device, DeviceRead, DeviceWrite, HostInfo, LunMapping,
     NewDisk, SnapshotRef, VmInfo, VmSpec,
 };
+pub use hypervisor::{ConsoleOutput, NetworkInfo};
 
 /// A hypervisor as Tidemark sees it. Each function is one call of the contract's `hypervisor`
 /// interface; see `wit/hypervisor.wit` for what each must do. Calls that create something take
@@ -77,6 +78,45 @@ pub trait Hypervisor {
     ) -> AdapterResult<Box<dyn DeviceRead>>;
     /// Opens a virtual disk for writing.
     fn open_writer(vm_id: String, device_id: String) -> AdapterResult<Box<dyn DeviceWrite>>;
+    /// Holds the guest's writes for an application-consistent snapshot. The default: not
+    /// supported (the host then takes a crash-consistent snapshot).
+    fn quiesce(vm_id: String) -> AdapterResult<()> {
+        Err(unsupported(format!(
+            "this hypervisor cannot quiesce VM {vm_id}"
+        )))
+    }
+    /// Lets the guest write again after [`quiesce`](Self::quiesce).
+    fn unquiesce(vm_id: String) -> AdapterResult<()> {
+        Err(unsupported(format!(
+            "this hypervisor cannot quiesce VM {vm_id}"
+        )))
+    }
+    /// Console output from byte `from` on and the offset to read on from. The default: not
+    /// supported.
+    fn read_console(vm_id: String, from: u64) -> AdapterResult<ConsoleOutput> {
+        let _ = from;
+        Err(unsupported(format!(
+            "this hypervisor cannot read the console of VM {vm_id}"
+        )))
+    }
+    /// Creates a network; `isolated` reaches nothing outside itself. The default: not
+    /// supported.
+    fn create_network(name: String, isolated: bool, token: String) -> AdapterResult<NetworkInfo> {
+        let _ = (isolated, token);
+        Err(unsupported(format!(
+            "this hypervisor cannot create network {name}"
+        )))
+    }
+    /// Deletes a network made by [`create_network`](Self::create_network).
+    fn delete_network(network_id: String) -> AdapterResult<()> {
+        Err(unsupported(format!(
+            "this hypervisor cannot delete network {network_id}"
+        )))
+    }
+}
+
+fn unsupported(message: String) -> crate::AdapterError {
+    crate::AdapterError::Unsupported(message)
 }
 
 /// Connects a [`Hypervisor`] to the generated exports; used by [`crate::export_hypervisor!`].
@@ -163,5 +203,20 @@ impl<T: Hypervisor + 'static> hypervisor::Guest for HypervisorExports<T> {
     fn open_writer(vm_id: String, device_id: String) -> AdapterResult<hypervisor::DeviceWriter> {
         let writer = T::open_writer(vm_id, device_id)?;
         Ok(hypervisor::DeviceWriter::new(WriterResource::new(writer)))
+    }
+    fn quiesce(vm_id: String) -> AdapterResult<()> {
+        T::quiesce(vm_id)
+    }
+    fn unquiesce(vm_id: String) -> AdapterResult<()> {
+        T::unquiesce(vm_id)
+    }
+    fn read_console(vm_id: String, from: u64) -> AdapterResult<ConsoleOutput> {
+        T::read_console(vm_id, from)
+    }
+    fn create_network(name: String, isolated: bool, token: String) -> AdapterResult<NetworkInfo> {
+        T::create_network(name, isolated, token)
+    }
+    fn delete_network(network_id: String) -> AdapterResult<()> {
+        T::delete_network(network_id)
     }
 }

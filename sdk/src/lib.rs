@@ -26,14 +26,14 @@ mod storage_array;
 pub use bindings::types::*;
 pub use data_path::{DeviceRead, DeviceWrite};
 pub use errors::{AdapterResult, OrInternal};
-pub use host::{log, now_ms, required_setting, setting, setting_or, setting_parse};
+pub use host::{log, now_ms, required_setting, secret, setting, setting_or, setting_parse};
 #[cfg(feature = "hypervisor")]
-pub use hypervisor::{Hypervisor, HypervisorExports};
+pub use hypervisor::{ConsoleOutput, Hypervisor, HypervisorExports, NetworkInfo};
 #[cfg(feature = "storage-array")]
 pub use storage_array::{StorageArray, StorageArrayExports};
 
 /// The contract version this SDK is built against; the host checks it at load.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// Fills in the contract version the adapter was built against.
 pub(crate) fn adapter_info(about: About) -> AdapterInfo {

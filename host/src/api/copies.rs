@@ -205,7 +205,7 @@ pub async fn expire(
     };
     let report = retention::expire(
         &state.data.catalog,
-        state.data.connector.as_ref(),
+        state.data.endpoints(),
         store.as_deref(),
         policy,
         request.dry_run,

@@ -16,10 +16,9 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::{ApiError, ErrorBody, ObjectJson};
-use crate::catalog::{EndpointRecord, now_ms};
-use crate::data_dir::{Context, endpoint_spec};
+use crate::catalog::EndpointRecord;
+use crate::data_dir::DataDir;
 use crate::model::AdapterKind;
-use crate::refusal::Refusal;
 
 /// What replaces a secret setting's value in every answer.
 pub const REDACTED: &str = "********";
@@ -52,11 +51,11 @@ pub fn redacted(settings: &BTreeMap<String, String>) -> BTreeMap<String, String>
 }
 
 /// One endpoint as the API and CLI show it: name, adapter, kind, settings (redacted).
-pub fn endpoint_doc(data: &Context, e: &EndpointRecord) -> Value {
+pub fn endpoint_doc(data: &DataDir, e: &EndpointRecord) -> Value {
     let kind = data
-        .runtime
-        .adapter(&e.adapter)
-        .map(|a| a.kind.to_string())
+        .admin()
+        .adapter_kind(&e.adapter)
+        .map(|kind| kind.to_string())
         .unwrap_or_else(|_| "adapter missing".into());
     json!({
         "name": e.name, "adapter": e.adapter, "kind": kind,
@@ -66,7 +65,7 @@ pub fn endpoint_doc(data: &Context, e: &EndpointRecord) -> Value {
 }
 
 /// Every configured endpoint.
-pub fn endpoint_docs(data: &Context) -> anyhow::Result<Vec<Value>> {
+pub fn endpoint_docs(data: &DataDir) -> anyhow::Result<Vec<Value>> {
     Ok(data
         .catalog
         .endpoints()?
@@ -76,20 +75,20 @@ pub fn endpoint_docs(data: &Context) -> anyhow::Result<Vec<Value>> {
 }
 
 /// Loaded adapters with contract version and capabilities, then the rejected ones with why.
-pub fn adapter_docs(data: &Context) -> Vec<Value> {
-    let mut docs: Vec<Value> = data
-        .runtime
+pub fn adapter_docs(data: &DataDir) -> Vec<Value> {
+    let admin = data.admin();
+    let mut docs: Vec<Value> = admin
         .adapters()
+        .into_iter()
         .map(|a| {
             json!({
-                "name": a.name, "kind": a.kind, "source": a.source, "contract": a.info.contract,
-                "vendor": a.info.vendor, "version": a.info.version,
-                "capabilities": a.info.capabilities,
+                "name": a.name, "kind": a.kind, "source": a.source, "contract": a.contract,
+                "vendor": a.vendor, "version": a.version, "capabilities": a.capabilities,
             })
         })
         .collect();
-    for (name, reason) in &data.runtime.rejected {
-        docs.push(json!({ "name": name, "rejected": reason }));
+    for rejected in admin.rejected() {
+        docs.push(json!({ "name": rejected.name, "rejected": rejected.reason }));
     }
     docs
 }
@@ -109,32 +108,14 @@ pub struct NewEndpoint {
 }
 
 /// Checks and records a new endpoint and makes it usable at once.
-pub fn add(data: &Context, new: NewEndpoint) -> anyhow::Result<EndpointRecord> {
-    crate::names::check_name("endpoint", &new.name).map_err(Refusal::invalid)?;
-    data.runtime
-        .adapter(&new.adapter)
-        .map_err(|e| Refusal::not_found(format!("{e:#}")))?;
-    if new.settings.keys().any(|k| k.is_empty()) {
-        return Err(Refusal::invalid("a setting has an empty key"));
-    }
-    let record = EndpointRecord {
-        name: new.name,
-        adapter: new.adapter,
-        settings: new.settings,
-        created_at: now_ms(),
-    };
-    // Checks the reserved settings (timeout, memory) before anything is stored. Its one
-    // failure that is not the request's fault is making the endpoint's directory (I/O).
-    let spec = endpoint_spec(&data.root, &data.data_dir, &record).map_err(|e| {
-        if e.chain().any(|cause| cause.is::<std::io::Error>()) {
-            e
-        } else {
-            Refusal::invalid(format!("{e:#}"))
-        }
-    })?;
-    data.catalog.add_endpoint(&record)?;
-    data.connector.add(spec);
-    Ok(record)
+pub fn add(data: &DataDir, new: NewEndpoint) -> anyhow::Result<EndpointRecord> {
+    crate::engine::services::endpoints::add(
+        &data.catalog,
+        data.admin(),
+        new.name,
+        new.adapter,
+        new.settings,
+    )
 }
 
 /// `POST /v1/endpoints` (admin): 201 with the endpoint.
@@ -172,15 +153,12 @@ pub async fn remove_endpoint(
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(name) = name?;
-    let removed = state
-        .data
-        .catalog
-        .remove_endpoint(&name)
-        .map_err(ApiError::refused)?;
+    let removed =
+        crate::engine::services::endpoints::remove(&state.data.catalog, state.data.admin(), &name)
+            .map_err(ApiError::refused)?;
     if !removed {
         return Err(ApiError::not_found(format!("unknown endpoint '{name}'")));
     }
-    state.data.connector.remove(&name);
     Ok(Json(json!({ "removed": name, "data_kept": format!("endpoints/{name}") })).into_response())
 }
 
@@ -195,21 +173,30 @@ pub async fn test_endpoint(
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(name) = name?;
-    let Some(kind) = state.data.connector.kind_of(&name) else {
+    let Some(kind) = state.data.admin().endpoint_kind(&name) else {
         return Err(ApiError::not_found(format!(
             "unknown endpoint '{name}' (or its adapter is not loaded)"
         )));
     };
-    let (hypervisors, arrays) = match kind {
-        AdapterKind::Hypervisor => (vec![name.clone()], vec![]),
-        AdapterKind::StorageArray => (vec![], vec![name.clone()]),
-    };
     let started = Instant::now();
-    let report =
-        crate::engine::inventory::inventory(state.data.connector.as_ref(), &hypervisors, &arrays)
-            .await;
+    // Hypervisors and arrays answer what they hold; other kinds say who they are.
+    let data = &state.data;
+    let inventory = |hypervisors: Vec<String>, arrays: Vec<String>| async move {
+        let report =
+            crate::engine::inventory::inventory(data.endpoints(), &hypervisors, &arrays).await;
+        report.first().and_then(|r| r.error.clone())
+    };
+    let error = match kind {
+        AdapterKind::Hypervisor => inventory(vec![name.clone()], vec![]).await,
+        AdapterKind::StorageArray => inventory(vec![], vec![name.clone()]).await,
+        AdapterKind::Cloud | AdapterKind::Dns | AdapterKind::Machine => data
+            .admin()
+            .probe(&name)
+            .await
+            .err()
+            .map(|e| format!("{e:#}")),
+    };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let error = report.first().and_then(|r| r.error.clone());
     Ok(Json(json!({
         "endpoint": name,
         "kind": kind.to_string(),

@@ -46,7 +46,7 @@ pub async fn report(
             "unknown endpoint '{name}' (see `tidemark endpoint list`)"
         )));
     }
-    Ok(inventory(state.data.connector.as_ref(), &hypervisors, &arrays).await)
+    Ok(inventory(state.data.endpoints(), &hypervisors, &arrays).await)
 }
 
 /// One flat list out of every endpoint's report, each item tagged with its endpoint.
@@ -213,7 +213,7 @@ pub async fn refresh(
 pub async fn reconcile(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     let findings = crate::engine::inventory::reconcile(
         &state.data.catalog,
-        state.data.connector.as_ref(),
+        state.data.endpoints(),
         &state.data.hypervisors(),
         &state.data.arrays(),
     )

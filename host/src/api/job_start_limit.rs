@@ -40,7 +40,7 @@ async fn a_server_at_its_bound_answers_429_with_retry_after() {
     // A fresh data directory: no endpoints, no VMs, so the request is decided before any
     // adapter is asked.
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = crate::data_dir::Context::open(dir.path())
+    let data = crate::data_dir::DataDir::open(dir.path())
         .await
         .expect("data directory");
     let (token, hash) = crate::api::auth::new_token().expect("token");

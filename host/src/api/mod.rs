@@ -32,7 +32,7 @@ use axum::{Extension, Router};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-use crate::data_dir::Context;
+use crate::data_dir::DataDir;
 use crate::data_dir::ownership::{self, Claim, ServerInfo};
 
 pub use config::{DEFAULT_LISTEN, ServeConfig};
@@ -40,7 +40,7 @@ pub use config::{DEFAULT_LISTEN, ServeConfig};
 /// What every handler shares.
 pub struct ApiState {
     /// The data directory with its adapter runtime and endpoints.
-    pub data: Arc<Context>,
+    pub data: Arc<DataDir>,
     /// Set once unfinished jobs were resumed.
     pub ready: AtomicBool,
     /// Tokens recently found valid.
@@ -61,7 +61,7 @@ pub struct ApiState {
 impl ApiState {
     /// The state over an opened data directory; a serving process (`resumes_at_start`) is
     /// ready once it has resumed unfinished jobs. `config` gives the limits.
-    pub fn new(data: Arc<Context>, resumes_at_start: bool, config: &ServeConfig) -> Arc<Self> {
+    pub fn new(data: Arc<DataDir>, resumes_at_start: bool, config: &ServeConfig) -> Arc<Self> {
         Arc::new(Self {
             data,
             ready: AtomicBool::new(!resumes_at_start),
@@ -150,7 +150,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 /// refused anything else). Publishes its address and a token for local commands in the data
 /// directory, so they go through this server. The first line on stderr is
 /// `tidemark serving on http[s]://ADDR` (scripts and tests read the address).
-pub async fn serve(data: Context, claim: Claim, config: &ServeConfig) -> anyhow::Result<()> {
+pub async fn serve(data: DataDir, claim: Claim, config: &ServeConfig) -> anyhow::Result<()> {
     // Bad certificate or key files fail here, before anything listens.
     let acceptor = match config.tls_files() {
         Some(files) => Some(tls::acceptor(files.cert, files.key)?),
@@ -214,10 +214,9 @@ pub async fn serve(data: Context, claim: Claim, config: &ServeConfig) -> anyhow:
 /// Serves one command's requests on an ephemeral loopback port inside the command's own
 /// process: embedded commands talk to the same API as remote ones. Unfinished jobs are not
 /// resumed here (`tidemark resume` asks for that). Returns the base URL and the token.
-pub async fn serve_private(data: Arc<Context>) -> anyhow::Result<(String, String)> {
-    if let Err(e) = data.attach_copy_store(false) {
-        tracing::debug!("no copy store open for now: {e:#}");
-    }
+pub async fn serve_private(data: Arc<DataDir>) -> anyhow::Result<(String, String)> {
+    // The copy store is opened by whatever needs it (a passphrase's key derivation is not
+    // paid by commands that never touch it).
     let state = ApiState::new(data, false, &ServeConfig::default());
     let token = state.tokens.issue_local()?;
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))

@@ -457,7 +457,7 @@ pub async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Response, Api
         out,
         "# HELP tidemark_adapter_calls_total Adapter calls made by this process.\n# TYPE tidemark_adapter_calls_total counter"
     );
-    let calls = crate::runtime::metrics::snapshot();
+    let calls = state.data.admin().call_stats();
     for (endpoint, call, s) in &calls {
         let _ = writeln!(
             out,

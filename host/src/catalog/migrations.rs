@@ -125,6 +125,10 @@ const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL
     );
     "#,
+    // 4: contract 0.3.0: a VM's hardware as its hypervisor reports it (JSON; unknown is {}).
+    r#"
+    ALTER TABLE vms ADD COLUMN hardware TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 /// Brings the schema up to date; refuses a catalog written by a newer Tidemark.

@@ -46,6 +46,11 @@ pub struct VmRecord {
     /// `on` or `off`.
     pub power: String,
     pub devices: Vec<DeviceRecord>,
+    /// vCPUs, memory, firmware, NICs, disk bus, guest OS hint, as the hypervisor reports
+    /// them; fields it does not report are absent (unknown).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub hardware: crate::model::Hardware,
 }
 
 /// A disk of a VM: a virtual disk or a mapped LUN, at a mount point.

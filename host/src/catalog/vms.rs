@@ -5,11 +5,15 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Catalog, DeviceRecord, EndpointRecord, VmRecord, now_ms};
 
-const VM_COLUMNS: &str = "name, endpoint, vm_ref, host, power";
+const VM_COLUMNS: &str = "name, endpoint, vm_ref, host, power, hardware";
 const DEVICE_COLUMNS: &str = "device_ref, mount_point, kind, disk_ref, wwn, mode, capacity";
 
-/// A VM (without devices) from its five columns.
+/// A VM (without devices) from its six columns.
 fn vm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VmRecord> {
+    let hardware: String = r.get(5)?;
+    let hardware = serde_json::from_str(&hardware).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok(VmRecord {
         name: r.get(0)?,
         endpoint: r.get(1)?,
@@ -17,6 +21,7 @@ fn vm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VmRecord> {
         host: r.get(3)?,
         power: r.get(4)?,
         devices: Vec::new(),
+        hardware,
     })
 }
 
@@ -120,10 +125,11 @@ impl Catalog {
     pub fn upsert_vm(&self, vm: &VmRecord) -> anyhow::Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let hardware = serde_json::to_string(&vm.hardware)?;
         tx.execute(
-            "INSERT INTO vms (name, endpoint, vm_ref, host, power, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT(name) DO UPDATE SET endpoint = ?2, vm_ref = ?3, host = ?4, power = ?5, updated_at = ?6",
-            params![vm.name, vm.endpoint, vm.vm_ref, vm.host, vm.power, now_ms()],
+            "INSERT INTO vms (name, endpoint, vm_ref, host, power, updated_at, hardware) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(name) DO UPDATE SET endpoint = ?2, vm_ref = ?3, host = ?4, power = ?5, updated_at = ?6, hardware = ?7",
+            params![vm.name, vm.endpoint, vm.vm_ref, vm.host, vm.power, now_ms(), hardware],
         )?;
         tx.execute("DELETE FROM devices WHERE vm_name = ?1", params![vm.name])?;
         for d in &vm.devices {

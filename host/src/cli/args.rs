@@ -268,6 +268,18 @@ pub struct CreateVm {
     /// Array endpoint for the LUNs.
     #[arg(long, default_value = "lab-array")]
     pub array: String,
+    /// Virtual CPUs (unknown when not given).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub cpus: Option<u32>,
+    /// Memory, e.g. 4GiB (unknown when not given).
+    #[arg(long, value_parser = memory_arg)]
+    pub memory: Option<u64>,
+    /// A NIC: MAC@NETWORK, e.g. 52:54:00:12:34:56@prod; repeatable.
+    #[arg(long = "nic", value_parser = nic_arg)]
+    pub nics: Vec<crate::model::Nic>,
+    /// bios or uefi (unknown when not given).
+    #[arg(long)]
+    pub firmware: Option<crate::model::Firmware>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,6 +324,32 @@ fn split_mount(raw: &str) -> Result<(String, &str), String> {
         .ok_or_else(|| format!("'{raw}': expected MOUNT=SIZE"))?;
     check_mount_point(mount)?;
     Ok((mount.to_string(), rest))
+}
+
+fn memory_arg(raw: &str) -> Result<u64, String> {
+    let bytes = parse_size(raw)?;
+    if bytes < (1 << 20) {
+        return Err(format!("'{raw}': a VM needs at least 1MiB of memory"));
+    }
+    Ok(bytes)
+}
+
+/// `MAC@NETWORK`: six hex pairs, colon separated, and a network name.
+fn nic_arg(raw: &str) -> Result<crate::model::Nic, String> {
+    let (mac, network) = raw
+        .split_once('@')
+        .ok_or_else(|| format!("'{raw}': expected MAC@NETWORK, e.g. 52:54:00:12:34:56@prod"))?;
+    crate::names::check_mac(mac).map_err(|e| format!("'{raw}': {e}"))?;
+    if network.is_empty() || network.len() > 64 {
+        return Err(format!(
+            "'{raw}': a network name must have 1 to 64 characters"
+        ));
+    }
+    Ok(crate::model::Nic {
+        mac: mac.to_ascii_lowercase(),
+        network: network.to_string(),
+        model: None,
+    })
 }
 
 fn disk_arg(raw: &str) -> Result<(String, u64), String> {

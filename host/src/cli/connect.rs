@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::client::Api;
-use crate::data_dir::Context;
+use crate::data_dir::DataDir;
 use crate::data_dir::ownership::{self, Access, Claim};
 
 /// The environment variable with the bearer token for `--server`.
@@ -28,7 +28,7 @@ fn ca_from_env() -> Option<PathBuf> {
 pub struct Connection {
     pub api: Api,
     /// The data directory, when this process opened it (embedded).
-    local: Option<Arc<Context>>,
+    local: Option<Arc<DataDir>>,
     /// Held while embedded, so no server starts on the directory under this command.
     _claim: Option<Claim>,
     data_dir: Option<PathBuf>,
@@ -65,7 +65,7 @@ impl Connection {
                 })
             }
             Access::Embedded(claim) => {
-                let context = Arc::new(Context::open(&data_dir).await?);
+                let context = Arc::new(DataDir::open(&data_dir).await?);
                 let (url, token) = crate::api::serve_private(context.clone()).await?;
                 Ok(Self {
                     api: Api::new(&url, &token, None)?,
@@ -84,13 +84,13 @@ impl Connection {
 
     /// The data directory opened locally, for the lab (which plays the world outside
     /// Tidemark and so works on the adapters' data directly, whoever serves the catalog).
-    pub async fn local_data(&self) -> anyhow::Result<Arc<Context>> {
+    pub async fn local_data(&self) -> anyhow::Result<Arc<DataDir>> {
         if let Some(local) = &self.local {
             return Ok(local.clone());
         }
         let dir: &Path = self.data_dir.as_deref().context(
             "lab commands work on a local data directory: give --data-dir (or TIDEMARK_DATA_DIR)",
         )?;
-        Ok(Arc::new(Context::open(dir).await?))
+        Ok(Arc::new(DataDir::open(dir).await?))
     }
 }

@@ -13,7 +13,7 @@ use super::args::CreateVm;
 use super::table::tracking;
 use super::{Api, Outcome, lab};
 use crate::catalog::JobState;
-use crate::data_dir::Context;
+use crate::data_dir::DataDir;
 use crate::data_dir::ownership::{self, Access};
 use crate::engine::workflows::copy::CopyArgs;
 use crate::engine::workflows::restore::RestoreArgs;
@@ -83,7 +83,7 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
             server.url
         ),
     };
-    let ctx = std::sync::Arc::new(Context::open(&data_dir).await?);
+    let ctx = std::sync::Arc::new(DataDir::open(&data_dir).await?);
     let (url, token) = crate::api::serve_private(ctx.clone()).await?;
     let api = Api::new(&url, &token, None)?;
     let mut log = vec![format!("data directory: {}", data_dir.display())];
@@ -98,6 +98,14 @@ pub async fn run(given: Option<PathBuf>) -> anyhow::Result<Outcome> {
             luns: vec![("D:".into(), 2 << 30, MappingMode::Physical)],
             hypervisor: lab::LAB_HYPERVISOR.into(),
             array: lab::LAB_ARRAY.into(),
+            cpus: Some(2),
+            memory: Some(4 << 30),
+            nics: vec![crate::model::Nic {
+                mac: "52:54:00:00:a0:01".into(),
+                network: "prod".into(),
+                model: None,
+            }],
+            firmware: Some(crate::model::Firmware::Uefi),
         },
     )
     .await?;

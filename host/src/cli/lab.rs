@@ -18,8 +18,8 @@ use super::args::{CreateVm, LabCommand, LabVmCommand};
 use super::client::Api;
 use super::connect::Connection;
 use crate::catalog::VmRecord;
-use crate::data_dir::Context;
-use crate::model::{DeviceSpec, LunMapping, MappedLun, NewDisk, VmSpec};
+use crate::data_dir::DataDir;
+use crate::model::{DeviceSpec, Hardware, LunMapping, MappedLun, NewDisk, VmSpec};
 
 /// The lab's endpoint names (also its adapter names).
 pub const LAB_HYPERVISOR: &str = "lab-hypervisor";
@@ -120,7 +120,7 @@ pub async fn run(conn: &Connection, command: LabCommand) -> anyhow::Result<Outco
 }
 
 /// Configures the lab endpoints that are not configured yet; returns those added.
-pub async fn init(ctx: &Context, api: &Api) -> anyhow::Result<Vec<String>> {
+pub async fn init(ctx: &DataDir, api: &Api) -> anyhow::Result<Vec<String>> {
     let existing: BTreeSet<String> = ctx
         .catalog
         .endpoints()?
@@ -144,7 +144,7 @@ pub async fn init(ctx: &Context, api: &Api) -> anyhow::Result<Vec<String>> {
 /// Creates a VM: LUNs on the array (exposed to the VM's host), then the VM with its virtual
 /// disks and the LUNs mapped, then has Tidemark record it (inventory refresh). LUNs made
 /// before a failure are removed again.
-pub async fn create_vm(ctx: &Context, api: &Api, args: &CreateVm) -> anyhow::Result<VmRecord> {
+pub async fn create_vm(ctx: &DataDir, api: &Api, args: &CreateVm) -> anyhow::Result<VmRecord> {
     crate::names::check_name("VM", &args.name).map_err(anyhow::Error::msg)?;
     if args.disks.is_empty() && args.luns.is_empty() {
         bail!("a VM needs at least one --disk or --lun");
@@ -214,6 +214,13 @@ pub async fn create_vm(ctx: &Context, api: &Api, args: &CreateVm) -> anyhow::Res
             }
         }
         let spec = VmSpec {
+            hardware: Hardware {
+                cpus: args.cpus,
+                memory: args.memory,
+                firmware: args.firmware,
+                nics: args.nics.clone(),
+                ..Hardware::default()
+            },
             name: args.name.clone(),
             host_id: args.host.clone(),
             devices,
@@ -258,7 +265,7 @@ async fn record_vms(api: &Api, endpoint: &str, vm: &str) -> anyhow::Result<()> {
 }
 
 /// An endpoint name that must exist.
-fn known(ctx: &Context, name: &str) -> anyhow::Result<()> {
+fn known(ctx: &DataDir, name: &str) -> anyhow::Result<()> {
     if ctx.catalog.endpoints()?.iter().any(|e| e.name == name) {
         Ok(())
     } else {
@@ -280,6 +287,9 @@ fn device_path(vm: &str, mount: &str, offset: u64, length: u64) -> String {
 /// Bytes per piece read from a file and sent: the size of the server's data-path calls.
 const PIECE: usize = 1 << 20;
 
+/// Files up to this size are read whole and sent in one body.
+const WHOLE_BELOW: u64 = 4 << 20;
+
 /// Streams a file into a VM's device at `offset` as its guest would write it, over the API
 /// (`PUT /v1/lab/vms/{vm}/devices/{mount}`), never holding it whole; returns the bytes
 /// written and their SHA-256. The file is read and hashed on a blocking thread while the
@@ -298,6 +308,20 @@ pub async fn write_file(
         .metadata()
         .with_context(|| format!("reading {}", file.display()))?
         .len();
+    if length <= WHOLE_BELOW {
+        // A small file is cheaper sent whole than through a streamed body.
+        let mut data = Vec::with_capacity(length as usize);
+        opened
+            .read_to_end(&mut data)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let sha256 = hex::encode(Sha256::digest(&data));
+        let length = data.len() as u64;
+        let answer = api
+            .put_bytes(&device_path(vm, mount, offset, length), data.into(), length)
+            .await
+            .with_context(|| format!("writing {} to {vm} {mount}", file.display()))?;
+        return Ok((answer["bytes"].as_u64().unwrap_or(length), sha256));
+    }
     let (pieces, mut received) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let name = file.display().to_string();
     let reading = tokio::task::spawn_blocking(move || {

@@ -31,7 +31,7 @@ pub async fn run(
     }
     let data_dir = default_data_dir(data_dir)?;
     let claim = crate::data_dir::ownership::claim_for_server(&data_dir)?;
-    let context = crate::data_dir::Context::open(&data_dir).await?;
+    let context = crate::data_dir::DataDir::open(&data_dir).await?;
     crate::api::serve(context, claim, &config).await?;
     Ok(Outcome::ok(json!({ "stopped": true }), "stopped"))
 }

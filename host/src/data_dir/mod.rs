@@ -5,6 +5,7 @@
 //! (each endpoint's private data, the only directory its sandbox sees), `cache/` (compiled
 //! adapters). The host reaches them through a cap-std `Dir` rooted at the data directory.
 
+mod adapters;
 pub mod ownership;
 
 use std::path::{Path, PathBuf};
@@ -14,12 +15,13 @@ use anyhow::Context as _;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
-use crate::catalog::{CATALOG_FILE, Catalog, EndpointRecord};
+use crate::catalog::{CATALOG_FILE, Catalog};
 use crate::copies::{CopyStore, CopyStoreError, DEFAULT_CHUNK_SIZE, KeySource};
-use crate::engine::ports::Endpoints;
+use crate::engine::ports::{AdapterAdmin, Endpoints};
 use crate::engine::{CopyStoreOpener, Engine};
+use crate::model::AdapterKind;
 use crate::refusal::Refusal;
-use crate::runtime::{AdapterKind, Connector, EndpointSpec, Runtime};
+use adapters::Adapters;
 
 /// The copy store's directory inside the data directory.
 pub const COPIES_DIR: &str = "copies";
@@ -28,12 +30,12 @@ pub const COPIES_DIR: &str = "copies";
 pub const PASSPHRASE_ENV: &str = "TIDEMARK_COPY_PASSPHRASE";
 
 /// Everything a command needs from one data directory.
-pub struct Context {
+pub struct DataDir {
     pub data_dir: PathBuf,
     pub root: Dir,
     pub catalog: Arc<Catalog>,
-    pub runtime: Arc<Runtime>,
-    pub connector: Arc<Connector>,
+    /// Loaded adapters and configured endpoints (the runtime lives behind it).
+    adapters: Arc<Adapters>,
     pub engine: Arc<Engine>,
     /// The copy store, opened (or made) on first use; the engine holds the same opener.
     pub copies: Arc<StoreOpener>,
@@ -119,7 +121,7 @@ impl CopyStoreOpener for StoreOpener {
     }
 }
 
-impl Context {
+impl DataDir {
     /// Opens (creating if needed) the data directory.
     pub async fn open(data_dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)
@@ -131,31 +133,18 @@ impl Context {
                 .with_context(|| format!("creating {dir}/ in the data directory"))?;
         }
         let catalog = Arc::new(Catalog::open(&data_dir.join(CATALOG_FILE))?);
-        let runtime = Arc::new(
-            Runtime::new(
-                Some(&data_dir.join("adapters")),
-                Some(&data_dir.join("cache")),
-            )
-            .await?,
-        );
-        for (name, reason) in &runtime.rejected {
-            tracing::warn!("adapter {name} not loaded: {reason}");
-        }
-        let specs = catalog
-            .endpoints()?
-            .iter()
-            .map(|e| endpoint_spec(&root, data_dir, e))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let connector = Arc::new(Connector::new(runtime.clone(), specs));
-        let endpoints: Arc<dyn Endpoints> = connector.clone();
+        let adapters = Arc::new(Adapters::open(&root, data_dir, &catalog.endpoints()?).await?);
         let copies = Arc::new(StoreOpener::new(&root, data_dir)?);
-        let engine = Arc::new(Engine::new(catalog.clone(), endpoints, copies.clone())?);
+        let engine = Arc::new(Engine::new(
+            catalog.clone(),
+            adapters.endpoints(),
+            copies.clone(),
+        )?);
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             root,
             catalog,
-            runtime,
-            connector,
+            adapters,
             engine,
             copies,
         })
@@ -168,34 +157,21 @@ impl Context {
 
     /// The endpoints as the engine sees them.
     pub fn endpoints(&self) -> &dyn Endpoints {
-        self.connector.as_ref()
+        self.adapters.sessions()
+    }
+
+    /// The adapters and endpoints as an operator manages them.
+    pub fn admin(&self) -> &dyn AdapterAdmin {
+        self.adapters.as_ref()
     }
 
     /// Names of the configured hypervisor endpoints.
     pub fn hypervisors(&self) -> Vec<String> {
-        self.connector.names_of(AdapterKind::Hypervisor)
+        self.adapters.names_of(AdapterKind::Hypervisor)
     }
 
     /// Names of the configured array endpoints.
     pub fn arrays(&self) -> Vec<String> {
-        self.connector.names_of(AdapterKind::StorageArray)
+        self.adapters.names_of(AdapterKind::StorageArray)
     }
-}
-
-/// The runtime's view of a configured endpoint, with its private data directory created.
-pub fn endpoint_spec(
-    root: &Dir,
-    data_dir: &Path,
-    endpoint: &EndpointRecord,
-) -> anyhow::Result<EndpointSpec> {
-    crate::names::check_name("endpoint", &endpoint.name).map_err(anyhow::Error::msg)?;
-    let relative = format!("endpoints/{}", endpoint.name);
-    root.create_dir_all(&relative)
-        .with_context(|| format!("creating the data directory of endpoint {}", endpoint.name))?;
-    EndpointSpec::new(
-        &endpoint.name,
-        &endpoint.adapter,
-        endpoint.settings.clone(),
-        data_dir.join(relative),
-    )
 }

@@ -3,9 +3,11 @@
 
 use async_trait::async_trait;
 
+use crate::catalog::EndpointRecord;
 use crate::model::{
-    AdapterError, Extent, HostInfo, LunInfo, LunMapping, NewDisk, SnapshotRef, VmDevice, VmInfo,
-    VmSpec,
+    AdapterError, AdapterInfo, AdapterKind, AdapterSummary, CallStats, ConsoleOutput, Extent,
+    HostInfo, LunInfo, LunMapping, NetworkInfo, NewDisk, RejectedAdapter, SnapshotRef, VmDevice,
+    VmInfo, VmSpec,
 };
 
 /// Why a call to an endpoint failed: the adapter said so, or the sandbox stopped it.
@@ -212,6 +214,22 @@ pub trait Hypervisor: DataPath {
     ) -> CallResult<ReaderHandle>;
     /// Opens a virtual disk for writing.
     async fn open_writer(&mut self, vm_id: &str, device_id: &str) -> CallResult<WriterHandle>;
+    /// Asks the guest to hold its writes for an application-consistent snapshot
+    /// (`unsupported` is an allowed answer; callers then take a crash-consistent one).
+    async fn quiesce(&mut self, vm_id: &str) -> CallResult<()>;
+    /// Lets the guest write again; always called after `quiesce`.
+    async fn unquiesce(&mut self, vm_id: &str) -> CallResult<()>;
+    /// Console output from byte `from` on, and where to read on.
+    async fn read_console(&mut self, vm_id: &str, from: u64) -> CallResult<ConsoleOutput>;
+    /// Creates a network (isolated: reaching nothing outside itself).
+    async fn create_network(
+        &mut self,
+        name: &str,
+        isolated: bool,
+        token: &str,
+    ) -> CallResult<NetworkInfo>;
+    /// Deletes a network `create_network` made.
+    async fn delete_network(&mut self, network_id: &str) -> CallResult<()>;
 }
 
 /// A storage-array endpoint for the length of one job step.
@@ -267,4 +285,31 @@ pub trait Endpoints: Send + Sync {
     async fn storage_array(&self, endpoint: &str) -> anyhow::Result<Box<dyn StorageArray>>;
     /// Names of every storage-array endpoint (to find which one owns a WWN).
     fn storage_array_names(&self) -> Vec<String>;
+}
+
+/// The adapters and endpoints as an operator manages them while the server runs: what is
+/// loaded, what was refused, and endpoints configured or forgotten. The API speaks to the
+/// runtime only through this (and [`Endpoints`]), so it never depends on one contract version.
+#[async_trait]
+pub trait AdapterAdmin: Send + Sync {
+    /// Every loaded adapter.
+    fn adapters(&self) -> Vec<AdapterSummary>;
+    /// Adapter files found but refused, with why.
+    fn rejected(&self) -> Vec<RejectedAdapter>;
+    /// The kind of a loaded adapter; a not-found refusal naming the loaded ones otherwise.
+    fn adapter_kind(&self, adapter: &str) -> anyhow::Result<AdapterKind>;
+    /// The kind of a configured endpoint, if it and its adapter are known.
+    fn endpoint_kind(&self, endpoint: &str) -> Option<AdapterKind>;
+    /// Makes a recorded endpoint usable at once. Settings the host reserves (`timeout`,
+    /// `memory`) that are malformed are an invalid refusal; nothing is changed then.
+    fn configure(&self, endpoint: &EndpointRecord) -> anyhow::Result<()>;
+    /// Checks what [`configure`](Self::configure) would refuse, changing nothing.
+    fn check(&self, endpoint: &EndpointRecord) -> anyhow::Result<()>;
+    /// Forgets a removed endpoint (sessions already open keep theirs).
+    fn unconfigure(&self, endpoint: &str);
+    /// Opens a session on the endpoint and asks its adapter who it is (a test of endpoints
+    /// whose kind has no inventory).
+    async fn probe(&self, endpoint: &str) -> anyhow::Result<AdapterInfo>;
+    /// Call totals by endpoint and call, for `/metrics`.
+    fn call_stats(&self) -> Vec<(String, &'static str, CallStats)>;
 }

@@ -7,9 +7,12 @@ mod adapter;
 mod device;
 mod vm;
 
-pub use adapter::{AdapterError, AdapterKind};
+pub use adapter::{
+    AdapterError, AdapterInfo, AdapterKind, AdapterSummary, CallStats, RejectedAdapter,
+};
 pub use device::{Device, MappingMode};
 pub use vm::{
-    DeviceBacking, DeviceSpec, Extent, HostInfo, LunInfo, LunMapping, MappedLun, NewDisk,
-    PowerState, SnapshotRef, VmDevice, VmInfo, VmSpec,
+    ConsoleOutput, DeviceBacking, DeviceSpec, Extent, Firmware, Hardware, HostInfo, LunInfo,
+    LunMapping, MappedLun, NetworkInfo, NewDisk, Nic, PowerState, SnapshotRef, VmDevice, VmInfo,
+    VmSpec,
 };

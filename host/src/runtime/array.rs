@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 
-use super::session::{Interface, Session, guest_call};
+use super::bindings::Interface;
+use super::session::{Session, guest_call};
 use crate::engine::ports::{CallResult, Handle, ReaderHandle, StorageArray, WriterHandle};
 use crate::model::{LunInfo, SnapshotRef};
 

@@ -58,6 +58,16 @@ impl Connector {
         self.runtime.adapter(&adapter).ok().map(|a| a.kind)
     }
 
+    /// Opens a session on the endpoint and asks its adapter who it is.
+    pub async fn probe(&self, name: &str) -> anyhow::Result<crate::model::AdapterInfo> {
+        let spec = self
+            .map()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| anyhow!("unknown endpoint '{name}'"))?;
+        self.runtime.probe(spec).await
+    }
+
     fn spec(&self, name: &str, kind: AdapterKind) -> anyhow::Result<Arc<EndpointSpec>> {
         let endpoints = self.map();
         let spec = endpoints.get(name).cloned().ok_or_else(|| {

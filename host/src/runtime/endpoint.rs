@@ -14,7 +14,7 @@ pub const MAX_MEMORY_CAP: u64 = 1024 * 1024 * 1024;
 /// What the runtime must know to give an endpoint a sandbox: which adapter, its settings,
 /// its private data directory, and its limits. Capabilities are granted here, by the host's
 /// configuration, never by the adapter.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EndpointSpec {
     /// Endpoint name, e.g. `lab-hypervisor` or `vcenter-prod`.
     pub name: String,
@@ -22,12 +22,43 @@ pub struct EndpointSpec {
     pub adapter: String,
     /// Settings the adapter reads through the `host.setting` import.
     pub settings: BTreeMap<String, String>,
+    /// Secrets the adapter reads through `host.secret` (contract 0.3.0 on); only this
+    /// endpoint's own.
+    pub secrets: BTreeMap<String, String>,
     /// Preopened as `/data` inside the sandbox; nothing else of the filesystem is visible.
     pub data_dir: PathBuf,
     /// Deadline of each call.
     pub call_timeout: Duration,
     /// Linear-memory cap of each instance.
     pub memory_cap: u64,
+}
+
+/// Never shows a secret's value: only which secrets the endpoint has.
+impl std::fmt::Debug for EndpointSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointSpec")
+            .field("name", &self.name)
+            .field("adapter", &self.adapter)
+            .field("settings", &self.settings)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("data_dir", &self.data_dir)
+            .field("call_timeout", &self.call_timeout)
+            .field("memory_cap", &self.memory_cap)
+            .finish()
+    }
+}
+
+/// A reserved setting the host reads itself (`timeout`, `memory`) is malformed: the
+/// operator's input, so callers turn it into an invalid-request refusal.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("endpoint {endpoint}: setting {setting}: {reason}")]
+pub struct BadSetting {
+    /// The endpoint being configured.
+    pub endpoint: String,
+    /// The setting's key.
+    pub setting: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
 }
 
 impl EndpointSpec {
@@ -38,27 +69,31 @@ impl EndpointSpec {
         adapter: &str,
         settings: BTreeMap<String, String>,
         data_dir: PathBuf,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, BadSetting> {
+        let bad = |setting: &'static str, reason: String| BadSetting {
+            endpoint: name.to_string(),
+            setting,
+            reason,
+        };
         let call_timeout = match settings.get("timeout") {
-            Some(raw) => crate::units::parse_duration(raw)
-                .map_err(|e| anyhow::anyhow!("endpoint {name}: setting timeout: {e}"))?,
+            Some(raw) => crate::units::parse_duration(raw).map_err(|e| bad("timeout", e))?,
             None => DEFAULT_CALL_TIMEOUT,
         };
         let memory_cap = match settings.get("memory") {
-            Some(raw) => crate::units::parse_size(raw)
-                .map_err(|e| anyhow::anyhow!("endpoint {name}: setting memory: {e}"))?,
+            Some(raw) => crate::units::parse_size(raw).map_err(|e| bad("memory", e))?,
             None => DEFAULT_MEMORY_CAP,
         };
         if !(1024 * 1024..=MAX_MEMORY_CAP).contains(&memory_cap) {
-            anyhow::bail!(
-                "endpoint {name}: setting memory must be between 1MiB and {}MiB",
-                MAX_MEMORY_CAP >> 20
-            );
+            return Err(bad(
+                "memory",
+                format!("must be between 1MiB and {}MiB", MAX_MEMORY_CAP >> 20),
+            ));
         }
         Ok(Self {
             name: name.to_string(),
             adapter: adapter.to_string(),
             settings,
+            secrets: BTreeMap::new(),
             data_dir,
             call_timeout,
             memory_cap,

@@ -2,11 +2,13 @@
 
 use async_trait::async_trait;
 
-use super::session::{Interface, Session, guest_call};
-use super::translate;
+use super::bindings::Interface;
+use super::session::{Session, guest_call};
+use super::translate::FromHost;
 use crate::engine::ports::{CallResult, Handle, Hypervisor, ReaderHandle, WriterHandle};
 use crate::model::{
-    HostInfo, LunMapping, NewDisk, SnapshotRef, VmDevice as Device, VmInfo, VmSpec,
+    ConsoleOutput, HostInfo, LunMapping, NetworkInfo, NewDisk, SnapshotRef, VmDevice as Device,
+    VmInfo, VmSpec,
 };
 
 const HV: Interface = Interface::Hypervisor;
@@ -30,7 +32,7 @@ impl Hypervisor for Session {
     async fn create_vm(&mut self, spec: &VmSpec, token: &str) -> CallResult<VmInfo> {
         guest_call!(self, HV, hypervisor, "create-vm", |g, s| g.call_create_vm(
             s,
-            &translate::vm_spec(spec),
+            &FromHost::from_host(spec),
             token
         ))
     }
@@ -50,7 +52,7 @@ impl Hypervisor for Session {
         guest_call!(self, HV, hypervisor, "add-disk", |g, s| g.call_add_disk(
             s,
             vm_id,
-            &translate::new_disk(disk),
+            &FromHost::from_host(disk),
             token
         ))
     }
@@ -63,7 +65,7 @@ impl Hypervisor for Session {
         guest_call!(self, HV, hypervisor, "map-lun", |g, s| g.call_map_lun(
             s,
             vm_id,
-            &translate::lun_mapping(mapping),
+            &FromHost::from_host(mapping),
             token
         ))
     }
@@ -133,5 +135,30 @@ impl Hypervisor for Session {
         guest_call!(self, HV, hypervisor, "open-writer", |g, s| g
             .call_open_writer(s, vm_id, device_id))
         .map(|w| WriterHandle(Handle::new(w)))
+    }
+    async fn quiesce(&mut self, vm_id: &str) -> CallResult<()> {
+        guest_call!(since v0_3 self, HV, hypervisor, "quiesce", |g, s| g
+            .call_quiesce(s, vm_id))
+    }
+    async fn unquiesce(&mut self, vm_id: &str) -> CallResult<()> {
+        guest_call!(since v0_3 self, HV, hypervisor, "unquiesce", |g, s| g
+            .call_unquiesce(s, vm_id))
+    }
+    async fn read_console(&mut self, vm_id: &str, from: u64) -> CallResult<ConsoleOutput> {
+        guest_call!(since v0_3 self, HV, hypervisor, "read-console", |g, s| g
+            .call_read_console(s, vm_id, from))
+    }
+    async fn create_network(
+        &mut self,
+        name: &str,
+        isolated: bool,
+        token: &str,
+    ) -> CallResult<NetworkInfo> {
+        guest_call!(since v0_3 self, HV, hypervisor, "create-network", |g, s| g
+            .call_create_network(s, name, isolated, token))
+    }
+    async fn delete_network(&mut self, network_id: &str) -> CallResult<()> {
+        guest_call!(since v0_3 self, HV, hypervisor, "delete-network", |g, s| g
+            .call_delete_network(s, network_id))
     }
 }

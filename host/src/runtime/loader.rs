@@ -8,10 +8,9 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
+use super::bindings::Indices;
 use super::store::StoreState;
-use crate::contract::{
-    self, CONTRACT_VERSION, adapter, contract_compatible, data_path, hypervisor, storage_array,
-};
+use crate::contract::{Version, supported_list};
 
 pub use crate::model::AdapterKind;
 
@@ -24,12 +23,17 @@ pub struct LoadedAdapter {
     /// The world it implements.
     pub kind: AdapterKind,
     /// Filled in after the first instantiation (`info` call) at load.
-    pub info: contract::AdapterInfo,
+    pub info: crate::model::AdapterInfo,
     pub(crate) pre: InstancePre<StoreState>,
-    pub(crate) adapter_indices: adapter::GuestIndices,
-    pub(crate) data_path_indices: data_path::GuestIndices,
-    pub(crate) hypervisor_indices: Option<hypervisor::GuestIndices>,
-    pub(crate) storage_array_indices: Option<storage_array::GuestIndices>,
+    /// Its exports in the bindings of its contract version.
+    pub(crate) indices: Indices,
+}
+
+impl LoadedAdapter {
+    /// The contract version it was built against.
+    pub fn version(&self) -> Version {
+        self.indices.version()
+    }
 }
 
 /// Compiles `wasm`, reusing a precompiled artifact from `cache_dir` when one matches the bytes
@@ -76,8 +80,13 @@ fn cache_path(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> PathBuf {
 }
 
 /// Checks the contract version the component was built against and which world it
-/// implements, from its export names, before anything of it runs.
-pub fn inspect(engine: &Engine, component: &Component, name: &str) -> anyhow::Result<AdapterKind> {
+/// implements, from its export names, before anything of it runs. A version this host does
+/// not speak is refused naming the versions it does.
+pub fn inspect(
+    engine: &Engine,
+    component: &Component,
+    name: &str,
+) -> anyhow::Result<(Version, AdapterKind)> {
     let mut ours = Vec::new();
     let mut all = Vec::new();
     for (export, _) in component.component_type().exports(engine) {
@@ -98,21 +107,40 @@ pub fn inspect(engine: &Engine, component: &Component, name: &str) -> anyhow::Re
             }
         );
     }
-    if let Some((_, version)) = ours.iter().find(|(_, v)| !contract_compatible(v)) {
+    let mut versions: Vec<&str> = ours.iter().map(|(_, v)| v.as_str()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let [version] = versions[..] else {
+        bail!(
+            "adapter {name} mixes contract versions {}; one version per adapter",
+            versions.join(", ")
+        );
+    };
+    let Some(version) = Version::parse(version) else {
         bail!(
             "adapter {name} was built for contract tidemark:adapter@{version}, but this host \
-             speaks tidemark:adapter@{CONTRACT_VERSION}; rebuild it with a matching tidemark-sdk"
+             supports {}; rebuild it with a matching tidemark-sdk",
+            supported_list()
         );
-    }
+    };
     let has = |iface: &str| ours.iter().any(|(i, _)| i == iface);
-    match (has("hypervisor"), has("storage-array")) {
-        (true, false) => Ok(AdapterKind::Hypervisor),
-        (false, true) => Ok(AdapterKind::StorageArray),
-        (true, true) => {
-            bail!("adapter {name} exports both hypervisor and storage-array; one world per adapter")
-        }
-        (false, false) => bail!(
-            "adapter {name} exports neither tidemark:adapter/hypervisor nor tidemark:adapter/storage-array"
+    let kinds: Vec<AdapterKind> = AdapterKind::ALL
+        .into_iter()
+        .filter(|kind| has(kind.interface()))
+        .collect();
+    match kinds[..] {
+        [kind] => Ok((version, kind)),
+        [] => bail!(
+            "adapter {name} exports none of the adapter interfaces ({})",
+            AdapterKind::ALL.map(|k| k.interface()).join(", ")
+        ),
+        _ => bail!(
+            "adapter {name} exports {}; one world per adapter",
+            kinds
+                .iter()
+                .map(|k| k.interface())
+                .collect::<Vec<_>>()
+                .join(" and ")
         ),
     }
 }
@@ -123,38 +151,19 @@ pub fn prepare(
     component: &Component,
     name: &str,
     source: String,
-    kind: AdapterKind,
+    (version, kind): (Version, AdapterKind),
 ) -> anyhow::Result<LoadedAdapter> {
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| anyhow!("adapter {name} cannot be linked: {e:?}"))?;
-    let wrap = |e: wasmtime::Error| anyhow!("adapter {name} does not match the contract: {e}");
-    let adapter_indices = adapter::GuestIndices::new(&pre).map_err(wrap)?;
-    let data_path_indices = data_path::GuestIndices::new(&pre).map_err(wrap)?;
-    let (hypervisor_indices, storage_array_indices) = match kind {
-        AdapterKind::Hypervisor => (
-            Some(hypervisor::GuestIndices::new(&pre).map_err(wrap)?),
-            None,
-        ),
-        AdapterKind::StorageArray => (
-            None,
-            Some(storage_array::GuestIndices::new(&pre).map_err(wrap)?),
-        ),
-    };
+    let indices = Indices::new(&pre, version, kind)
+        .map_err(|e| anyhow!("adapter {name} does not match contract {version}: {e}"))?;
     Ok(LoadedAdapter {
         name: name.to_string(),
         source,
         kind,
-        info: contract::AdapterInfo {
-            contract: String::new(),
-            vendor: String::new(),
-            version: String::new(),
-            capabilities: Vec::new(),
-        },
+        info: crate::model::AdapterInfo::default(),
         pre,
-        adapter_indices,
-        data_path_indices,
-        hypervisor_indices,
-        storage_array_indices,
+        indices,
     })
 }

@@ -5,13 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Totals of one (endpoint, call).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct CallStats {
-    pub calls: u64,
-    pub errors: u64,
-    pub seconds: f64,
-}
+pub use crate::model::CallStats;
 
 /// Totals by endpoint, then by call: looked up by `&str`, so counting allocates only the
 /// first time an endpoint is seen.

@@ -6,6 +6,7 @@
 //! becomes a [`CallError`](crate::engine::ports::CallError) naming the endpoint and the call.
 
 mod array;
+pub(crate) mod bindings;
 mod connector;
 mod data_path;
 pub mod endpoint;
@@ -69,8 +70,12 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow!("linking WASI: {e:?}"))?;
-        crate::contract::HostView::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| anyhow!("linking host imports: {e:?}"))?;
+        // Every supported contract version's host imports, side by side (their names carry
+        // the version, so a 0.2.0 adapter links to 0.2.0's and a 0.3.0 one to 0.3.0's).
+        crate::contract::v0_2::HostView::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("linking contract 0.2.0's host imports: {e:?}"))?;
+        crate::contract::v0_3::HostView::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("linking contract 0.3.0's host imports: {e:?}"))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
         let mut runtime = Self {
@@ -122,51 +127,84 @@ impl Runtime {
     ) -> anyhow::Result<()> {
         let component = loader::compile(&self.engine, wasm, cache_dir)
             .with_context(|| format!("adapter {name} is not a valid WebAssembly component"))?;
-        let kind = loader::inspect(&self.engine, &component, name)?;
-        let mut adapter = loader::prepare(&self.linker, &component, name, source, kind)?;
+        let identity = loader::inspect(&self.engine, &component, name)?;
+        let mut adapter = loader::prepare(&self.linker, &component, name, source, identity)?;
         adapter.info = self.introduce(&adapter).await?;
         self.adapters.insert(name.to_string(), Arc::new(adapter));
         Ok(())
     }
 
-    /// Asks a new adapter who it is, in a sandbox with no data dir, and checks its answer.
+    /// Asks a new adapter who it is, in a sandbox with no data dir, and checks its answer
+    /// agrees with the version its exports are of.
     async fn introduce(
         &self,
         adapter: &LoadedAdapter,
-    ) -> anyhow::Result<crate::contract::AdapterInfo> {
+    ) -> anyhow::Result<crate::model::AdapterInfo> {
         let spec = Arc::new(EndpointSpec::new(
             &format!("adapter:{}", adapter.name),
             &adapter.name,
             BTreeMap::new(),
             PathBuf::new(),
         )?);
-        let pre = adapter.pre.clone();
-        let indices = &adapter.adapter_indices;
-        let info = async {
-            let mut store = self.new_store(&spec, false)?;
-            let instance = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| anyhow!("{e:?}"))?;
-            let guest = indices
-                .load(&mut store, &instance)
-                .map_err(|e| anyhow!("{e:?}"))?;
-            guest
-                .call_info(&mut store)
-                .await
-                .map_err(|e| anyhow!("info call failed: {e:?}"))
-        }
-        .await
-        .with_context(|| format!("adapter {} failed its introduction", adapter.name))?;
-        if !crate::contract::contract_compatible(&info.contract) {
+        let info = self
+            .ask_info(adapter, &spec, false)
+            .await
+            .with_context(|| format!("adapter {} failed its introduction", adapter.name))?;
+        if crate::contract::Version::parse(&info.contract) != Some(adapter.version()) {
             anyhow::bail!(
-                "adapter {} reports contract {:?}, but this host speaks {}",
+                "adapter {} reports contract {:?}, but its exports are of contract {}",
                 adapter.name,
                 info.contract,
-                crate::contract::CONTRACT_VERSION
+                adapter.version()
             );
         }
         Ok(info)
+    }
+
+    /// Opens a session on `endpoint` and asks its adapter who it is: that it instantiates in
+    /// the endpoint's sandbox and answers (how an endpoint of a kind without an inventory is
+    /// tested).
+    pub async fn probe(
+        &self,
+        endpoint: Arc<EndpointSpec>,
+    ) -> anyhow::Result<crate::model::AdapterInfo> {
+        let adapter = self.adapter(&endpoint.adapter)?;
+        self.ask_info(&adapter, &endpoint, true).await
+    }
+
+    /// One `info` call in a fresh instance.
+    async fn ask_info(
+        &self,
+        adapter: &LoadedAdapter,
+        spec: &Arc<EndpointSpec>,
+        with_data_dir: bool,
+    ) -> anyhow::Result<crate::model::AdapterInfo> {
+        use translate::IntoHost;
+        let mut store = self.new_store(spec, with_data_dir)?;
+        let instance = adapter
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| anyhow!("instantiating adapter {}: {e:?}", adapter.name))?;
+        let failed = |e: wasmtime::Error| anyhow!("info call failed: {e:?}");
+        Ok(match &adapter.indices {
+            bindings::Indices::V0_2(i) => {
+                let guest = i.adapter.load(&mut store, &instance).map_err(failed)?;
+                guest
+                    .call_info(&mut store)
+                    .await
+                    .map_err(failed)?
+                    .into_host()
+            }
+            bindings::Indices::V0_3(i) => {
+                let guest = i.adapter.load(&mut store, &instance).map_err(failed)?;
+                guest
+                    .call_info(&mut store)
+                    .await
+                    .map_err(failed)?
+                    .into_host()
+            }
+        })
     }
 
     /// A store for one step of `endpoint`, with its limits and its first deadline set.

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use wasmtime::component::Instance;
 use wasmtime::{Store, Trap};
 
+use super::bindings::{Guests, Interface};
 use super::loader::LoadedAdapter;
 use super::store::StoreState;
 use super::translate::IntoHost;
-use crate::contract::{AdapterError, data_path, hypervisor, storage_array};
 use crate::engine::ports::{CallError, CallErrorKind, CallResult};
+use crate::model::AdapterError;
 
 /// A fresh instance of an endpoint's adapter. Dropped at the end of the step; an instance
 /// that trapped refuses further calls.
@@ -18,9 +19,8 @@ pub struct Session {
     pub(crate) store: Store<StoreState>,
     pub(crate) instance: Instance,
     pub(crate) adapter: Arc<LoadedAdapter>,
-    pub(crate) hypervisor: Option<hypervisor::Guest>,
-    pub(crate) storage_array: Option<storage_array::Guest>,
-    pub(crate) data_path: Option<data_path::Guest>,
+    /// The interfaces loaded so far, in the bindings of the adapter's contract version.
+    pub(crate) guests: Guests,
     broken: Option<String>,
     /// When the call in flight was armed, for the per-call metrics.
     armed_at: std::time::Instant,
@@ -35,10 +35,8 @@ impl Session {
         Self {
             store,
             instance,
+            guests: Guests::for_indices(&adapter.indices),
             adapter,
-            hypervisor: None,
-            storage_array: None,
-            data_path: None,
             broken: None,
             armed_at: std::time::Instant::now(),
         }
@@ -63,41 +61,25 @@ impl Session {
             let message = format!("instance unusable after an earlier failure ({reason})");
             return Err(self.error(call, CallErrorKind::Host(message)));
         }
-        let loaded = match interface {
-            Interface::Hypervisor if self.hypervisor.is_none() => {
-                self.adapter.hypervisor_indices.as_ref().map(|i| {
-                    i.load(&mut self.store, &self.instance)
-                        .map(|g| self.hypervisor = Some(g))
-                })
+        match self.guests.load(
+            &self.adapter.indices,
+            &mut self.store,
+            &self.instance,
+            interface,
+        ) {
+            Ok(true) => {}
+            Ok(false) => {
+                let message = format!(
+                    "adapter {} is a {} adapter, which has no {interface:?} interface",
+                    self.adapter.name, self.adapter.kind
+                );
+                return Err(self.error(call, CallErrorKind::Host(message)));
             }
-            Interface::StorageArray if self.storage_array.is_none() => {
-                self.adapter.storage_array_indices.as_ref().map(|i| {
-                    i.load(&mut self.store, &self.instance)
-                        .map(|g| self.storage_array = Some(g))
-                })
-            }
-            Interface::DataPath if self.data_path.is_none() => Some(
-                self.adapter
-                    .data_path_indices
-                    .load(&mut self.store, &self.instance)
-                    .map(|g| self.data_path = Some(g)),
-            ),
-            _ => Some(Ok(())),
-        };
-        match loaded {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
+            Err(e) => {
                 return Err(self.error(
                     call,
                     CallErrorKind::Host(format!("adapter does not match the contract: {e}")),
                 ));
-            }
-            None => {
-                let message = format!(
-                    "adapter {} is a {}, not a {interface:?}",
-                    self.adapter.name, self.adapter.kind
-                );
-                return Err(self.error(call, CallErrorKind::Host(message)));
             }
         }
         let timeout = self.store.data().endpoint.call_timeout;
@@ -108,10 +90,10 @@ impl Session {
     }
 
     /// Turns the outcome of a guest call into the call's result.
-    pub(crate) fn settle<T: IntoHost>(
+    pub(crate) fn settle<T: IntoHost, E: IntoHost<Host = AdapterError>>(
         &mut self,
         call: &'static str,
-        outcome: wasmtime::Result<Result<T, AdapterError>>,
+        outcome: wasmtime::Result<Result<T, E>>,
     ) -> CallResult<T::Host> {
         let result = match outcome {
             Ok(Ok(value)) => Ok(value.into_host()),
@@ -135,6 +117,21 @@ impl Session {
         result
     }
 
+    /// The answer to a call that the adapter's contract version does not have: `unsupported`,
+    /// as an adapter that cannot do it would say, so callers fall back the same way.
+    pub(crate) fn not_in_version(&mut self, call: &'static str, since: &str) -> CallError {
+        let message = format!(
+            "adapter {} speaks contract {}, which has no {call} (added in {since})",
+            self.adapter.name,
+            self.adapter.indices.version()
+        );
+        self.count(call, false);
+        self.error(
+            call,
+            CallErrorKind::Adapter(AdapterError::Unsupported(message)),
+        )
+    }
+
     /// Counts a finished call (since it was armed) in the process's call metrics.
     fn count(&self, call: &'static str, ok: bool) {
         super::metrics::record(self.endpoint_name(), call, ok, self.armed_at.elapsed());
@@ -156,35 +153,48 @@ impl Session {
     }
 }
 
-/// The contract interface a call belongs to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Interface {
-    Hypervisor,
-    StorageArray,
-    DataPath,
-}
-
-/// Calls one guest function: `guest_call!(self, Interface::X, field, "call-name", |guest, store| guest.call_x(store, ...))`.
+/// Calls one guest function in the bindings of the adapter's version:
+/// `guest_call!(self, Interface::X, field, "call-name", |guest, store| guest.call_x(store, ...))`.
+/// The call expression is written once and type-checked against each version's bindings;
+/// arguments in host types go through `FromHost::from_host`, which picks the version's type.
+/// `plain` is for calls without an adapter error; `since v0_3` for calls a 0.2.0 adapter
+/// lacks (it answers `unsupported`).
 macro_rules! guest_call {
-    ($session:expr, $iface:expr, $field:ident, $name:literal, |$guest:ident, $store:ident| $call:expr) => {{
-        let session: &mut $crate::runtime::Session = $session;
-        session.arm($name, $iface)?;
+    (@arm $session:ident, $guests:ident, $field:ident, $name:literal, $settle:ident, |$guest:ident, $store:ident| $call:expr) => {{
         let outcome = {
-            let $guest = session.$field.as_ref().expect("interface loaded by arm");
-            let $store = &mut session.store;
+            let $guest = $guests.$field.as_ref().expect("interface loaded by arm");
+            let $store = &mut $session.store;
             $call.await
         };
-        session.settle($name, outcome)
+        $session.$settle($name, outcome)
     }};
-    (plain $session:expr, $iface:expr, $field:ident, $name:literal, |$guest:ident, $store:ident| $call:expr) => {{
+    (@any $settle:ident, $session:expr, $iface:expr, $field:ident, $name:literal, |$guest:ident, $store:ident| $call:expr) => {{
         let session: &mut $crate::runtime::Session = $session;
         session.arm($name, $iface)?;
-        let outcome = {
-            let $guest = session.$field.as_ref().expect("interface loaded by arm");
-            let $store = &mut session.store;
-            $call.await
-        };
-        session.settle_plain($name, outcome)
+        match &session.guests {
+            $crate::runtime::bindings::Guests::V0_2(guests) => {
+                guest_call!(@arm session, guests, $field, $name, $settle, |$guest, $store| $call)
+            }
+            $crate::runtime::bindings::Guests::V0_3(guests) => {
+                guest_call!(@arm session, guests, $field, $name, $settle, |$guest, $store| $call)
+            }
+        }
     }};
+    (plain $session:expr, $iface:expr, $field:ident, $name:literal, |$guest:ident, $store:ident| $call:expr) => {
+        guest_call!(@any settle_plain, $session, $iface, $field, $name, |$guest, $store| $call)
+    };
+    (since v0_3 $session:expr, $iface:expr, $field:ident, $name:literal, |$guest:ident, $store:ident| $call:expr) => {{
+        let session: &mut $crate::runtime::Session = $session;
+        session.arm($name, $iface)?;
+        match &session.guests {
+            $crate::runtime::bindings::Guests::V0_2(_) => Err(session.not_in_version($name, "0.3.0")),
+            $crate::runtime::bindings::Guests::V0_3(guests) => {
+                guest_call!(@arm session, guests, $field, $name, settle, |$guest, $store| $call)
+            }
+        }
+    }};
+    ($session:expr, $iface:expr, $field:ident, $name:literal, |$guest:ident, $store:ident| $call:expr) => {
+        guest_call!(@any settle, $session, $iface, $field, $name, |$guest, $store| $call)
+    };
 }
 pub(crate) use guest_call;

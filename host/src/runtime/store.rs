@@ -6,7 +6,6 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::endpoint::EndpointSpec;
-use crate::contract::host_imports::{self, LogLevel};
 
 /// Guest path of the endpoint's private data directory.
 pub const DATA_DIR_GUEST_PATH: &str = "/data";
@@ -104,21 +103,57 @@ impl WasiView for StoreState {
     }
 }
 
-impl host_imports::Host for StoreState {
-    async fn log(&mut self, level: LogLevel, message: String) {
+impl StoreState {
+    /// An adapter's log line into the host's tracing, tagged with the endpoint.
+    fn log_line(&self, level: tracing::Level, message: &str) {
         let endpoint = self.endpoint.name.as_str();
         match level {
-            LogLevel::Trace => tracing::trace!(endpoint, "{message}"),
-            LogLevel::Debug => tracing::debug!(endpoint, "{message}"),
-            LogLevel::Info => tracing::info!(endpoint, "{message}"),
-            LogLevel::Warn => tracing::warn!(endpoint, "{message}"),
-            LogLevel::Error => tracing::error!(endpoint, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(endpoint, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(endpoint, "{message}"),
+            tracing::Level::INFO => tracing::info!(endpoint, "{message}"),
+            tracing::Level::WARN => tracing::warn!(endpoint, "{message}"),
+            tracing::Level::ERROR => tracing::error!(endpoint, "{message}"),
         }
-    }
-
-    async fn setting(&mut self, key: String) -> Option<String> {
-        self.endpoint.settings.get(&key).cloned()
     }
 }
 
-impl crate::contract::tidemark::adapter::types::Host for StoreState {}
+/// The host imports of one contract version, each a thin call of the version-free code
+/// above: `$level` maps that version's log levels.
+macro_rules! host_imports {
+    ($version:ident) => {
+        impl crate::contract::$version::host_imports::Host for StoreState {
+            async fn log(
+                &mut self,
+                level: crate::contract::$version::host_imports::LogLevel,
+                message: String,
+            ) {
+                use crate::contract::$version::host_imports::LogLevel;
+                let level = match level {
+                    LogLevel::Trace => tracing::Level::TRACE,
+                    LogLevel::Debug => tracing::Level::DEBUG,
+                    LogLevel::Info => tracing::Level::INFO,
+                    LogLevel::Warn => tracing::Level::WARN,
+                    LogLevel::Error => tracing::Level::ERROR,
+                };
+                self.log_line(level, &message);
+            }
+
+            async fn setting(&mut self, key: String) -> Option<String> {
+                self.endpoint.settings.get(&key).cloned()
+            }
+
+            host_imports!(@since $version);
+        }
+
+        impl crate::contract::$version::tidemark::adapter::types::Host for StoreState {}
+    };
+    (@since v0_2) => {};
+    (@since v0_3) => {
+        async fn secret(&mut self, name: String) -> Option<String> {
+            self.endpoint.secrets.get(&name).cloned()
+        }
+    };
+}
+
+host_imports!(v0_2);
+host_imports!(v0_3);

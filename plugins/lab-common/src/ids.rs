@@ -39,3 +39,8 @@ pub fn check_wwn(wwn: &str) -> AdapterResult<()> {
 pub fn check_mount_point(mount: &str) -> AdapterResult<()> {
     tidemark_names::check_mount_point(mount).map_err(|e| AdapterError::Invalid(e.to_string()))
 }
+
+/// A MAC address, `invalid` naming it otherwise.
+pub fn check_mac(mac: &str) -> AdapterResult<()> {
+    tidemark_names::check_mac(mac).map_err(|e| AdapterError::Invalid(e.to_string()))
+}

@@ -9,5 +9,5 @@ mod state;
 
 pub use device::{VolumeReader, VolumeWriter};
 pub use error::store_error;
-pub use ids::{check_mount_point, check_wwn, random_hex, token_key};
+pub use ids::{check_mac, check_mount_point, check_wwn, random_hex, token_key};
 pub use state::{Lab, lab};

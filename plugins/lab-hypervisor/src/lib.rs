@@ -67,6 +67,8 @@ fn new_disk(vm_id: &str, device_id: String, disk: &NewDisk) -> AdapterResult<Dev
         backing: DeviceBacking::VirtualDisk(volume),
         capacity: disk.capacity,
         mount_point: disk.mount_point.clone(),
+        shared: false,
+        labels: Vec::new(),
     })
 }
 
@@ -79,6 +81,8 @@ fn mapped_lun(device_id: String, mapping: &LunMapping) -> AdapterResult<Device> 
         backing: DeviceBacking::MappedLun(mapping.lun.clone()),
         capacity: mapping.capacity,
         mount_point: mapping.mount_point.clone(),
+        shared: false,
+        labels: Vec::new(),
     })
 }
 
@@ -129,6 +133,10 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
             .map(|h| HostInfo {
                 id: h.clone(),
                 name: h,
+                // The lab pretends to no capacity it does not have: unknown.
+                cpus: None,
+                memory: None,
+                free_capacity: None,
             })
             .collect())
     }
@@ -169,6 +177,7 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
         let vm_id = format!("vm-{}", random_hex(12));
         let mut record = VmRecord::new(&vm_id, &spec.name, &spec.host_id);
         record.created_by = Some(key);
+        record.hardware = vm::HardwareRecord::from_spec(&spec.hardware)?;
         for device_spec in &spec.devices {
             let device_id = record.next_device_id();
             let device = match device_spec {
@@ -290,6 +299,8 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
             backing: DeviceBacking::VirtualDisk(format!("{}@{snapshot_id}", snapshot.volume)),
             capacity,
             mount_point,
+            shared: false,
+            labels: Vec::new(),
         };
         record.add_device(device.clone())?;
         record.attachments.insert(

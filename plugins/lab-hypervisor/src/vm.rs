@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use lab_common::lab;
+use lab_common::{check_mac, lab};
 use serde::{Deserialize, Serialize};
 use tidemark_sdk::{
-    AdapterError, AdapterResult, Device, DeviceBacking, MappedLun, MappingMode, PowerState, VmInfo,
+    AdapterError, AdapterResult, Device, DeviceBacking, Firmware, Hardware, MappedLun, MappingMode,
+    Nic, PowerState, VmInfo,
 };
 
 /// A snapshot of one virtual disk.
@@ -36,6 +37,108 @@ pub struct DeviceRecord {
     pub physical: bool,
 }
 
+/// A NIC as the record keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NicRecord {
+    pub mac: String,
+    pub network: String,
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// The hardware as the record keeps it; what was not given stays unknown.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HardwareRecord {
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    #[serde(default)]
+    pub memory: Option<u64>,
+    /// `bios` or `uefi`.
+    #[serde(default)]
+    pub firmware: Option<String>,
+    #[serde(default)]
+    pub nics: Vec<NicRecord>,
+    #[serde(default)]
+    pub disk_bus: Option<String>,
+    #[serde(default)]
+    pub guest_os: Option<String>,
+}
+
+impl HardwareRecord {
+    /// Checks what a spec asks for and keeps it: `invalid` naming the field otherwise.
+    pub fn from_spec(hardware: &Hardware) -> AdapterResult<Self> {
+        if hardware.cpus == Some(0) || hardware.cpus.is_some_and(|c| c > 1024) {
+            return Err(AdapterError::Invalid(
+                "a VM must have 1 to 1024 vCPUs".to_string(),
+            ));
+        }
+        if hardware
+            .memory
+            .is_some_and(|m| m < (1 << 20) || m > (16 << 40))
+        {
+            return Err(AdapterError::Invalid(
+                "a VM's memory must be between 1 MiB and 16 TiB".to_string(),
+            ));
+        }
+        let mut nics = Vec::new();
+        for nic in &hardware.nics {
+            let mac = nic.mac.to_ascii_lowercase();
+            check_mac(&mac)?;
+            if nic.network.trim().is_empty() || nic.network.len() > 64 {
+                return Err(AdapterError::Invalid(format!(
+                    "NIC {mac}: a network name must have 1 to 64 characters"
+                )));
+            }
+            if nics.iter().any(|n: &NicRecord| n.mac == mac) {
+                return Err(AdapterError::Invalid(format!("MAC {mac} is given twice")));
+            }
+            nics.push(NicRecord {
+                mac,
+                network: nic.network.clone(),
+                model: nic.model.clone(),
+            });
+        }
+        Ok(Self {
+            cpus: hardware.cpus,
+            memory: hardware.memory,
+            firmware: hardware.firmware.map(|f| {
+                match f {
+                    Firmware::Bios => "bios",
+                    Firmware::Uefi => "uefi",
+                }
+                .to_string()
+            }),
+            nics,
+            disk_bus: hardware.disk_bus.clone(),
+            guest_os: hardware.guest_os.clone(),
+        })
+    }
+
+    /// As the contract reports it.
+    pub fn hardware(&self) -> Hardware {
+        Hardware {
+            cpus: self.cpus,
+            memory: self.memory,
+            firmware: match self.firmware.as_deref() {
+                Some("bios") => Some(Firmware::Bios),
+                Some("uefi") => Some(Firmware::Uefi),
+                _ => None,
+            },
+            nics: self
+                .nics
+                .iter()
+                .map(|n| Nic {
+                    mac: n.mac.clone(),
+                    network: n.network.clone(),
+                    model: n.model.clone(),
+                })
+                .collect(),
+            disk_bus: self.disk_bus.clone(),
+            guest_os: self.guest_os.clone(),
+        }
+    }
+}
+
 /// A VM as the lab keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VmRecord {
@@ -56,6 +159,9 @@ pub struct VmRecord {
     /// Devices by the key of the token that added them, saved with the VM for the same reason.
     #[serde(default)]
     pub made_by: BTreeMap<String, String>,
+    /// What the VM was created with (contract 0.3.0); unknown for VMs made before.
+    #[serde(default)]
+    pub hardware: HardwareRecord,
     #[serde(skip)]
     pub devices: Vec<Device>,
     #[serde(skip, default = "off")]
@@ -79,6 +185,7 @@ impl VmRecord {
             attachments: BTreeMap::new(),
             created_by: None,
             made_by: BTreeMap::new(),
+            hardware: HardwareRecord::default(),
             devices: Vec::new(),
             power: PowerState::Off,
         }
@@ -145,6 +252,7 @@ impl VmRecord {
             host_id: self.host_id.clone(),
             power: self.power,
             devices: self.devices.clone(),
+            hardware: self.hardware.hardware(),
         }
     }
 
@@ -204,6 +312,8 @@ impl VmRecord {
                     backing,
                     capacity: r.capacity,
                     mount_point: r.mount_point.clone(),
+                    shared: false,
+                    labels: Vec::new(),
                 })
             })
             .collect::<AdapterResult<_>>()?;

@@ -12,6 +12,9 @@ pub enum Malformed {
     /// Not `naa.` and 16 or 32 hex digits.
     #[error("malformed WWN '{0}': expected naa. followed by 16 or 32 hex digits")]
     Wwn(String),
+    /// Not six colon-separated hex pairs.
+    #[error("malformed MAC address '{0}': expected six hex pairs like 52:54:00:12:34:56")]
+    Mac(String),
     /// A name (of a VM, endpoint, token, ...) that is not safe in paths, URLs and shells.
     #[error(
         "malformed {what} name '{name}': use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -50,6 +53,21 @@ pub fn check_wwn(wwn: &str) -> Result<(), Malformed> {
         Ok(())
     } else {
         Err(Malformed::Wwn(wwn.to_string()))
+    }
+}
+
+/// A MAC address: six hex pairs separated by colons (either case; Tidemark keeps them
+/// lower case).
+pub fn check_mac(mac: &str) -> Result<(), Malformed> {
+    let pairs: Vec<&str> = mac.split(':').collect();
+    let ok = pairs.len() == 6
+        && pairs
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(Malformed::Mac(mac.to_string()))
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, DeviceRecord, MAPPED_LUN, VIRTUAL_DISK, VmRecord};
 use crate::engine::ports::Endpoints;
 use crate::model::{DeviceBacking, VmInfo};
-use crate::names::{check_mount_point, check_wwn};
+use crate::names::{check_mac, check_mount_point, check_wwn};
 
 /// A VM as discovered, with the owner of every mapped LUN (WWN → array endpoint).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +45,24 @@ pub fn validate_vm(endpoint: &str, vm: &VmInfo) -> anyhow::Result<()> {
             && let Err(e) = check_wwn(&lun.wwn)
         {
             problems.push(format!("device {}: {e}", d.id));
+        }
+    }
+    let hardware = &vm.hardware;
+    if hardware.cpus == Some(0) {
+        problems.push("0 vCPUs".to_string());
+    }
+    if hardware.memory == Some(0) {
+        problems.push("0 bytes of memory".to_string());
+    }
+    let mut macs = BTreeSet::new();
+    for nic in &hardware.nics {
+        if let Err(e) = check_mac(&nic.mac) {
+            problems.push(format!("NIC: {e}"));
+        } else if !macs.insert(nic.mac.to_ascii_lowercase()) {
+            problems.push(format!("MAC {} used twice", nic.mac));
+        }
+        if nic.network.trim().is_empty() {
+            problems.push(format!("NIC {} on a network with no name", nic.mac));
         }
     }
     if problems.is_empty() {
@@ -136,6 +154,7 @@ pub fn vm_record(name: &str, endpoint: &str, info: &VmInfo) -> VmRecord {
         vm_ref: info.id.clone(),
         host: info.host_id.clone(),
         power: info.power.to_string(),
+        hardware: info.hardware.clone(),
         devices: info
             .devices
             .iter()

@@ -3,5 +3,6 @@
 //! ([`retention`]).
 
 pub mod discover;
+pub mod endpoints;
 pub mod inventory;
 pub mod retention;

@@ -13,8 +13,9 @@ use crate::engine::ports::{
     StorageArray, WriterHandle,
 };
 use crate::model::{
-    AdapterError, DeviceBacking, DeviceSpec, Extent, HostInfo, LunInfo, LunMapping, MappedLun,
-    MappingMode, NewDisk, PowerState, SnapshotRef, VmDevice, VmInfo, VmSpec,
+    AdapterError, ConsoleOutput, DeviceBacking, DeviceSpec, Extent, HostInfo, LunInfo, LunMapping,
+    MappedLun, MappingMode, NetworkInfo, NewDisk, PowerState, SnapshotRef, VmDevice, VmInfo,
+    VmSpec,
 };
 
 /// The hypervisor endpoint's name.
@@ -130,6 +131,8 @@ impl FakeSystems {
                 backing: DeviceBacking::VirtualDisk(disk),
                 capacity: size as u64,
                 mount_point: "C:".into(),
+                shared: false,
+                labels: Vec::new(),
             },
             VmDevice {
                 id: "dev-1".into(),
@@ -139,6 +142,8 @@ impl FakeSystems {
                 }),
                 capacity: size as u64,
                 mount_point: "D:".into(),
+                shared: false,
+                labels: Vec::new(),
             },
         ];
         w.vms.insert(
@@ -262,6 +267,7 @@ impl Session {
             host_id: v.host.clone(),
             power: v.power,
             devices: v.devices.clone(),
+            hardware: Default::default(),
         })
     }
 
@@ -360,6 +366,9 @@ impl Hypervisor for Session {
             .map(|h| HostInfo {
                 id: h.to_string(),
                 name: h.to_string(),
+                cpus: None,
+                memory: None,
+                free_capacity: None,
             })
             .collect())
     }
@@ -394,6 +403,8 @@ impl Hypervisor for Session {
                         backing: DeviceBacking::VirtualDisk(disk),
                         capacity: *capacity,
                         mount_point: mount_point.clone(),
+                        shared: false,
+                        labels: Vec::new(),
                     });
                 }
                 DeviceSpec::MapLun(m) => devices.push(VmDevice {
@@ -401,6 +412,8 @@ impl Hypervisor for Session {
                     backing: DeviceBacking::MappedLun(m.lun.clone()),
                     capacity: m.capacity,
                     mount_point: m.mount_point.clone(),
+                    shared: false,
+                    labels: Vec::new(),
                 }),
             }
         }
@@ -484,6 +497,8 @@ impl Hypervisor for Session {
             backing: DeviceBacking::MappedLun(mapping.lun.clone()),
             capacity: mapping.capacity,
             mount_point: mapping.mount_point.clone(),
+            shared: false,
+            labels: Vec::new(),
         };
         vm.devices.push(device.clone());
         let _ = token;
@@ -537,6 +552,8 @@ impl Hypervisor for Session {
             backing: DeviceBacking::VirtualDisk(format!("snap:{snapshot_id}")),
             capacity: bytes.len() as u64,
             mount_point: mount_point.to_string(),
+            shared: false,
+            labels: Vec::new(),
         };
         vm.devices.push(device.clone());
         Ok(device)
@@ -705,6 +722,46 @@ impl Hypervisor for Session {
                 AdapterError::NotFound(format!("no writable disk {device_id} of {vm_id}")),
             ),
         }
+    }
+    async fn quiesce(&mut self, vm_id: &str) -> CallResult<()> {
+        // No guest writes behind the fake's back: holding them is nothing to do.
+        let w = self.begin("quiesce")?;
+        if w.vms.contains_key(vm_id) {
+            Ok(())
+        } else {
+            self.refuse("quiesce", AdapterError::NotFound(format!("no VM {vm_id}")))
+        }
+    }
+    async fn unquiesce(&mut self, vm_id: &str) -> CallResult<()> {
+        let w = self.begin("unquiesce")?;
+        if w.vms.contains_key(vm_id) {
+            Ok(())
+        } else {
+            self.refuse(
+                "unquiesce",
+                AdapterError::NotFound(format!("no VM {vm_id}")),
+            )
+        }
+    }
+    async fn read_console(&mut self, vm_id: &str, _from: u64) -> CallResult<ConsoleOutput> {
+        drop(self.begin("read-console")?);
+        let message = format!("the fake has no console for {vm_id}");
+        self.refuse("read-console", AdapterError::Unsupported(message))
+    }
+    async fn create_network(
+        &mut self,
+        name: &str,
+        _isolated: bool,
+        _token: &str,
+    ) -> CallResult<NetworkInfo> {
+        drop(self.begin("create-network")?);
+        let message = format!("the fake has no networks ({name})");
+        self.refuse("create-network", AdapterError::Unsupported(message))
+    }
+    async fn delete_network(&mut self, network_id: &str) -> CallResult<()> {
+        drop(self.begin("delete-network")?);
+        let message = format!("the fake has no networks ({network_id})");
+        self.refuse("delete-network", AdapterError::Unsupported(message))
     }
 }
 

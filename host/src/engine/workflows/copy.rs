@@ -217,7 +217,7 @@ async fn run(
                 let detail = format!("reusing proxy VM {name} on {proxy_host}");
                 return Ok(Done::new(ProxyVm { id: existing.id, name, created: false }, detail));
             }
-            let spec = VmSpec { name: name.clone(), host_id: proxy_host.to_string(), devices: Vec::new() };
+            let spec = VmSpec { name: name.clone(), host_id: proxy_host.to_string(), devices: Vec::new(), hardware: Default::default() };
             let info = hv.create_vm(&spec, step.token()).await?;
             step.made(Undo::DeleteVm { endpoint: hv_endpoint.to_string(), vm_ref: info.id.clone() });
             let detail = format!("created proxy VM {name} ({}) on {proxy_host}", info.id);

@@ -249,6 +249,7 @@ async fn run(
         let disks = &disks;
         ctx.step("create-vm", |step| async move {
             let spec = VmSpec {
+                hardware: Default::default(),
                 name: target.name.clone(),
                 host_id: target.host.clone(),
                 devices: disks

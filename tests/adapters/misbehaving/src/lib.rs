@@ -7,8 +7,9 @@
 //! Test-only: never shipped with the product.
 
 use tidemark_sdk::{
-    About, AdapterError, AdapterResult, Device, DeviceBacking, DeviceRead, DeviceWrite, HostInfo,
-    LunMapping, MappedLun, MappingMode, NewDisk, PowerState, SnapshotRef, VmInfo, VmSpec,
+    About, AdapterError, AdapterResult, Device, DeviceBacking, DeviceRead, DeviceWrite, Hardware,
+    HostInfo, LunMapping, MappedLun, MappingMode, NewDisk, Nic, PowerState, SnapshotRef, VmInfo,
+    VmSpec,
 };
 
 struct Misbehaving;
@@ -37,6 +38,9 @@ fn try_escape() -> AdapterResult<Vec<HostInfo>> {
                 return Ok(vec![HostInfo {
                     id: "ESCAPED".into(),
                     name: format!("read {} bytes of {path}", bytes.len()),
+                    cpus: None,
+                    memory: None,
+                    free_capacity: None,
                 }]);
             }
             Err(e) => refused.push(format!("{path}: {e}")),
@@ -66,14 +70,30 @@ fn nonsense_vm() -> VmInfo {
                 backing: lun("not-a-wwn"),
                 capacity: 0,
                 mount_point: "".into(),
+                shared: false,
+                labels: vec![],
             },
             Device {
                 id: "d1".into(),
                 backing: lun("naa.zz"),
                 capacity: 1,
                 mount_point: "C:".into(),
+                shared: true,
+                labels: vec![("".into(), "\u{0}".into())],
             },
         ],
+        hardware: Hardware {
+            cpus: Some(0),
+            memory: Some(u64::MAX),
+            firmware: None,
+            nics: vec![Nic {
+                mac: "not-a-mac".into(),
+                network: "".into(),
+                model: None,
+            }],
+            disk_bus: None,
+            guest_os: None,
+        },
     }
 }
 
@@ -105,6 +125,9 @@ impl tidemark_sdk::Hypervisor for Misbehaving {
             _ => Ok(vec![HostInfo {
                 id: "ok".into(),
                 name: "ok".into(),
+                cpus: None,
+                memory: None,
+                free_capacity: None,
             }]),
         }
     }
