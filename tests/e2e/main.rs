@@ -5,6 +5,7 @@ mod api;
 mod bad_input;
 mod client;
 mod copies;
+mod contracts;
 mod copy_store;
 mod daemons;
 mod harness;
