@@ -199,9 +199,8 @@ async fn bad_adapter_files_are_rejected_and_the_rest_still_load() {
         .collect();
     let fixture = Fixture::new(&[("garbage.wasm", garbage), ("future.wasm", future)]).await;
 
-    let rejected: BTreeMap<&str, &str> = fixture
-        .runtime
-        .rejected
+    let all_rejected = fixture.runtime.rejected();
+    let rejected: BTreeMap<&str, &str> = all_rejected
         .iter()
         .map(|(name, reason)| (name.as_str(), reason.as_str()))
         .collect();
@@ -446,9 +445,9 @@ async fn a_contract_0_2_0_adapter_still_works() {
     let frozen = std::fs::read(CONTRACT_V0_2_WASM).unwrap();
     let fixture = Fixture::new(&[("frozen.wasm", frozen)]).await;
     assert!(
-        fixture.runtime.rejected.is_empty(),
+        fixture.runtime.rejected().is_empty(),
         "{:?}",
-        fixture.runtime.rejected
+        fixture.runtime.rejected()
     );
     let loaded = fixture
         .runtime

@@ -35,8 +35,18 @@ fn a_contract_0_2_0_array_serves_snapshot_copy_and_revert() {
     assert_eq!(contract_of("lab-array"), Some("0.3.0".into()), "{adapters}");
 
     lab.ok(&[
-        "lab", "vm", "create", "legacy", "--host", "esx-a", "--disk", "C:=16MiB", "--lun",
-        "D:=16MiB:physical", "--array", "old",
+        "lab",
+        "vm",
+        "create",
+        "legacy",
+        "--host",
+        "esx-a",
+        "--disk",
+        "C:=16MiB",
+        "--lun",
+        "D:=16MiB:physical",
+        "--array",
+        "old",
     ]);
     let first = pattern(1, 300_000);
     lab.write("legacy", "D:", 4093, &first);
@@ -45,8 +55,14 @@ fn a_contract_0_2_0_array_serves_snapshot_copy_and_revert() {
     lab.ok(&["copy", "legacy", &point]);
     lab.write("legacy", "D:", 4093, &pattern(2, 300_000));
     lab.ok(&["revert", "legacy", &point]);
-    assert!(lab.read("legacy", "D:", 4093, first.len()) == first, "the 0.2.0 LUN reverted");
-    assert!(lab.read("legacy", "C:", 0, first.len()) == first, "the 0.3.0 disk reverted");
+    assert!(
+        lab.read("legacy", "D:", 4093, first.len()) == first,
+        "the 0.2.0 LUN reverted"
+    );
+    assert!(
+        lab.read("legacy", "C:", 0, first.len()) == first,
+        "the 0.3.0 disk reverted"
+    );
     lab.ok(&["verify", &point]);
     lab.assert_reconciled();
 }
@@ -56,8 +72,22 @@ fn hardware_from_lab_vm_create_is_kept_in_the_catalog() {
     let lab = Lab::empty();
     lab.ok(&["lab", "init"]);
     lab.ok(&[
-        "lab", "vm", "create", "hw", "--host", "esx-a", "--disk", "C:=16MiB", "--cpus", "2",
-        "--memory", "4GiB", "--nic", "52:54:00:AA:00:01@prod", "--firmware", "uefi",
+        "lab",
+        "vm",
+        "create",
+        "hw",
+        "--host",
+        "esx-a",
+        "--disk",
+        "C:=16MiB",
+        "--cpus",
+        "2",
+        "--memory",
+        "4GiB",
+        "--nic",
+        "52:54:00:AA:00:01@prod",
+        "--firmware",
+        "uefi",
     ]);
     let vm = lab.ok(&["vm", "show", "hw"]);
     let hardware = &vm["hardware"];
@@ -66,7 +96,10 @@ fn hardware_from_lab_vm_create_is_kept_in_the_catalog() {
     assert_eq!(hardware["firmware"], "uefi", "{vm}");
     assert_eq!(hardware["nics"][0]["mac"], "52:54:00:aa:00:01", "{vm}");
     assert_eq!(hardware["nics"][0]["network"], "prod", "{vm}");
-    assert!(hardware.get("disk_bus").is_none(), "unknown stays absent: {vm}");
+    assert!(
+        hardware.get("disk_bus").is_none(),
+        "unknown stays absent: {vm}"
+    );
 
     for (flag, value, says) in [
         ("--nic", "52:54:00:aa:00@prod", "malformed MAC"),

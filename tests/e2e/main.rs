@@ -1,11 +1,12 @@
 //! End-to-end tests: they drive the built `tidemark` binary, which runs the real lab Wasm
 //! adapters, on a fresh data directory each.
 
+mod adapters_live;
 mod api;
 mod bad_input;
 mod client;
-mod copies;
 mod contracts;
+mod copies;
 mod copy_store;
 mod daemons;
 mod harness;

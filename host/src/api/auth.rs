@@ -68,7 +68,8 @@ pub fn hash_token(token: &str) -> String {
 /// audit log and endpoint changes `admin`.
 pub fn required_role(method: &Method, path: &str) -> Role {
     let admin_area = path.starts_with("/v1/tokens") || path.starts_with("/v1/audit");
-    if admin_area || (path.starts_with("/v1/endpoints") && method != Method::GET) {
+    let managed = path.starts_with("/v1/endpoints") || path.starts_with("/v1/adapters");
+    if admin_area || (managed && method != Method::GET) {
         Role::Admin
     } else if path.starts_with("/v1/lab/") {
         Role::Operator

@@ -23,6 +23,9 @@ pub struct ServeConfig {
     /// Largest request body in bytes; larger ones get 413. Default 65536 (64 KiB).
     /// Env `TIDEMARK_BODY_LIMIT` (also takes units: `1MiB`).
     pub body_limit: usize,
+    /// Largest adapter component `POST /v1/adapters` takes, in bytes; larger ones get 413.
+    /// Default 64 MiB. Env `TIDEMARK_ADAPTER_BODY_LIMIT` (also takes units).
+    pub adapter_body_limit: usize,
     /// Seconds a token found valid is trusted without asking the catalog again (so a
     /// deleted token keeps working at most this long). Default 5; 0 asks every time.
     /// Env `TIDEMARK_TOKEN_CACHE_TTL`.
@@ -55,6 +58,7 @@ impl Default for ServeConfig {
             listen: DEFAULT_LISTEN.parse().expect("a valid default address"),
             max_running_jobs: crate::engine::slots::DEFAULT_MAX_RUNNING_JOBS,
             body_limit: 64 * 1024,
+            adapter_body_limit: 64 << 20,
             token_cache_ttl_secs: 5,
             log: crate::logging::DEFAULT_FILTER.to_string(),
             tls: TlsConfig::default(),
@@ -67,6 +71,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TIDEMARK_LISTEN", "listen"),
     ("TIDEMARK_MAX_RUNNING_JOBS", "max_running_jobs"),
     ("TIDEMARK_BODY_LIMIT", "body_limit"),
+    ("TIDEMARK_ADAPTER_BODY_LIMIT", "adapter_body_limit"),
     ("TIDEMARK_TOKEN_CACHE_TTL", "token_cache_ttl_secs"),
     ("RUST_LOG", "log"),
     ("TIDEMARK_TLS_CERT", "tls.cert"),
@@ -137,6 +142,10 @@ impl ServeConfig {
                 let bytes = crate::units::parse_size(raw).map_err(anyhow::Error::msg)?;
                 self.body_limit = usize::try_from(bytes).context("too large")?;
             }
+            "adapter_body_limit" => {
+                let bytes = crate::units::parse_size(raw).map_err(anyhow::Error::msg)?;
+                self.adapter_body_limit = usize::try_from(bytes).context("too large")?;
+            }
             "token_cache_ttl_secs" => {
                 self.token_cache_ttl_secs = raw.parse().context("expected whole seconds")?
             }
@@ -158,6 +167,9 @@ impl ServeConfig {
         }
         if self.body_limit == 0 {
             bail!("body_limit must be at least 1 byte");
+        }
+        if self.adapter_body_limit == 0 {
+            bail!("adapter_body_limit must be at least 1 byte");
         }
         crate::logging::parse_filter(&self.log).context("setting `log`")?;
         match (&self.tls.cert, &self.tls.key) {

@@ -74,25 +74,6 @@ pub fn endpoint_docs(data: &DataDir) -> anyhow::Result<Vec<Value>> {
         .collect())
 }
 
-/// Loaded adapters with contract version and capabilities, then the rejected ones with why.
-pub fn adapter_docs(data: &DataDir) -> Vec<Value> {
-    let admin = data.admin();
-    let mut docs: Vec<Value> = admin
-        .adapters()
-        .into_iter()
-        .map(|a| {
-            json!({
-                "name": a.name, "kind": a.kind, "source": a.source, "contract": a.contract,
-                "vendor": a.vendor, "version": a.version, "capabilities": a.capabilities,
-            })
-        })
-        .collect();
-    for rejected in admin.rejected() {
-        docs.push(json!({ "name": rejected.name, "rejected": rejected.reason }));
-    }
-    docs
-}
-
 /// Body of `POST /v1/endpoints`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

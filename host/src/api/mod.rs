@@ -4,6 +4,7 @@
 //! server resumes every unfinished job when it starts again. Plain HTTP on loopback, or
 //! HTTPS anywhere ([`config`], [`tls`]).
 
+mod adapters;
 pub mod auth;
 mod bodies;
 mod cache;
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub resumes_at_start: bool,
     /// Request bodies larger than this are refused (413).
     pub body_limit: usize,
+    /// Adapter components larger than this are refused (413).
+    pub adapter_body_limit: usize,
     /// Serialized answers of the busiest reads.
     pub cache: cache::ResponseCache,
     /// How many jobs started over the API may run at once; past it `POST /v1/jobs` is a
@@ -69,6 +72,7 @@ impl ApiState {
             cache: cache::ResponseCache::default(),
             tokens: auth::TokenCache::new(config.token_cache_ttl()),
             body_limit: config.body_limit,
+            adapter_body_limit: config.adapter_body_limit,
             max_running_jobs: config.max_running_jobs,
         })
     }
@@ -107,7 +111,9 @@ fn registered() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(routes::resume))
         .routes(routes!(copies::upgrade))
         .routes(routes!(copies::rebuild_index))
-        .routes(routes!(routes::adapters))
+        .routes(routes!(adapters::list_adapters))
+        .routes(without_body_limit(routes!(adapters::add_adapter)))
+        .routes(routes!(adapters::remove_adapter))
         .routes(routes!(routes::tokens, tokens::create_token))
         .routes(routes!(routes::audit))
         .routes(without_body_limit(routes!(

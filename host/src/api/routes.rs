@@ -535,12 +535,6 @@ pub async fn inventory(
     ok(super::inventory::report(&state, filter.endpoint.as_deref()).await?)
 }
 
-/// `GET /v1/adapters`: loaded adapters with their contract version and capabilities.
-#[utoipa::path(get, path = "/v1/adapters", operation_id = "list_adapters", responses((status = 200, description = "Loaded (and rejected) adapters", body = Vec<Object>)))]
-pub async fn adapters(State(state): State<Arc<ApiState>>) -> ApiResult {
-    ok(super::endpoints::adapter_docs(&state.data))
-}
-
 /// `GET /v1/tokens` (admin): names and roles, never the tokens.
 #[utoipa::path(get, path = "/v1/tokens", operation_id = "list_tokens", responses((status = 200, description = "Tokens by name and role", body = Vec<TokenRecord>)))]
 pub async fn tokens(State(state): State<Arc<ApiState>>) -> ApiResult {

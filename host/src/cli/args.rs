@@ -89,8 +89,11 @@ pub enum Command {
     /// Configured endpoints.
     #[command(subcommand)]
     Endpoint(EndpointCommand),
-    /// Loaded adapters (embedded and from <data-dir>/adapters).
+    /// Loaded adapters (embedded and from <data-dir>/adapters); the same as `adapter list`.
     Adapters,
+    /// Adapters added, listed and removed while the server runs.
+    #[command(subcommand)]
+    Adapter(AdapterCommand),
     /// Copies a recovery point into the copy store through a proxy VM (without POINT:
     /// snapshots first). Only what changed since the device's previous copy is read.
     Copy {
@@ -190,6 +193,21 @@ pub enum StoreCommand {
     Upgrade,
     /// Rebuilds the chunk index from the pack headers (after index objects were lost).
     RebuildIndex,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdapterCommand {
+    /// Adds an adapter component (or a new version of one); usable at once, also by a
+    /// running server. Its name is the file's stem unless `--name` gives one.
+    Add {
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Every loaded version with its contract, sha256 and the endpoints using it.
+    List,
+    /// Removes an adapter, every version or NAME@VERSION; refused while an endpoint uses it.
+    Remove { adapter: String },
 }
 
 #[derive(Debug, Subcommand)]

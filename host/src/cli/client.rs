@@ -80,13 +80,26 @@ impl Api {
         body: reqwest::Body,
         length: u64,
     ) -> anyhow::Result<Value> {
+        self.send_bytes(Method::PUT, path, "application/octet-stream", body, length)
+            .await
+    }
+
+    /// `METHOD path` with a body of `length` bytes of `content_type`; the JSON answer.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: reqwest::Body,
+        length: u64,
+    ) -> anyhow::Result<Value> {
         let request = self
-            .request(Method::PUT, path)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .request(method.clone(), path)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .header(reqwest::header::CONTENT_LENGTH, length)
             .body(body);
-        let response = self.send(request, &Method::PUT, path).await?;
-        json_answer(response, &Method::PUT, path).await
+        let response = self.send(request, &method, path).await?;
+        json_answer(response, &method, path).await
     }
 
     /// `GET path` answered with raw bytes: the response, whose body the caller reads as it

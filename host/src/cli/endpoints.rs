@@ -1,5 +1,6 @@
 //! `endpoint add|list|remove|test` and `adapters`.
 
+use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use super::args::EndpointCommand;
@@ -91,14 +92,28 @@ pub async fn adapters(conn: &Connection) -> anyhow::Result<Outcome> {
     let rows: Vec<Vec<String>> = list(&docs)
         .filter(|a| a["rejected"].is_null())
         .map(|a| {
-            ["name", "kind", "contract", "vendor", "version", "source"]
+            let mut row: Vec<String> = ["name", "version", "kind", "contract", "vendor"]
                 .iter()
                 .map(|k| text_of(&a[*k]))
-                .collect()
+                .collect();
+            row.push(text_of(&a["sha256"]).chars().take(12).collect());
+            let users: Vec<String> = list(&a["endpoints"]).map(text_of).collect();
+            row.push(users.join(","));
+            row.push(text_of(&a["source"]));
+            row
         })
         .collect();
     let mut text = render(
-        &["ADAPTER", "KIND", "CONTRACT", "VENDOR", "VERSION", "SOURCE"],
+        &[
+            "ADAPTER",
+            "VERSION",
+            "KIND",
+            "CONTRACT",
+            "VENDOR",
+            "SHA256",
+            "ENDPOINTS",
+            "SOURCE",
+        ],
         &rows,
     );
     for a in list(&docs).filter(|a| !a["rejected"].is_null()) {
@@ -109,4 +124,59 @@ pub async fn adapters(conn: &Connection) -> anyhow::Result<Outcome> {
         ));
     }
     Ok(Outcome::ok(docs, text))
+}
+
+/// `adapter add FILE [--name NAME]`: sends the component to the API.
+pub async fn add_adapter(
+    conn: &Connection,
+    file: &std::path::Path,
+    name: Option<&str>,
+) -> anyhow::Result<Outcome> {
+    let name = match name {
+        Some(name) => name.to_string(),
+        None => file
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .with_context(|| format!("{} has no file name; give --name", file.display()))?,
+    };
+    let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let length = wasm.len() as u64;
+    let path = format!("/v1/adapters?name={}", segment(&name));
+    let doc = conn
+        .api
+        .send_bytes(
+            reqwest::Method::POST,
+            &path,
+            "application/wasm",
+            wasm.into(),
+            length,
+        )
+        .await
+        .with_context(|| format!("adding adapter {name} from {}", file.display()))?;
+    let text = format!(
+        "adapter {} version {} (contract {}, sha256 {})",
+        text_of(&doc["name"]),
+        text_of(&doc["version"]),
+        text_of(&doc["contract"]),
+        text_of(&doc["sha256"])
+    );
+    Ok(Outcome::ok(doc, text))
+}
+
+/// `adapter remove NAME[@VERSION]`.
+pub async fn remove_adapter(conn: &Connection, adapter: &str) -> anyhow::Result<Outcome> {
+    let (name, version) = match adapter.split_once('@') {
+        Some((name, version)) => (name, Some(version)),
+        None => (adapter, None),
+    };
+    let mut path = format!("/v1/adapters/{}", segment(name));
+    if let Some(version) = version {
+        path.push_str(&format!("?version={}", segment(version)));
+    }
+    let doc = conn.api.delete(&path).await?;
+    let removed: Vec<String> = list(&doc["removed"])
+        .map(|a| format!("{}@{}", text_of(&a["name"]), text_of(&a["version"])))
+        .collect();
+    let text = format!("removed {}", removed.join(", "));
+    Ok(Outcome::ok(doc, text))
 }

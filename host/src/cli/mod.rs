@@ -144,7 +144,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         } => inventory::refresh(&conn, endpoint.as_deref()).await,
         Command::Reconcile => inventory::reconcile(&conn).await,
         Command::Endpoint(command) => endpoints::run(&conn, command).await,
-        Command::Adapters => endpoints::adapters(&conn).await,
+        Command::Adapters | Command::Adapter(args::AdapterCommand::List) => {
+            endpoints::adapters(&conn).await
+        }
+        Command::Adapter(args::AdapterCommand::Add { file, name }) => {
+            endpoints::add_adapter(&conn, &file, name.as_deref()).await
+        }
+        Command::Adapter(args::AdapterCommand::Remove { adapter }) => {
+            endpoints::remove_adapter(&conn, &adapter).await
+        }
         Command::Copy {
             vm,
             point,

@@ -13,7 +13,9 @@ use crate::engine::ports::{AdapterAdmin, Endpoints};
 use crate::model::{AdapterInfo, AdapterKind, AdapterSummary, CallStats, RejectedAdapter};
 use crate::refusal::Refusal;
 use crate::runtime::endpoint::BadSetting;
-use crate::runtime::{Connector, EndpointSpec, Runtime};
+use crate::runtime::{
+    Connector, EndpointSpec, Inserted, InstallError, LoadedAdapter, RegistryError, Runtime,
+};
 
 /// The loaded adapters and the configured endpoints over them.
 pub struct Adapters {
@@ -38,7 +40,7 @@ impl Adapters {
             )
             .await?,
         );
-        for (name, reason) in &runtime.rejected {
+        for (name, reason) in &runtime.rejected() {
             tracing::warn!("adapter {name} not loaded: {reason}");
         }
         let specs = endpoints
@@ -75,29 +77,39 @@ impl Adapters {
 #[async_trait::async_trait]
 impl AdapterAdmin for Adapters {
     fn adapters(&self) -> Vec<AdapterSummary> {
-        self.runtime
-            .adapters()
-            .map(|a| AdapterSummary {
-                name: a.name.clone(),
-                source: a.source.clone(),
-                kind: a.kind,
-                contract: a.version().to_string(),
-                vendor: a.info.vendor.clone(),
-                version: a.info.version.clone(),
-                capabilities: a.info.capabilities.clone(),
-            })
-            .collect()
+        self.runtime.adapters().iter().map(|a| summary(a)).collect()
     }
 
     fn rejected(&self) -> Vec<RejectedAdapter> {
         self.runtime
-            .rejected
-            .iter()
-            .map(|(name, reason)| RejectedAdapter {
-                name: name.clone(),
-                reason: reason.clone(),
-            })
+            .rejected()
+            .into_iter()
+            .map(|(name, reason)| RejectedAdapter { name, reason })
             .collect()
+    }
+
+    fn resolve(&self, reference: &str) -> anyhow::Result<AdapterSummary> {
+        self.runtime
+            .adapter(reference)
+            .map(|a| summary(&a))
+            .map_err(|e| Refusal::not_found(format!("{e:#}")))
+    }
+
+    async fn install(&self, name: &str, wasm: &[u8]) -> anyhow::Result<(AdapterSummary, bool)> {
+        match self.runtime.install(name, wasm).await {
+            Ok((adapter, inserted)) => Ok((summary(&adapter), inserted == Inserted::New)),
+            Err(InstallError::Invalid(why)) => Err(Refusal::invalid(why)),
+            Err(InstallError::Registry(e)) => Err(Refusal::conflict(e.to_string())),
+            Err(e @ InstallError::Io(_)) => Err(anyhow::Error::new(e)),
+        }
+    }
+
+    fn uninstall(&self, name: &str, version: Option<&str>) -> anyhow::Result<Vec<AdapterSummary>> {
+        match self.runtime.uninstall(name, version) {
+            Ok(taken) => Ok(taken.iter().map(|a| summary(a)).collect()),
+            Err(e @ RegistryError::Unknown { .. }) => Err(Refusal::not_found(e.to_string())),
+            Err(e) => Err(Refusal::conflict(e.to_string())),
+        }
     }
 
     fn adapter_kind(&self, adapter: &str) -> anyhow::Result<AdapterKind> {
@@ -141,6 +153,20 @@ impl AdapterAdmin for Adapters {
 
     fn call_stats(&self) -> Vec<(String, &'static str, CallStats)> {
         crate::runtime::metrics::snapshot()
+    }
+}
+
+/// A loaded adapter as operators see it.
+fn summary(adapter: &LoadedAdapter) -> AdapterSummary {
+    AdapterSummary {
+        name: adapter.name.clone(),
+        source: adapter.source.clone(),
+        kind: adapter.kind,
+        contract: adapter.version().to_string(),
+        vendor: adapter.info.vendor.clone(),
+        version: adapter.info.version.clone(),
+        capabilities: adapter.info.capabilities.clone(),
+        sha256: adapter.sha256.clone(),
     }
 }
 

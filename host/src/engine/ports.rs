@@ -298,6 +298,16 @@ pub trait AdapterAdmin: Send + Sync {
     fn rejected(&self) -> Vec<RejectedAdapter>;
     /// The kind of a loaded adapter; a not-found refusal naming the loaded ones otherwise.
     fn adapter_kind(&self, adapter: &str) -> anyhow::Result<AdapterKind>;
+    /// The adapter a reference (`NAME`: its newest version, or `NAME@VERSION`) means now.
+    fn resolve(&self, reference: &str) -> anyhow::Result<AdapterSummary>;
+    /// Adds an adapter (or a new version of one) while the server runs; `true` when it was
+    /// not loaded before (the same bytes again change nothing). A file that is not a
+    /// component of a supported contract is an invalid refusal naming why; a version loaded
+    /// with other bytes, or a name of an embedded adapter, a conflict.
+    async fn install(&self, name: &str, wasm: &[u8]) -> anyhow::Result<(AdapterSummary, bool)>;
+    /// Takes an adapter (every version, or one) out and deletes its files; what was taken.
+    /// Callers check first that nothing uses it.
+    fn uninstall(&self, name: &str, version: Option<&str>) -> anyhow::Result<Vec<AdapterSummary>>;
     /// The kind of a configured endpoint, if it and its adapter are known.
     fn endpoint_kind(&self, endpoint: &str) -> Option<AdapterKind>;
     /// Makes a recorded endpoint usable at once. Settings the host reserves (`timeout`,

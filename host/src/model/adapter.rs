@@ -100,6 +100,8 @@ pub struct AdapterSummary {
     pub version: String,
     /// Optional calls it implements.
     pub capabilities: Vec<String>,
+    /// SHA-256 of its `.wasm`: which build this is.
+    pub sha256: String,
 }
 
 /// An adapter file that was found but not loaded, and why: shown beside the loaded ones so

@@ -27,6 +27,8 @@ pub struct LoadedAdapter {
     pub(crate) pre: InstancePre<StoreState>,
     /// Its exports in the bindings of its contract version.
     pub(crate) indices: Indices,
+    /// SHA-256 of its `.wasm`, hex: which build this is.
+    pub sha256: String,
 }
 
 impl LoadedAdapter {
@@ -65,6 +67,11 @@ pub fn compile(
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     // SAFETY: as above; these are the bytes just produced by this engine.
     unsafe { Component::deserialize(engine, &bytes) }.map_err(|e| anyhow!("{e:?}"))
+}
+
+/// SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 fn cache_path(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> PathBuf {
@@ -165,5 +172,6 @@ pub fn prepare(
         info: crate::model::AdapterInfo::default(),
         pre,
         indices,
+        sha256: String::new(),
     })
 }

@@ -13,6 +13,7 @@ pub mod endpoint;
 mod hypervisor;
 pub mod loader;
 pub mod metrics;
+pub mod registry;
 mod session;
 pub mod store;
 mod translate;
@@ -20,6 +21,7 @@ mod translate;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -30,6 +32,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use connector::Connector;
 pub use endpoint::EndpointSpec;
 pub use loader::{AdapterKind, LoadedAdapter};
+pub use registry::{Inserted, RegistryError};
+
+use registry::Registry;
 pub use session::Session;
 use store::StoreState;
 
@@ -49,13 +54,17 @@ pub const EMBEDDED_ADAPTERS: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// The adapter runtime: engine, linker, loaded adapters, epoch ticker.
+/// The adapter runtime: engine, linker, loaded adapters, epoch ticker. Adapters can be
+/// added and removed while it runs (`install`, `uninstall`).
 pub struct Runtime {
     engine: Engine,
     linker: Linker<StoreState>,
-    adapters: BTreeMap<String, Arc<LoadedAdapter>>,
-    /// Adapters that failed to load, with the reason (shown by `endpoint list` and friends).
-    pub rejected: Vec<(String, String)>,
+    adapters: RwLock<Registry>,
+    /// Adapter files that failed to load, with the reason (shown by `adapter list`).
+    rejected: RwLock<Vec<(String, String)>>,
+    /// Where installed adapters are kept (`NAME@VERSION.wasm`), and compiled ones cached.
+    adapters_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -78,60 +87,154 @@ impl Runtime {
             .map_err(|e| anyhow!("linking contract 0.3.0's host imports: {e:?}"))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
-        let mut runtime = Self {
+        let runtime = Self {
             engine,
             linker,
-            adapters: BTreeMap::new(),
-            rejected: Vec::new(),
+            adapters: RwLock::new(Registry::default()),
+            rejected: RwLock::new(Vec::new()),
+            adapters_dir: adapters_dir.map(Path::to_path_buf),
+            cache_dir: cache_dir.map(Path::to_path_buf),
             ticker_stop,
         };
         for (name, wasm) in EMBEDDED_ADAPTERS {
-            runtime
-                .add_adapter(name, wasm, "embedded".to_string(), cache_dir)
+            let adapter = runtime
+                .load(name, wasm, "embedded".to_string())
                 .await
                 .with_context(|| format!("loading embedded adapter {name}"))?;
+            runtime.registry_mut().insert(Arc::new(adapter))?;
         }
         if let Some(dir) = adapters_dir {
             for path in wasm_files(dir)? {
-                let name = path
+                let stem = path
                     .file_stem()
                     .map(|s| s.to_string_lossy().to_string())
                     .unwrap_or_default();
+                // `NAME@VERSION.wasm` as `install` writes it, or a bare `NAME.wasm`.
+                let (name, file_version) = registry::split_reference(&stem);
                 let outcome = match std::fs::read(&path) {
                     Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
-                    Ok(_) if runtime.adapters.contains_key(&name) => {
-                        Err(anyhow!("an adapter named {name} is already loaded"))
-                    }
-                    Ok(wasm) => {
-                        runtime
-                            .add_adapter(&name, &wasm, path.display().to_string(), cache_dir)
-                            .await
-                    }
+                    Ok(wasm) => runtime
+                        .load(name, &wasm, path.display().to_string())
+                        .await
+                        .and_then(|adapter| {
+                            if file_version.is_some_and(|v| v != adapter.info.version) {
+                                anyhow::bail!(
+                                    "{} is named for version {}, but the adapter says it is {}",
+                                    path.display(),
+                                    file_version.unwrap_or_default(),
+                                    adapter.info.version
+                                );
+                            }
+                            runtime.registry_mut().insert(Arc::new(adapter))?;
+                            Ok(())
+                        }),
                 };
                 if let Err(e) = outcome {
                     tracing::warn!(adapter = %name, "adapter not loaded: {e:#}");
-                    runtime.rejected.push((name, format!("{e:#}")));
+                    runtime
+                        .rejected_mut()
+                        .push((stem.clone(), format!("{e:#}")));
                 }
             }
         }
         Ok(runtime)
     }
 
-    /// Compiles, checks, links and introduces one adapter.
-    async fn add_adapter(
-        &mut self,
-        name: &str,
-        wasm: &[u8],
-        source: String,
-        cache_dir: Option<&Path>,
-    ) -> anyhow::Result<()> {
-        let component = loader::compile(&self.engine, wasm, cache_dir)
+    fn registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.adapters.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn registry_mut(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        self.adapters.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn rejected_mut(&self) -> std::sync::RwLockWriteGuard<'_, Vec<(String, String)>> {
+        self.rejected.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adapter files that failed to load at start, with why.
+    pub fn rejected(&self) -> Vec<(String, String)> {
+        self.rejected
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Compiles, checks, links and introduces one adapter (not yet usable).
+    async fn load(&self, name: &str, wasm: &[u8], source: String) -> anyhow::Result<LoadedAdapter> {
+        let component = loader::compile(&self.engine, wasm, self.cache_dir.as_deref())
             .with_context(|| format!("adapter {name} is not a valid WebAssembly component"))?;
         let identity = loader::inspect(&self.engine, &component, name)?;
         let mut adapter = loader::prepare(&self.linker, &component, name, source, identity)?;
+        adapter.sha256 = loader::sha256_hex(wasm);
         adapter.info = self.introduce(&adapter).await?;
-        self.adapters.insert(name.to_string(), Arc::new(adapter));
-        Ok(())
+        Ok(adapter)
+    }
+
+    /// Adds an adapter while the runtime runs: checks it as at start, keeps its file as
+    /// `adapters/NAME@VERSION.wasm` (create-only), and makes it the newest version of `name`
+    /// for new sessions. The same bytes again change nothing (`Inserted::Same`).
+    pub async fn install(
+        &self,
+        name: &str,
+        wasm: &[u8],
+    ) -> Result<(Arc<LoadedAdapter>, Inserted), InstallError> {
+        crate::names::check_name("adapter", name).map_err(InstallError::Invalid)?;
+        let dir = self
+            .adapters_dir
+            .clone()
+            .ok_or_else(|| InstallError::Invalid("this runtime keeps no adapter files".into()))?;
+        let staged = self
+            .load(name, wasm, String::new())
+            .await
+            .map_err(|e| InstallError::Invalid(format!("{e:#}")))?;
+        let version = staged.info.version.clone();
+        let version_ok = !version.is_empty()
+            && version.len() <= 64
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'));
+        if !version_ok {
+            return Err(InstallError::Invalid(format!(
+                "adapter {name} says its version is {version:?}; use 1-64 letters, digits, '.', '-', '+' or '_'"
+            )));
+        }
+        if let Ok(loaded) = self.registry().resolve(&format!("{name}@{version}"))
+            && loaded.sha256 == staged.sha256
+        {
+            return Ok((loaded, Inserted::Same));
+        }
+        let file = dir.join(format!("{name}@{version}.wasm"));
+        let mut adapter = staged;
+        adapter.source = file.display().to_string();
+        let adapter = Arc::new(adapter);
+        // Checked against what is loaded before the file is written, and inserted under the
+        // same lock, so two installs of one version cannot both win.
+        let mut registry = self.registry_mut();
+        if let Err(e) = registry.check_insert(&adapter) {
+            return Err(InstallError::Registry(e));
+        }
+        write_new(&file, wasm).map_err(|e| InstallError::Io(format!("{e:#}")))?;
+        let inserted = registry
+            .insert(adapter.clone())
+            .map_err(InstallError::Registry)?;
+        Ok((adapter, inserted))
+    }
+
+    /// Takes an adapter (every version, or one) out of use and deletes its files; sessions
+    /// already open keep theirs. Callers check first that nothing uses it.
+    pub fn uninstall(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Vec<Arc<LoadedAdapter>>, RegistryError> {
+        let taken = self.registry_mut().remove(name, version)?;
+        for adapter in &taken {
+            if let Err(e) = std::fs::remove_file(&adapter.source) {
+                tracing::warn!(adapter = %adapter.name, "could not delete {}: {e}", adapter.source);
+            }
+        }
+        Ok(taken)
     }
 
     /// Asks a new adapter who it is, in a sandbox with no data dir, and checks its answer
@@ -240,19 +343,14 @@ impl Runtime {
         Ok(Session::new(store, instance, adapter))
     }
 
-    /// A loaded adapter by name.
-    pub fn adapter(&self, name: &str) -> anyhow::Result<Arc<LoadedAdapter>> {
-        self.adapters.get(name).cloned().ok_or_else(|| {
-            anyhow!(
-                "unknown adapter '{name}' (loaded: {})",
-                self.adapters.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        })
+    /// A loaded adapter by `NAME` (its newest version) or `NAME@VERSION`.
+    pub fn adapter(&self, reference: &str) -> anyhow::Result<Arc<LoadedAdapter>> {
+        Ok(self.registry().resolve(reference)?)
     }
 
-    /// Every loaded adapter.
-    pub fn adapters(&self) -> impl Iterator<Item = &Arc<LoadedAdapter>> {
-        self.adapters.values()
+    /// Every loaded version of every adapter.
+    pub fn adapters(&self) -> Vec<Arc<LoadedAdapter>> {
+        self.registry().all()
     }
 }
 
@@ -301,6 +399,47 @@ fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
             }
         })
         .expect("spawning the epoch ticker thread");
+}
+
+/// Why an adapter could not be installed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InstallError {
+    /// Not a component of a supported contract, or it says something unusable.
+    #[error("{0}")]
+    Invalid(String),
+    /// In the way of what is loaded.
+    #[error(transparent)]
+    Registry(RegistryError),
+    /// Its file could not be kept.
+    #[error("keeping the adapter file: {0}")]
+    Io(String),
+}
+
+/// Writes `bytes` to a new file (never over an existing one), durably: a temporary file in
+/// the same directory, synced, then linked into place create-only.
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().context("an adapter file has a directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut staged = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing into {}", dir.display()))?;
+    staged.write_all(bytes)?;
+    staged.as_file().sync_all()?;
+    match staged.persist_noclobber(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Left by an earlier install that was killed after writing: the same bytes are
+            // the same adapter; other bytes are not ours to replace.
+            let existing = std::fs::read(path)?;
+            anyhow::ensure!(
+                existing == bytes,
+                "{} exists with other contents; remove it by hand",
+                path.display()
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.error).with_context(|| format!("writing {}", path.display())),
+    }
 }
 
 fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {

@@ -2,6 +2,7 @@
 //! listing and reconciling what the adapters hold ([`inventory`]), expiry and gc
 //! ([`retention`]).
 
+pub mod adapters;
 pub mod discover;
 pub mod endpoints;
 pub mod inventory;
