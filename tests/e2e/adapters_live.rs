@@ -219,3 +219,63 @@ fn an_adapter_over_the_size_limit_is_refused_with_413() {
     );
     assert_eq!(status, 413, "{doc}");
 }
+
+#[test]
+fn a_job_finishes_on_the_adapter_version_it_started_on() {
+    let lab = Lab::empty();
+    lab.ok(&["lab", "init"]);
+    let admin = token(&lab, "admin");
+    let original = std::fs::read(env!("TIDEMARK_CONTRACT_V0_2_WASM")).unwrap();
+    let v1 = lab.dir.path().join("frozen.wasm");
+    std::fs::write(&v1, &original).unwrap();
+    let v2 = lab.dir.path().join("frozen-next.wasm");
+    std::fs::write(
+        &v2,
+        replace_all(&original, b"0.2.0-frozen", b"0.2.1-frozen"),
+    )
+    .unwrap();
+    let server = serve(&lab, &[("TIDEMARK_STEP_DELAY_MS", "700".to_string())]);
+    lab.ok(&["adapter", "add", v1.to_str().unwrap()]);
+    lab.ok(&["endpoint", "add", "old", "--adapter", "frozen"]);
+    lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "legacy",
+        "--host",
+        "esx-a",
+        "--disk",
+        "C:=16MiB",
+        "--lun",
+        "D:=16MiB:physical",
+        "--array",
+        "old",
+    ]);
+
+    let (status, started) = crate::api::start(
+        &server,
+        &admin,
+        serde_json::json!({"kind": "snapshot", "vm": "legacy"}),
+        None,
+    );
+    assert_eq!(status, 202, "{started}");
+    let id = started["job"].as_str().unwrap().to_string();
+    // Upgraded while the job runs (each of its steps waits 700 ms first).
+    lab.ok(&["adapter", "add", v2.to_str().unwrap(), "--name", "frozen"]);
+    let out = lab.run(&["adapter", "remove", "frozen@0.2.0-frozen"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&id),
+        "removing the version a running job uses is refused naming the job: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let finished = crate::api::wait_job(&server, &admin, &id);
+    assert_eq!(finished["state"], "succeeded", "{finished}");
+    assert_eq!(
+        finished["adapters"]["old"], "frozen@0.2.0-frozen",
+        "{finished}"
+    );
+
+    let next = lab.ok(&["snapshot", "legacy"]);
+    let job = lab.ok(&["job", next["job"].as_str().unwrap()]);
+    assert_eq!(job["adapters"]["old"], "frozen@0.2.1-frozen", "{job}");
+}

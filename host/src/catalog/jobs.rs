@@ -35,6 +35,7 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
         steps: Vec::new(),
+        adapters: Default::default(),
     })
 }
 
@@ -95,7 +96,51 @@ impl Catalog {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        drop(stmt);
+        drop(conn);
+        job.adapters = self.job_record_adapters(id)?;
         Ok(Some(job))
+    }
+
+    /// When a job was created (ms since the epoch), if it exists.
+    pub fn job_created_at(&self, id: &str) -> anyhow::Result<Option<i64>> {
+        Ok(self
+            .read()
+            .prepare_cached("SELECT created_at FROM jobs WHERE id = ?1")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The adapter version a job runs `endpoint` on: the one recorded by its first session
+    /// there, else `current` (recorded now). First writer wins, so concurrent steps agree.
+    pub fn pin_job_adapter(
+        &self,
+        job_id: &str,
+        endpoint: &str,
+        current: &str,
+    ) -> anyhow::Result<String> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO job_adapters (job_id, endpoint, adapter) VALUES (?1, ?2, ?3)",
+            params![job_id, endpoint, current],
+        )?;
+        Ok(conn.query_row(
+            "SELECT adapter FROM job_adapters WHERE job_id = ?1 AND endpoint = ?2",
+            params![job_id, endpoint],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The adapter version a job runs on each endpoint it has used.
+    pub fn job_record_adapters(
+        &self,
+        id: &str,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        Ok(self
+            .read()
+            .prepare_cached("SELECT endpoint, adapter FROM job_adapters WHERE job_id = ?1")?
+            .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?)
     }
 
     /// Every job, newest first, without steps: one query for a listing.

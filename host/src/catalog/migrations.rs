@@ -129,6 +129,16 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE vms ADD COLUMN hardware TEXT NOT NULL DEFAULT '{}';
     "#,
+    // 5: live adapter upgrades: the adapter version each job runs each endpoint on, fixed
+    // by its first session there, so a job finishes on the version it started on.
+    r#"
+    CREATE TABLE job_adapters (
+        job_id      TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        endpoint    TEXT NOT NULL,
+        adapter     TEXT NOT NULL,
+        PRIMARY KEY (job_id, endpoint)
+    );
+    "#,
 ];
 
 /// Brings the schema up to date; refuses a catalog written by a newer Tidemark.

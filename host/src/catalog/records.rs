@@ -211,6 +211,9 @@ pub struct JobRecord {
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
     pub steps: Vec<StepRecord>,
+    /// The adapter version (`NAME@VERSION`) the job runs on each endpoint it has used.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub adapters: std::collections::BTreeMap<String, String>,
 }
 
 /// One step of a job's journal.

@@ -95,6 +95,13 @@ impl AdapterAdmin for Adapters {
             .map_err(|e| Refusal::not_found(format!("{e:#}")))
     }
 
+    fn resolve_as_of(&self, reference: &str, as_of_ms: i64) -> anyhow::Result<AdapterSummary> {
+        self.runtime
+            .adapter_as_of(reference, as_of_ms)
+            .map(|a| summary(&a))
+            .map_err(|e| Refusal::not_found(format!("{e:#}")))
+    }
+
     async fn install(&self, name: &str, wasm: &[u8]) -> anyhow::Result<(AdapterSummary, bool)> {
         match self.runtime.install(name, wasm).await {
             Ok((adapter, inserted)) => Ok((summary(&adapter), inserted == Inserted::New)),

@@ -246,7 +246,7 @@ impl Engine {
         let progress = Arc::new(JobProgress::new(job_id, self.progress_hub.clone()));
         let mut ctx = StepCtx::new(
             self.catalog.clone(),
-            self.endpoints.clone(),
+            self.job_endpoints(job_id),
             job_id,
             self.hooks,
             self.copies.opened(),
@@ -318,12 +318,17 @@ impl Engine {
     async fn compensate(&self, id: &str) -> anyhow::Result<JobRecord> {
         undo::compensate(
             &self.catalog,
-            &self.endpoints,
+            &self.job_endpoints(id),
             self.copies.opened().as_deref(),
             id,
         )
         .await?;
         self.job(id)
+    }
+
+    /// The endpoints as job `id` sees them: on the adapter versions it started on.
+    fn job_endpoints(&self, id: &str) -> Arc<dyn Endpoints> {
+        jobs::job_endpoints::JobEndpoints::new(self.endpoints.clone(), self.catalog.clone(), id)
     }
 
     /// A job that needs the copy store cannot be continued or undone without it: refuse

@@ -285,6 +285,31 @@ pub trait Endpoints: Send + Sync {
     async fn storage_array(&self, endpoint: &str) -> anyhow::Result<Box<dyn StorageArray>>;
     /// Names of every storage-array endpoint (to find which one owns a WWN).
     fn storage_array_names(&self) -> Vec<String>;
+    /// The adapter version (`NAME@VERSION`) a session on the endpoint would have run at
+    /// `as_of_ms` (a job's start: the newest version added by then), so a job keeps the one
+    /// it started on; `None` where versions are not known (test fakes).
+    fn adapter_of(&self, endpoint: &str, as_of_ms: i64) -> Option<String> {
+        let _ = (endpoint, as_of_ms);
+        None
+    }
+    /// A session on a hypervisor endpoint running adapter `adapter` (`NAME@VERSION`).
+    async fn hypervisor_on(
+        &self,
+        endpoint: &str,
+        adapter: &str,
+    ) -> anyhow::Result<Box<dyn Hypervisor>> {
+        let _ = adapter;
+        self.hypervisor(endpoint).await
+    }
+    /// A session on a storage-array endpoint running adapter `adapter` (`NAME@VERSION`).
+    async fn storage_array_on(
+        &self,
+        endpoint: &str,
+        adapter: &str,
+    ) -> anyhow::Result<Box<dyn StorageArray>> {
+        let _ = adapter;
+        self.storage_array(endpoint).await
+    }
 }
 
 /// The adapters and endpoints as an operator manages them while the server runs: what is
@@ -300,6 +325,8 @@ pub trait AdapterAdmin: Send + Sync {
     fn adapter_kind(&self, adapter: &str) -> anyhow::Result<AdapterKind>;
     /// The adapter a reference (`NAME`: its newest version, or `NAME@VERSION`) means now.
     fn resolve(&self, reference: &str) -> anyhow::Result<AdapterSummary>;
+    /// What the reference meant at `as_of_ms` (a job's start).
+    fn resolve_as_of(&self, reference: &str, as_of_ms: i64) -> anyhow::Result<AdapterSummary>;
     /// Adds an adapter (or a new version of one) while the server runs; `true` when it was
     /// not loaded before (the same bytes again change nothing). A file that is not a
     /// component of a supported contract is an invalid refusal naming why; a version loaded

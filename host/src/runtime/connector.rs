@@ -115,4 +115,53 @@ impl Endpoints for Connector {
     fn storage_array_names(&self) -> Vec<String> {
         self.names_of(AdapterKind::StorageArray)
     }
+
+    fn adapter_of(&self, endpoint: &str, as_of_ms: i64) -> Option<String> {
+        let reference = self.map().get(endpoint)?.adapter.clone();
+        let adapter = self.runtime.adapter_as_of(&reference, as_of_ms).ok()?;
+        Some(format!("{}@{}", adapter.name, adapter.info.version))
+    }
+
+    async fn hypervisor_on(
+        &self,
+        endpoint: &str,
+        adapter: &str,
+    ) -> anyhow::Result<Box<dyn Hypervisor>> {
+        let spec = self.spec_on(endpoint, AdapterKind::Hypervisor, adapter)?;
+        Ok(Box::new(self.runtime.open(spec).await?))
+    }
+
+    async fn storage_array_on(
+        &self,
+        endpoint: &str,
+        adapter: &str,
+    ) -> anyhow::Result<Box<dyn StorageArray>> {
+        let spec = self.spec_on(endpoint, AdapterKind::StorageArray, adapter)?;
+        Ok(Box::new(self.runtime.open(spec).await?))
+    }
+}
+
+impl Connector {
+    /// The endpoint's spec running `adapter` (`NAME@VERSION`, a version a job started on)
+    /// instead of what its reference resolves to now.
+    fn spec_on(
+        &self,
+        endpoint: &str,
+        kind: AdapterKind,
+        adapter: &str,
+    ) -> anyhow::Result<Arc<EndpointSpec>> {
+        let spec = self.spec(endpoint, kind)?;
+        let pinned = self.runtime.adapter(adapter).map_err(|e| {
+            anyhow!("endpoint {endpoint}: the adapter this job started on is gone: {e:#}")
+        })?;
+        if pinned.kind != kind {
+            bail!(
+                "endpoint {endpoint}: adapter {adapter} is a {} adapter, not a {kind}",
+                pinned.kind
+            );
+        }
+        let mut spec = (*spec).clone();
+        spec.adapter = adapter.to_string();
+        Ok(Arc::new(spec))
+    }
 }

@@ -29,6 +29,9 @@ pub struct LoadedAdapter {
     pub(crate) indices: Indices,
     /// SHA-256 of its `.wasm`, hex: which build this is.
     pub sha256: String,
+    /// When it was added (ms since the epoch; its file's time for one found at start, 0 for
+    /// an embedded one): a job uses the newest version added before it started.
+    pub loaded_at_ms: i64,
 }
 
 impl LoadedAdapter {
@@ -173,5 +176,6 @@ pub fn prepare(
         pre,
         indices,
         sha256: String::new(),
+        loaded_at_ms: 0,
     })
 }

@@ -116,7 +116,8 @@ impl Runtime {
                     Ok(wasm) => runtime
                         .load(name, &wasm, path.display().to_string())
                         .await
-                        .and_then(|adapter| {
+                        .and_then(|mut adapter| {
+                            adapter.loaded_at_ms = modified_ms(&path);
                             if file_version.is_some_and(|v| v != adapter.info.version) {
                                 anyhow::bail!(
                                     "{} is named for version {}, but the adapter says it is {}",
@@ -207,6 +208,7 @@ impl Runtime {
         let file = dir.join(format!("{name}@{version}.wasm"));
         let mut adapter = staged;
         adapter.source = file.display().to_string();
+        adapter.loaded_at_ms = crate::catalog::now_ms();
         let adapter = Arc::new(adapter);
         // Checked against what is loaded before the file is written, and inserted under the
         // same lock, so two installs of one version cannot both win.
@@ -348,6 +350,15 @@ impl Runtime {
         Ok(self.registry().resolve(reference)?)
     }
 
+    /// Like [`adapter`](Self::adapter), as it resolved at `as_of_ms` (a job's start).
+    pub fn adapter_as_of(
+        &self,
+        reference: &str,
+        as_of_ms: i64,
+    ) -> anyhow::Result<Arc<LoadedAdapter>> {
+        Ok(self.registry().resolve_as_of(reference, as_of_ms)?)
+    }
+
     /// Every loaded version of every adapter.
     pub fn adapters(&self) -> Vec<Arc<LoadedAdapter>> {
         self.registry().all()
@@ -440,6 +451,15 @@ fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         }
         Err(e) => Err(e.error).with_context(|| format!("writing {}", path.display())),
     }
+}
+
+/// A file's modification time in ms since the epoch (0 when unknown).
+fn modified_ms(path: &Path) -> i64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {

@@ -110,6 +110,23 @@ impl Registry {
         })
     }
 
+    /// Like [`resolve`](Self::resolve), but a bare `NAME` means the newest version loaded
+    /// at or before `as_of_ms` (the newest overall if none was).
+    pub fn resolve_as_of(
+        &self,
+        reference: &str,
+        as_of_ms: i64,
+    ) -> Result<Arc<LoadedAdapter>, RegistryError> {
+        let (name, version) = split_reference(reference);
+        if version.is_none()
+            && let Some(versions) = self.by_name.get(name)
+            && let Some(then) = versions.iter().rev().find(|a| a.loaded_at_ms <= as_of_ms)
+        {
+            return Ok(then.clone());
+        }
+        self.resolve(reference)
+    }
+
     /// Whether any version of `name` is loaded.
     pub fn has(&self, name: &str) -> bool {
         self.by_name.contains_key(name)

@@ -3,6 +3,7 @@
 //! [`progress_hub`]) and the test hooks ([`hooks`]).
 
 pub mod hooks;
+pub mod job_endpoints;
 pub mod journal;
 pub mod progress;
 pub mod progress_hub;

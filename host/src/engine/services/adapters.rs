@@ -80,5 +80,35 @@ pub fn remove(
             users.join(", ")
         )));
     }
+    // A running job keeps the version that was newest when it started, whether or not it
+    // has reached the endpoint yet.
+    let endpoints = catalog.endpoints()?;
+    let mut jobs: Vec<String> = Vec::new();
+    for job in catalog.unfinished_job_ids()? {
+        let Some(started) = catalog.job_created_at(&job)? else {
+            continue;
+        };
+        let pinned = catalog.job_record_adapters(&job)?;
+        for endpoint in &endpoints {
+            let used = match pinned.get(&endpoint.name) {
+                Some(adapter) => adapter.clone(),
+                None => match admin.resolve_as_of(&endpoint.adapter, started) {
+                    Ok(a) => format!("{}@{}", a.name, a.version),
+                    Err(_) => continue,
+                },
+            };
+            let (n, v) = used.split_once('@').unwrap_or((used.as_str(), ""));
+            if n == name && version.is_none_or(|want| want == v) {
+                jobs.push(format!("{job} (on {used})"));
+            }
+        }
+    }
+    jobs.dedup();
+    if !jobs.is_empty() {
+        return Err(Refusal::conflict(format!(
+            "adapter {reference} runs unfinished job(s) {}; let them finish first",
+            jobs.join(", ")
+        )));
+    }
     admin.uninstall(name, version)
 }
