@@ -37,6 +37,7 @@ mod envelope;
 mod error;
 mod gc;
 mod index;
+mod local_dir;
 mod lock;
 mod manifest;
 mod pack;
@@ -53,7 +54,8 @@ use std::sync::{Arc, RwLock};
 
 use cap_std::fs::Dir;
 
-pub use backend::{Durability, LocalDir, ObjectStore};
+pub use backend::ObjectStore;
+pub use local_dir::{Durability, LocalDir};
 pub use chunk::ChunkId;
 pub use config::STORE_VERSION;
 pub use error::{CopyStoreError, ObjectRef, Result};
@@ -381,5 +383,15 @@ impl CopyStore {
         inner.pack_target = bytes;
         inner.lanes = lanes.max(1);
         self
+    }
+
+    /// Where a chunk's blob is: its pack's object key, offset and length (tests damage
+    /// blobs in place).
+    #[cfg(test)]
+    pub(crate) fn blob_location(&self, id: &ChunkId) -> Result<Option<(String, u64, usize)>> {
+        self.refresh_index()?;
+        Ok(self
+            .locate(id)
+            .map(|(pack, at)| (pack_key(&pack), u64::from(at.offset), at.len as usize)))
     }
 }
