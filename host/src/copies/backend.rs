@@ -105,4 +105,3 @@ pub(crate) fn check_key(key: &str) -> io::Result<()> {
     }
     Ok(())
 }
-

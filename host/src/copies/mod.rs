@@ -55,11 +55,11 @@ use std::sync::{Arc, RwLock};
 use cap_std::fs::Dir;
 
 pub use backend::ObjectStore;
-pub use local_dir::{Durability, LocalDir};
-pub use chunk::ChunkId;
+pub use chunk::{ChunkId, Packing};
 pub use config::STORE_VERSION;
 pub use error::{CopyStoreError, ObjectRef, Result};
 pub use gc::{DEFAULT_REPACK_BELOW, GcReport};
+pub use local_dir::{Durability, LocalDir};
 pub use lock::{LockGuard, LockMode, LockWait, flock_file};
 pub use manifest::{
     ChunkEntry, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Manifest, ManifestStats, check_chunk_size,
