@@ -151,9 +151,7 @@ impl ServeConfig {
                 self.log = raw.to_string();
             }
             "gc_repack_below" => {
-                self.gc_repack_below = raw
-                    .parse()
-                    .context("expected a percentage from 0 to 100")?
+                self.gc_repack_below = raw.parse().context("expected a percentage from 0 to 100")?
             }
             "tls.cert" => self.tls.cert = Some(raw.into()),
             "tls.key" => self.tls.key = Some(raw.into()),
