@@ -375,6 +375,25 @@ async fn a_restore_from_a_damaged_pack_deletes_the_new_vm_and_luns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_closes_its_progress_channel_so_followers_wake_at_once() {
+    let lab = Lab::new().await;
+    let request = JobRequest::Snapshot(SnapshotArgs { vm: "app".into() });
+    let (id, planned) = lab.engine.submit(&request).unwrap();
+    let mut rx = lab.engine.subscribe_progress(&id);
+    let job = lab.engine.run_job(&id, planned).await.unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    loop {
+        match rx.try_recv() {
+            Ok(_) => continue,
+            Err(e) => {
+                assert_eq!(e, tokio::sync::broadcast::error::TryRecvError::Closed);
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_before_any_job_exists() {
     let lab = Lab::new().await;
     for request in [
