@@ -13,7 +13,7 @@ use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::device_io::{self, DeviceTarget, IO_CHUNK};
-use super::ports::{CallError, Endpoints, ReaderHandle, WriterHandle};
+use super::ports::{CallError, Endpoints, ReaderHandle};
 use super::progress::Progress;
 use crate::catalog::{Catalog, CopyRefRecord, MAPPED_LUN, PointRecord, SnapshotRefRecord};
 use crate::copies::{CopyStore, Manifest, ParallelGet, ParallelPut, default_threads};
@@ -29,9 +29,6 @@ const QUEUE_DEPTH: usize = 16;
 /// between requests: a cold device read at queue depth 1 ran at ~120 MB/s here, with four
 /// in flight at several times that (the scattered reads of an incremental gain the most).
 const READERS: usize = 4;
-
-/// Writer sessions a restore keeps writing at once (see [`restore_device`]).
-const WRITERS: usize = 2;
 
 /// What a manifest says about itself, so the copy store stays self-describing.
 fn label(source: &CopySource) -> serde_json::Value {
@@ -369,6 +366,7 @@ pub async fn restore_device(
         &format!("restore {}", copy.device_ref),
         manifest.device_size(),
     );
+    let mut written = 0u64;
     // Progress counts the device covered so far, zero chunks skipped on a fresh device
     // included, so a finished restore reports `done == total`.
     let mut covered = 0u64;
@@ -376,108 +374,31 @@ pub async fn restore_device(
         progress.advance(end.saturating_sub(covered));
         covered = covered.max(end);
     };
-    // More sessions writing the device, each on a thread of its own (adapter file I/O blocks
-    // the calling thread): one writer was the restore's bottleneck, copying and writing
-    // every byte while the chunk readers waited for it.
-    let mut writers = vec![(session, writer)];
-    for _ in 1..WRITERS {
-        writers.push(device_io::open_writer(endpoints, target).await?);
-    }
     let mut chunks = ParallelGet::new(store, &manifest, default_threads(), QUEUE_DEPTH, fresh);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(2 * WRITERS);
-    let rx = std::sync::Mutex::new(rx);
-    // Buffers of written runs come back here, so the restore does not allocate per run.
-    let spare: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
-    let failure: std::sync::Mutex<Option<anyhow::Error>> = std::sync::Mutex::new(None);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let handle = tokio::runtime::Handle::current();
-    let write_runs = |session: &mut Box<dyn super::ports::DataPath>, writer: &WriterHandle| {
-        handle.block_on(async {
-            loop {
-                let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                let Ok((at, mut bytes)) = next else { return };
-                // After a failure keep draining, so the producer never waits on a full queue.
-                if !failed.load(Ordering::SeqCst)
-                    && let Err(e) = session.write(writer, at, &bytes).await
-                {
-                    failure
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert(e.into());
-                    failed.store(true, Ordering::SeqCst);
-                }
-                bytes.clear();
-                spare.lock().unwrap_or_else(|e| e.into_inner()).push(bytes);
-            }
-        })
-    };
-    let fresh_buffer = || {
-        spare
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(IO_CHUNK))
-    };
-    let produced = tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            let threads: Vec<_> = writers
-                .iter_mut()
-                .map(|(session, writer)| scope.spawn(|| write_runs(session, writer)))
-                .collect();
-            let mut written = 0u64;
-            let mut hand_over = |at: u64, run: Vec<u8>| -> anyhow::Result<()> {
-                if failed.load(Ordering::SeqCst) {
-                    bail!("a device write failed");
-                }
-                let end = at + run.len() as u64;
-                written += run.len() as u64;
-                tx.send((at, run))
-                    .map_err(|_| anyhow!("every device writer has stopped"))?;
-                report(end);
-                Ok(())
-            };
-            let mut pending = fresh_buffer();
-            let mut pending_at = 0u64;
-            let produced = (|| {
-                for item in chunks.by_ref() {
-                    let (offset, data) =
-                        item.map_err(|e| anyhow!("restoring copy {}: {e}", copy.copy))?;
-                    if pending.is_empty() {
-                        pending_at = offset;
-                    } else if pending_at + pending.len() as u64 != offset
-                        || pending.len() >= IO_CHUNK
-                    {
-                        hand_over(pending_at, std::mem::replace(&mut pending, fresh_buffer()))?;
-                        pending_at = offset;
-                    }
-                    pending.extend_from_slice(&data);
-                }
-                if !pending.is_empty() {
-                    hand_over(pending_at, std::mem::take(&mut pending))?;
-                }
-                anyhow::Ok(())
-            })();
-            drop(tx);
-            for t in threads {
-                if t.join().is_err() {
-                    failure
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert(anyhow!("a device writer thread panicked"));
-                }
-            }
-            // A failed write is the cause; the producer's error then only says it stopped.
-            match failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                Some(e) => Err(e),
-                None => produced.map(|()| written),
-            }
-        })
-    });
-    let written = produced?;
-    for (mut session, writer) in writers {
-        session.flush(&writer).await?;
-        session.close_writer(writer).await?;
+    let mut pending: Vec<u8> = Vec::with_capacity(IO_CHUNK);
+    let mut pending_at = 0u64;
+    loop {
+        let next = tokio::task::block_in_place(|| chunks.next());
+        let Some(item) = next else { break };
+        let (offset, data) = item.map_err(|e| anyhow!("restoring copy {}: {e}", copy.copy))?;
+        if pending.is_empty() {
+            pending_at = offset;
+        } else if pending_at + pending.len() as u64 != offset || pending.len() >= IO_CHUNK {
+            session.write(&writer, pending_at, &pending).await?;
+            written += pending.len() as u64;
+            report(pending_at + pending.len() as u64);
+            pending.clear();
+            pending_at = offset;
+        }
+        pending.extend_from_slice(&data);
     }
+    if !pending.is_empty() {
+        session.write(&writer, pending_at, &pending).await?;
+        written += pending.len() as u64;
+        report(pending_at + pending.len() as u64);
+    }
+    session.flush(&writer).await?;
+    session.close_writer(writer).await?;
     report(manifest.device_size());
     progress.finish();
     Ok(Restored {
