@@ -12,8 +12,9 @@
     copies_data.py apply IMG DIR
         Applies a change set in place to IMG (same offsets as the lab writes).
     copies_data.py report RESULTS.tsv OUT.json [--logs DIR] [--meta k=v ...]
-        Prints the table and the target checks, writes the JSON results. Exit 1 if a
-        target fails (only when every tool needed for it ran).
+        Prints the table (medians over the rounds in RESULTS.tsv, whose 10th column is the
+        round) and the target checks on the medians, writes the JSON results (medians and
+        every round). Exit 1 if a target fails (only when every tool needed for it ran).
 """
 
 import argparse
@@ -114,40 +115,69 @@ OPS = ["full", "incr-scattered", "incr-clustered", "restore", "verify"]
 TOOLS = ["tidemark", "restic", "borg"]
 
 
+FIELDS = ["wall_s", "cpu_s", "user_s", "sys_s", "peak_rss_mib", "stored_bytes", "stored_mib"]
+
+
 def load(path):
+    """Rows of every round: {(tool, op): [row of round 1, row of round 2, ...]}."""
     rows = {}
     with open(path) as f:
         for line in f:
             if not line.strip() or line.startswith("#"):
                 continue
-            tool, op, wall, user, sys_, rss_kib, stored, rc, load = line.rstrip("\n").split("\t")
-            rows[(tool, op)] = {
-                "tool": tool, "operation": op, "wall_s": float(wall),
+            cols = line.rstrip("\n").split("\t")
+            tool, op, wall, user, sys_, rss_kib, stored, rc, load = cols[:9]
+            rnd = int(cols[9]) if len(cols) > 9 else 1
+            rows.setdefault((tool, op), []).append({
+                "tool": tool, "operation": op, "round": rnd, "wall_s": float(wall),
                 "cpu_s": round(float(user) + float(sys_), 2), "user_s": float(user),
                 "sys_s": float(sys_), "peak_rss_mib": round(int(rss_kib) / 1024, 1),
                 "stored_bytes": int(stored), "stored_mib": round(int(stored) / MIB, 1),
                 "exit_code": int(rc), "load_avg_1m_before": float(load),
-            }
+            })
     return rows
 
 
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def summarise(runs):
+    """The median of each figure over the rounds (peak memory: the largest)."""
+    out = {"tool": runs[0]["tool"], "operation": runs[0]["operation"], "rounds": len(runs),
+           "exit_code": max(r["exit_code"] for r in runs)}
+    for k in FIELDS:
+        out[k] = round(median([r[k] for r in runs]), 3)
+    out["peak_rss_mib_max"] = max(r["peak_rss_mib"] for r in runs)
+    out["wall_s_min"] = min(r["wall_s"] for r in runs)
+    out["wall_s_max"] = max(r["wall_s"] for r in runs)
+    return out
+
+
 def cmd_report(args):
-    rows = load(args.results)
+    runs = load(args.results)
     if args.logs:
         # Tidemark's own JSON document of each operation (bytes_read, bytes_stored, ...).
-        for (tool, op), row in rows.items():
-            path = os.path.join(args.logs, f"{tool}-{op}.out")
-            if tool == "tidemark" and os.path.exists(path):
-                try:
-                    with open(path) as f:
-                        row["tool_output"] = json.load(f)
-                except ValueError:
-                    pass
+        for (tool, op), rounds in runs.items():
+            for row in rounds:
+                path = os.path.join(args.logs, f"r{row['round']}", f"{tool}-{op}.out")
+                if tool == "tidemark" and os.path.exists(path):
+                    try:
+                        with open(path) as f:
+                            row["tool_output"] = json.load(f)
+                    except ValueError:
+                        pass
+    rows = {k: summarise(v) for k, v in runs.items()}
     meta = dict(kv.split("=", 1) for kv in args.meta)
     tools = [t for t in TOOLS if any(k[0] == t for k in rows)]
     ops = [o for o in OPS if any(k[1] == o for k in rows)]
 
-    head = f"{'tool':<9} {'operation':<15} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9} {'stored MiB':>11}"
+    n_rounds = max((r["rounds"] for r in rows.values()), default=0)
+    print(f"Medians of {n_rounds} round(s); wall range min-max; peak memory the largest.")
+    head = (f"{'tool':<9} {'operation':<15} {'wall s':>8} {'range':>13} {'CPU s':>8} "
+            f"{'peak MiB':>9} {'stored MiB':>11}")
     print(head)
     print("-" * len(head))
     for t in tools:
@@ -157,8 +187,9 @@ def cmd_report(args):
                 continue
             stored = f"{r['stored_mib']:.1f}" if o not in ("restore", "verify") else "-"
             flag = "" if r["exit_code"] == 0 else f"  (exit {r['exit_code']})"
-            print(f"{t:<9} {o:<15} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} "
-                  f"{r['peak_rss_mib']:>9.1f} {stored:>11}{flag}")
+            span = f"{r['wall_s_min']:.2f}-{r['wall_s_max']:.2f}"
+            print(f"{t:<9} {o:<15} {r['wall_s']:>8.2f} {span:>13} {r['cpu_s']:>8.2f} "
+                  f"{r['peak_rss_mib_max']:>9.1f} {stored:>11}{flag}")
 
     checks = []
 
@@ -180,7 +211,7 @@ def cmd_report(args):
         return None if r is None or r["exit_code"] != 0 else r[k]
 
     print()
-    print("Targets (ratios from this run):")
+    print("Targets (ratios of the medians):")
     ratio("full copy wall: restic/tidemark", get("restic", "full", "wall_s"),
           get("tidemark", "full", "wall_s"), 3, ">=")
     ratio("incremental (scattered 1%) wall: tidemark/restic",
@@ -192,7 +223,7 @@ def cmd_report(args):
     ratio("restore wall: restic/tidemark", get("restic", "restore", "wall_s"),
           get("tidemark", "restore", "wall_s"), 2, ">=")
     if "tidemark" in tools:
-        peak = max(r["peak_rss_mib"] for k, r in rows.items() if k[0] == "tidemark")
+        peak = max(r["peak_rss_mib_max"] for k, r in rows.items() if k[0] == "tidemark")
         ok = peak <= 256
         checks.append({"check": "tidemark peak memory MiB", "value": peak, "target": "<= 256",
                        "result": "PASS" if ok else "FAIL"})
@@ -201,7 +232,8 @@ def cmd_report(args):
         checks.append({"check": "tidemark peak memory MiB", "result": "SKIP"})
         print("tidemark peak memory: SKIP (tidemark not run)")
 
-    doc = {"meta": meta, "results": list(rows.values()), "checks": checks}
+    doc = {"meta": meta, "results": list(rows.values()),
+           "rounds": [row for rounds in runs.values() for row in rounds], "checks": checks}
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")

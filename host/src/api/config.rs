@@ -33,6 +33,10 @@ pub struct ServeConfig {
     /// What is logged to stderr, in `RUST_LOG` syntax (e.g. `info,tidemark::api=debug`).
     /// Default `warn`. Env `RUST_LOG`.
     pub log: String,
+    /// `POST /v1/copies/gc` (and `tidemark gc` without `--repack-below`) rewrites packs
+    /// whose live share is below this percentage, 0-100. Default 50 (0 never repacks).
+    /// Env `TIDEMARK_GC_REPACK_BELOW`.
+    pub gc_repack_below: u8,
     /// HTTPS. Default: none (plain HTTP, loopback only).
     pub tls: TlsConfig,
 }
@@ -61,6 +65,7 @@ impl Default for ServeConfig {
             adapter_body_limit: 64 << 20,
             token_cache_ttl_secs: 5,
             log: crate::logging::DEFAULT_FILTER.to_string(),
+            gc_repack_below: crate::copies::DEFAULT_REPACK_BELOW,
             tls: TlsConfig::default(),
         }
     }
@@ -74,6 +79,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TIDEMARK_ADAPTER_BODY_LIMIT", "adapter_body_limit"),
     ("TIDEMARK_TOKEN_CACHE_TTL", "token_cache_ttl_secs"),
     ("RUST_LOG", "log"),
+    ("TIDEMARK_GC_REPACK_BELOW", "gc_repack_below"),
     ("TIDEMARK_TLS_CERT", "tls.cert"),
     ("TIDEMARK_TLS_KEY", "tls.key"),
 ];
@@ -153,6 +159,9 @@ impl ServeConfig {
                 crate::logging::parse_filter(raw)?;
                 self.log = raw.to_string();
             }
+            "gc_repack_below" => {
+                self.gc_repack_below = raw.parse().context("expected a percentage from 0 to 100")?
+            }
             "tls.cert" => self.tls.cert = Some(raw.into()),
             "tls.key" => self.tls.key = Some(raw.into()),
             other => bail!("no setting '{other}'"),
@@ -170,6 +179,12 @@ impl ServeConfig {
         }
         if self.adapter_body_limit == 0 {
             bail!("adapter_body_limit must be at least 1 byte");
+        }
+        if self.gc_repack_below > 100 {
+            bail!(
+                "gc_repack_below is a percentage from 0 to 100, not {}",
+                self.gc_repack_below
+            );
         }
         crate::logging::parse_filter(&self.log).context("setting `log`")?;
         match (&self.tls.cert, &self.tls.key) {
@@ -274,6 +289,33 @@ mod tests {
         let env = |var: &str| (var == "RUST_LOG").then(|| "info,tidemark::api=debug".to_string());
         let config = ServeConfig::load(Some(&path), env, None).unwrap();
         assert_eq!(config.log, "info,tidemark::api=debug");
+    }
+
+    #[test]
+    fn gc_repack_below_comes_from_the_file_or_the_environment_and_is_a_percentage() {
+        assert_eq!(
+            ServeConfig::default().gc_repack_below,
+            crate::copies::DEFAULT_REPACK_BELOW
+        );
+        let (_dir, path) = file("gc_repack_below = 30\n");
+        let config = ServeConfig::load(Some(&path), no_env, None).unwrap();
+        assert_eq!(config.gc_repack_below, 30);
+        let env = |var: &str| (var == "TIDEMARK_GC_REPACK_BELOW").then(|| "75".to_string());
+        assert_eq!(
+            ServeConfig::load(Some(&path), env, None)
+                .unwrap()
+                .gc_repack_below,
+            75
+        );
+        let (_dir, path) = file("gc_repack_below = 101\n");
+        let error = format!(
+            "{:#}",
+            ServeConfig::load(Some(&path), no_env, None).unwrap_err()
+        );
+        assert!(error.contains("gc_repack_below"), "{error}");
+        let env = |var: &str| (var == "TIDEMARK_GC_REPACK_BELOW").then(|| "half".to_string());
+        let error = format!("{:#}", ServeConfig::load(None, env, None).unwrap_err());
+        assert!(error.contains("TIDEMARK_GC_REPACK_BELOW=half"), "{error}");
     }
 
     #[test]

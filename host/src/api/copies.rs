@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::error::{ApiError, ErrorBody, ObjectJson, whole_number};
 use crate::catalog::{CopyRefRecord, format_time};
-use crate::copies::{CopyStore, CopyStoreError, DEFAULT_REPACK_BELOW, LocalDir, LockWait};
+use crate::copies::{CopyStore, CopyStoreError, LocalDir, LockWait};
 use crate::data_dir::{COPIES_DIR, PASSPHRASE_ENV};
 use crate::engine::retention::{self, Policy};
 use crate::refusal::Refusal;
@@ -219,7 +219,8 @@ pub async fn expire(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GcRequest {
-    /// Rewrite packs whose live share is below this percentage (0-100, default 50).
+    /// Rewrite packs whose live share is below this percentage (0-100; default the
+    /// server's `gc_repack_below`, 50 unless configured).
     #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 0, maximum = 100)]
     repack_below: Option<u8>,
@@ -236,7 +237,7 @@ pub struct GcRequest {
     ))]
 pub async fn gc(State(state): State<Arc<ApiState>>, body: ObjectJson<GcRequest>) -> ApiResult {
     let ObjectJson(request) = body;
-    let repack_below = request.repack_below.unwrap_or(DEFAULT_REPACK_BELOW);
+    let repack_below = request.repack_below.unwrap_or(state.gc_repack_below);
     if repack_below > 100 {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -22,14 +22,20 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tokio::sync::broadcast::{self, error::TryRecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 
 use super::ApiState;
 use super::error::ApiError;
 use crate::catalog::{Catalog, JobRecord, StepState};
 use crate::engine::progress_hub::ProgressUpdate;
 
-/// How often the journal is looked at for news (and progress drained).
+/// How often the journal is looked at for news (and progress drained) at the latest: a
+/// progress update, or the end of the job (the engine then closes its progress channel),
+/// wakes the stream at once, so a client following a short job (an incremental copy takes
+/// a few hundred ms) is not kept waiting up to this long for its `end`.
 const POLL: Duration = Duration::from_millis(100);
 
 /// One event as sent.
@@ -179,6 +185,8 @@ struct Cursor {
     sent: Option<usize>,
     queue: VecDeque<JobEvent>,
     progress: Option<broadcast::Receiver<ProgressUpdate>>,
+    /// Progress received while waiting, not yet merged into the queue.
+    early: Vec<ProgressUpdate>,
     done: bool,
 }
 
@@ -202,11 +210,28 @@ impl Cursor {
                 .sent
                 .unwrap_or_else(|| resume_index(&all, self.last_seen.as_deref()));
             self.sent = Some(all.len().max(from));
-            self.queue
-                .extend(merge(&all, from, drain(&mut self.progress)));
+            let mut updates = std::mem::take(&mut self.early);
+            updates.extend(drain(&mut self.progress));
+            self.queue.extend(merge(&all, from, updates));
             if self.queue.is_empty() {
-                tokio::time::sleep(POLL).await;
+                self.wait().await;
             }
+        }
+    }
+
+    /// Waits for news: [`POLL`], or sooner a progress update or the job's end.
+    async fn wait(&mut self) {
+        let Some(rx) = self.progress.as_mut() else {
+            return tokio::time::sleep(POLL).await;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            received = rx.recv() => match received {
+                Ok(update) => self.early.push(update),
+                Err(RecvError::Lagged(_)) => {}
+                // The job ended: its final state is in the journal now.
+                Err(RecvError::Closed) => self.progress = None,
+            },
         }
     }
 }
@@ -246,6 +271,7 @@ pub async fn job_events(
         sent: None,
         queue: VecDeque::new(),
         progress,
+        early: Vec::new(),
         done: false,
     };
     let stream = futures::stream::unfold(cursor, |mut cursor| async move {

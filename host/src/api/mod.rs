@@ -59,6 +59,9 @@ pub struct ApiState {
     /// 429 with `Retry-After` (default
     /// [`crate::engine::slots::DEFAULT_MAX_RUNNING_JOBS`]); the engine keeps the count.
     pub max_running_jobs: usize,
+    /// What `POST /v1/copies/gc` repacks below when its body does not say (the serve key
+    /// `gc_repack_below`).
+    pub gc_repack_below: u8,
 }
 
 impl ApiState {
@@ -74,6 +77,7 @@ impl ApiState {
             body_limit: config.body_limit,
             adapter_body_limit: config.adapter_body_limit,
             max_running_jobs: config.max_running_jobs,
+            gc_repack_below: config.gc_repack_below,
         })
     }
 }

@@ -162,10 +162,10 @@ pub enum Command {
     /// Frees copy-store chunks no copy references and rewrites mostly dead packs (safe
     /// while copies run).
     Gc {
-        /// Rewrite packs whose live share is below PERCENT (0-100).
-        #[arg(long, value_name = "PERCENT", default_value_t = crate::copies::DEFAULT_REPACK_BELOW,
-              value_parser = clap::value_parser!(u8).range(0..=100))]
-        repack_below: u8,
+        /// Rewrite packs whose live share is below PERCENT (0-100; default: the server's
+        /// `gc_repack_below`, 50 unless configured).
+        #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+        repack_below: Option<u8>,
     },
     /// Runs the HTTP admin API (HTTPS with tls.cert + tls.key; plain HTTP on loopback
     /// only); resumes unfinished jobs at start. Settings: flag > environment > file > default.

@@ -263,11 +263,13 @@ pub async fn expire(conn: &Connection, policy: Value) -> anyhow::Result<Outcome>
 }
 
 /// `gc [--repack-below PERCENT]`.
-pub async fn gc(conn: &Connection, repack_below: u8) -> anyhow::Result<Outcome> {
-    let report = conn
-        .api
-        .post("/v1/copies/gc", json!({ "repack_below": repack_below }))
-        .await?;
+pub async fn gc(conn: &Connection, repack_below: Option<u8>) -> anyhow::Result<Outcome> {
+    // Unsaid, the server's `gc_repack_below` applies.
+    let body = match repack_below {
+        Some(percent) => json!({ "repack_below": percent }),
+        None => json!({}),
+    };
+    let report = conn.api.post("/v1/copies/gc", body).await?;
     let n = |k: &str| report[k].as_u64().unwrap_or(0);
     let text = format!(
         "freed {} chunk(s), {}; deleted {} pack(s), rewrote {} into {}; removed {} unreferenced copy manifest(s); {} chunk(s) remain",

@@ -98,21 +98,70 @@ fn aad(flags: u8, id: &ChunkId) -> [u8; 34] {
     a
 }
 
-/// Compresses `data` after the header of `out`; returns the compressed length if compression
-/// is worth keeping.
-fn compress_into(out: &mut Vec<u8>, data: &[u8], level: i32) -> Option<usize> {
+/// What became of a chunk's bytes when it was sealed (counted per copy: the hit rate of
+/// the compressibility estimate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// zstd-compressed (it saved at least 1/64).
+    Compressed,
+    /// Stored as is without trying: the sample said it would not compress.
+    SkippedByEstimate,
+    /// Compressed, but it saved too little, so stored as is (the estimate missed).
+    NotWorthIt,
+}
+
+/// Chunks from this size on are sampled before they are compressed; smaller ones are just
+/// compressed (a sample would be most of them).
+const SAMPLE_FROM: usize = 16 * 1024;
+/// The sample: this many pieces of [`SAMPLE_PIECE`] bytes, spread evenly over the chunk.
+const SAMPLE_PIECES: usize = 4;
+const SAMPLE_PIECE: usize = 1024;
+
+/// Whether compressing `data` can pay, judged from a 4 KiB sample compressed at the same
+/// level: random or already compressed data (half of a typical disk image, every media
+/// or archive file) then costs one small compression instead of a whole one. The sample
+/// must save 1/32, twice what the whole chunk must save to be kept, since small inputs
+/// compress worse than the chunk they come from.
+fn worth_compressing(comp: &mut zstd::bulk::Compressor<'static>, data: &[u8]) -> bool {
+    if data.len() < SAMPLE_FROM {
+        return true;
+    }
+    let mut sample = [0u8; SAMPLE_PIECES * SAMPLE_PIECE];
+    let stride = data.len() / SAMPLE_PIECES;
+    for (k, piece) in sample.chunks_exact_mut(SAMPLE_PIECE).enumerate() {
+        piece.copy_from_slice(&data[k * stride..k * stride + SAMPLE_PIECE]);
+    }
+    let mut out = [0u8; SAMPLE_PIECES * SAMPLE_PIECE + 512];
+    match comp.compress_to_buffer(&sample, &mut out[..]) {
+        Ok(n) => n < sample.len() - sample.len() / 32,
+        Err(_) => true,
+    }
+}
+
+/// Compresses `data` after the header of `out` if that pays; returns the compressed length
+/// when it is kept, and what was done.
+fn compress_into(out: &mut Vec<u8>, data: &[u8], level: i32) -> (Option<usize>, Packing) {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().is_none_or(|(l, _)| *l != level) {
-            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+            *c = zstd::bulk::Compressor::new(level)
+                .ok()
+                .map(|comp| (level, comp));
         }
-        let (_, comp) = c.as_mut()?;
+        let Some((_, comp)) = c.as_mut() else {
+            return (None, Packing::NotWorthIt);
+        };
+        if !worth_compressing(comp, data) {
+            return (None, Packing::SkippedByEstimate);
+        }
         let mut cur = Cursor::new(&mut *out);
         cur.set_position(HEADER_LEN as u64);
-        let n = comp.compress_to_buffer(data, &mut cur).ok()?;
-        // Keep it only if it saves at least 1/64: a chunk that barely compresses would cost a
-        // decompression on every restore for nothing.
-        (n < data.len() - data.len() / 64).then_some(n)
+        match comp.compress_to_buffer(data, &mut cur) {
+            // Keep it only if it saves at least 1/64: a chunk that barely compresses would
+            // cost a decompression on every restore for nothing.
+            Ok(n) if n < data.len() - data.len() / 64 => (Some(n), Packing::Compressed),
+            _ => (None, Packing::NotWorthIt),
+        }
     })
 }
 
@@ -124,11 +173,11 @@ pub(crate) fn encode<R>(
     data: &[u8],
     level: i32,
     f: impl FnOnce(&[u8]) -> R,
-) -> std::io::Result<R> {
+) -> std::io::Result<(R, Packing)> {
     ENCODE_BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
-        encode_into(keys, id, data, level, &mut buf)?;
-        Ok(f(&buf))
+        let packing = encode_into(keys, id, data, level, &mut buf)?;
+        Ok((f(&buf), packing))
     })
 }
 
@@ -138,13 +187,14 @@ fn encode_into(
     data: &[u8],
     level: i32,
     out: &mut Vec<u8>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Packing> {
     let nonce = random_nonce()?;
     out.clear();
     out.reserve(HEADER_LEN + zstd::zstd_safe::compress_bound(data.len()) + TAG_LEN);
     out.extend_from_slice(&[CHUNK_FORMAT, 0]);
     out.extend_from_slice(&nonce);
-    let flags = match compress_into(out, data, level) {
+    let (compressed, packing) = compress_into(out, data, level);
+    let flags = match compressed {
         Some(n) => {
             out.truncate(HEADER_LEN + n);
             FLAG_ZSTD
@@ -158,7 +208,7 @@ fn encode_into(
     out[1] = flags;
     let tag = seal(&keys.chunk, &nonce, &aad(flags, id), &mut out[HEADER_LEN..]);
     out.extend_from_slice(&tag);
-    Ok(())
+    Ok(packing)
 }
 
 /// Reads an object with `read` into a reused per-thread buffer and decodes it (see

@@ -37,6 +37,7 @@ mod envelope;
 mod error;
 mod gc;
 mod index;
+mod local_dir;
 mod lock;
 mod manifest;
 mod pack;
@@ -53,11 +54,12 @@ use std::sync::{Arc, RwLock};
 
 use cap_std::fs::Dir;
 
-pub use backend::{Durability, LocalDir, ObjectStore};
-pub use chunk::ChunkId;
+pub use backend::ObjectStore;
+pub use chunk::{ChunkId, Packing};
 pub use config::STORE_VERSION;
 pub use error::{CopyStoreError, ObjectRef, Result};
 pub use gc::{DEFAULT_REPACK_BELOW, GcReport};
+pub use local_dir::{Durability, LocalDir};
 pub use lock::{LockGuard, LockMode, LockWait, flock_file};
 pub use manifest::{
     ChunkEntry, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, Manifest, ManifestStats, check_chunk_size,
@@ -381,5 +383,15 @@ impl CopyStore {
         inner.pack_target = bytes;
         inner.lanes = lanes.max(1);
         self
+    }
+
+    /// Where a chunk's blob is: its pack's object key, offset and length (tests damage
+    /// blobs in place).
+    #[cfg(test)]
+    pub(crate) fn blob_location(&self, id: &ChunkId) -> Result<Option<(String, u64, usize)>> {
+        self.refresh_index()?;
+        Ok(self
+            .locate(id)
+            .map(|(pack, at)| (pack_key(&pack), u64::from(at.offset), at.len as usize)))
     }
 }

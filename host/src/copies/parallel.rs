@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::CopyStore;
+use super::chunk::Packing;
 use super::error::{CopyStoreError, Result};
 use super::manifest::{ChunkEntry, Manifest};
 use super::session::WriteSession;
@@ -39,6 +40,13 @@ pub struct PutStats {
     pub chunks_reused: u64,
     /// All-zero chunks (nothing stored).
     pub zero_chunks: u64,
+    /// New chunks stored compressed.
+    pub chunks_compressed: u64,
+    /// New chunks stored as they are because their sample did not compress (no whole
+    /// compression was tried).
+    pub chunks_skipped_by_estimate: u64,
+    /// New chunks compressed in vain: the sample promised more than the chunk saved.
+    pub chunks_estimate_missed: u64,
 }
 
 struct Job {
@@ -60,6 +68,9 @@ struct PutShared {
     chunks_new: AtomicU64,
     chunks_reused: AtomicU64,
     zero_chunks: AtomicU64,
+    chunks_compressed: AtomicU64,
+    chunks_skipped_by_estimate: AtomicU64,
+    chunks_estimate_missed: AtomicU64,
 }
 
 impl PutShared {
@@ -100,6 +111,14 @@ impl PutShared {
                             (_, false) => &self.chunks_reused,
                         };
                         counter.fetch_add(1, Ordering::Relaxed);
+                        if let Some(p) = o.packing {
+                            let counter = match p {
+                                Packing::Compressed => &self.chunks_compressed,
+                                Packing::SkippedByEstimate => &self.chunks_skipped_by_estimate,
+                                Packing::NotWorthIt => &self.chunks_estimate_missed,
+                            };
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
                         lock(&self.results).push((job.index, o.entry));
                     }
                     Ok(Err(e)) => self.fail(e),
@@ -142,6 +161,9 @@ impl ParallelPut {
             chunks_new: AtomicU64::new(0),
             chunks_reused: AtomicU64::new(0),
             zero_chunks: AtomicU64::new(0),
+            chunks_compressed: AtomicU64::new(0),
+            chunks_skipped_by_estimate: AtomicU64::new(0),
+            chunks_estimate_missed: AtomicU64::new(0),
         });
         let workers = (0..threads)
             .map(|i| {
@@ -206,6 +228,9 @@ impl ParallelPut {
             chunks_new: s.chunks_new.load(Ordering::Relaxed),
             chunks_reused: s.chunks_reused.load(Ordering::Relaxed),
             zero_chunks: s.zero_chunks.load(Ordering::Relaxed),
+            chunks_compressed: s.chunks_compressed.load(Ordering::Relaxed),
+            chunks_skipped_by_estimate: s.chunks_skipped_by_estimate.load(Ordering::Relaxed),
+            chunks_estimate_missed: s.chunks_estimate_missed.load(Ordering::Relaxed),
         };
         Ok((entries, stats))
     }

@@ -11,7 +11,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::chunk::{ChunkId, encode, is_zero};
+use super::chunk::{ChunkId, Packing, encode, is_zero};
 use super::error::{CopyStoreError, Result};
 use super::index::PackBlobs;
 use super::lock::{LockGuard, LockMode, LockWait};
@@ -54,6 +54,8 @@ pub struct PutOutcome {
     pub stored_bytes: u64,
     /// Whether a new chunk object was written.
     pub new: bool,
+    /// How a new chunk was sealed (`None` when nothing was written).
+    pub packing: Option<Packing>,
 }
 
 /// A write session: holds the store lock shared until dropped (with all its clones).
@@ -177,6 +179,7 @@ impl WriteSession {
                 entry: ChunkEntry::Zero { len },
                 stored_bytes: 0,
                 new: false,
+                packing: None,
             });
         }
         let id = store.keys.chunk_id(data);
@@ -188,19 +191,20 @@ impl WriteSession {
                 .locate(&id)
                 .map(|(_, at)| u64::from(at.len))
         });
-        let (stored, new) = match existing {
-            Some(size) => (size, false),
+        let (stored, new, packing) = match existing {
+            Some(size) => (size, false, None),
             None => {
-                let size = encode(&store.keys, &id, data, store.zstd_level, |obj| {
+                let (size, packing) = encode(&store.keys, &id, data, store.zstd_level, |obj| {
                     self.append(id, len, obj)
                 })
-                .map_err(self.inner.store.io_err("seal", "packs"))??;
+                .map_err(self.inner.store.io_err("seal", "packs"))?;
+                let size = size?;
                 let mut recent = lock(&self.inner.recent);
                 if recent.len() >= RECENT_MAX {
                     recent.clear();
                 }
                 recent.insert(id, size);
-                (size, true)
+                (size, true, Some(packing))
             }
         };
         self.remember(&id);
@@ -212,6 +216,7 @@ impl WriteSession {
             },
             stored_bytes: if new { stored } else { 0 },
             new,
+            packing,
         })
     }
 

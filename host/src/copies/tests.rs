@@ -148,6 +148,59 @@ fn compressible_chunks_are_stored_smaller() {
 }
 
 #[test]
+fn the_compression_estimate_skips_random_chunks_and_is_not_fooled_by_their_heads() {
+    const BIG: usize = 64 * 1024;
+    let t = tempfile::tempdir().unwrap();
+    let store = CopyStore::init(dir(t.path()), KeySource::KeyFile, BIG as u32).unwrap();
+    let mut chunks: Vec<Vec<u8>> = (1..=4).map(|i| data(i, BIG)).collect();
+    // Text, each chunk distinct.
+    chunks.extend((0..3u8).map(|i| {
+        let mut c = text(BIG);
+        c[..8].fill(i);
+        c
+    }));
+    // Random but for its last quarter: the sample must look past the head.
+    let mut tail = data(9, BIG);
+    tail[BIG / 4 * 3..].copy_from_slice(&text(BIG / 4));
+    chunks.push(tail);
+    // Random but for the bytes the sample reads: the sample promises, the chunk does not keep.
+    let mut decoy = data(10, BIG);
+    for k in 0..4 {
+        decoy[k * BIG / 4..k * BIG / 4 + 256].fill(0);
+    }
+    chunks.push(decoy);
+
+    let session = store.begin_write().unwrap();
+    let pp = ParallelPut::new(&session, 2, 4);
+    for (i, c) in chunks.iter().enumerate() {
+        pp.submit(i as u64, c.clone()).unwrap();
+    }
+    let (entries, stats) = pp.finish().unwrap();
+    assert_eq!(stats.chunks_skipped_by_estimate, 4, "{stats:?}");
+    assert_eq!(stats.chunks_compressed, 4, "{stats:?}");
+    assert_eq!(stats.chunks_estimate_missed, 1, "{stats:?}");
+    let mut m = Manifest::new(
+        (chunks.len() * BIG) as u64,
+        BIG as u32,
+        serde_json::json!({}),
+    )
+    .unwrap();
+    m.apply(&entries).unwrap();
+    session.commit("mixed", &m).unwrap();
+    drop(session);
+    assert_eq!(restore_all(&store, &m), chunks.concat());
+    // What the estimate skipped is stored as is; text shrinks.
+    let stored = |i: usize| m.entries()[i].stored_bytes();
+    assert_eq!(stored(0), BIG as u64 + 14 + 16);
+    assert!(stored(4) < BIG as u64 / 4, "text: {}", stored(4));
+    assert!(
+        stored(7) < BIG as u64 * 7 / 8,
+        "random head, text tail: {}",
+        stored(7)
+    );
+}
+
+#[test]
 fn dedup_stores_identical_chunks_once() {
     let (t, store) = new_store(KeySource::KeyFile);
     let d = data(7, CS as usize);

@@ -253,21 +253,29 @@ impl Engine {
             progress,
             mode,
         )?;
-        match planned.run(&mut ctx).await {
-            Ok(result) => {
-                self.catalog
-                    .set_job_state(job_id, JobState::Succeeded, Some(&result), None)?;
-                self.job(job_id)
-            }
+        let ended = match planned.run(&mut ctx).await {
+            Ok(result) => self
+                .catalog
+                .set_job_state(job_id, JobState::Succeeded, Some(&result), None)
+                .and_then(|()| self.job(job_id)),
             Err(error) if error.is::<Settled>() => self.compensate(job_id).await,
             Err(error) => {
                 let message = format!("{error:#}");
                 tracing::warn!(job = job_id, "job failed, compensating: {message}");
-                self.catalog
-                    .set_job_state(job_id, JobState::Compensating, None, Some(&message))?;
-                self.compensate(job_id).await
+                match self.catalog.set_job_state(
+                    job_id,
+                    JobState::Compensating,
+                    None,
+                    Some(&message),
+                ) {
+                    Ok(()) => self.compensate(job_id).await,
+                    Err(e) => Err(e),
+                }
             }
-        }
+        };
+        // Whatever the outcome, followers of the job learn now that there is news.
+        self.progress_hub.close(job_id);
+        ended
     }
 
     /// A job with its steps.

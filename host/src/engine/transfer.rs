@@ -7,12 +7,13 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::device_io::{self, DeviceTarget, IO_CHUNK};
-use super::ports::{CallError, Endpoints};
+use super::ports::{CallError, Endpoints, ReaderHandle};
 use super::progress::Progress;
 use crate::catalog::{Catalog, CopyRefRecord, MAPPED_LUN, PointRecord, SnapshotRefRecord};
 use crate::copies::{CopyStore, Manifest, ParallelGet, ParallelPut, default_threads};
@@ -23,6 +24,11 @@ pub const STORE_NAME: &str = "local";
 
 /// Chunks queued between the adapter and the workers: bounds memory (16 × 64 KiB).
 const QUEUE_DEPTH: usize = 16;
+
+/// Reader sessions a copy keeps reading at once. One read at a time leaves a disk idle
+/// between requests: a cold device read at queue depth 1 ran at ~120 MB/s here, with four
+/// in flight at several times that (the scattered reads of an incremental gain the most).
+const READERS: usize = 4;
 
 /// What a manifest says about itself, so the copy store stays self-describing.
 fn label(source: &CopySource) -> serde_json::Value {
@@ -70,6 +76,20 @@ pub struct CopiedDevice {
     pub bytes_read: u64,
     pub bytes_stored: u64,
     pub stored_total: u64,
+    /// How the new chunks were sealed: the hit rate of the compressibility estimate.
+    #[serde(default)]
+    pub compression: CompressionCounts,
+}
+
+/// New chunks of a copy by how they were sealed.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CompressionCounts {
+    /// Stored compressed.
+    pub compressed: u64,
+    /// Stored as they are without a try: their sample did not compress.
+    pub skipped_by_estimate: u64,
+    /// Compressed in vain (the sample promised a saving the chunk did not give).
+    pub estimate_missed: u64,
 }
 
 /// What a device restore did.
@@ -230,21 +250,59 @@ pub async fn copy_device(
     progress.start(&format!("copy {}", source.snapshot.mount_point), total);
 
     let put = ParallelPut::new(&writer, default_threads(), QUEUE_DEPTH);
-    let mut bytes_read = 0u64;
     let per_read = (IO_CHUNK as u64 / chunk).max(1);
-    for (first, count) in runs(&todo, per_read) {
-        let offset = first * chunk;
-        let length = (count * chunk).min(size - offset);
-        let data = device_io::read_exact(session.as_mut(), &reader, offset, length).await?;
-        bytes_read += length;
-        for (k, piece) in data.chunks(chunk as usize).enumerate() {
-            let mut buffer = put.buffer();
-            buffer.extend_from_slice(piece);
-            tokio::task::block_in_place(|| put.submit(first + k as u64, buffer))?;
-        }
-        progress.advance(length);
+    let runs = runs(&todo, per_read);
+    // More sessions on the same device, so several reads are in flight; each takes the next
+    // run when its last one is handed to the workers.
+    let mut readers = vec![(session, reader)];
+    for _ in 1..READERS.min(runs.len()) {
+        readers.push(device_io::open_reader(endpoints, &source.reader).await?);
     }
-    session.close_reader(reader).await?;
+    let next_run = AtomicUsize::new(0);
+    let bytes_read = AtomicU64::new(0);
+    // Adapter file I/O blocks the thread that calls (cheaper than a hop to the blocking pool),
+    // so the readers run on threads of their own to have their reads in flight together.
+    let handle = tokio::runtime::Handle::current();
+    let read_one = |session: &mut Box<dyn super::ports::DataPath>, reader: &ReaderHandle| {
+        handle.block_on(async {
+            while let Some(&(first, count)) = runs.get(next_run.fetch_add(1, Ordering::Relaxed)) {
+                let offset = first * chunk;
+                let length = (count * chunk).min(size - offset);
+                let data = device_io::read_exact(session.as_mut(), reader, offset, length).await?;
+                bytes_read.fetch_add(length, Ordering::Relaxed);
+                for (k, piece) in data.chunks(chunk as usize).enumerate() {
+                    let mut buffer = put.buffer();
+                    buffer.extend_from_slice(piece);
+                    // A thread of its own: blocking while the queue is full is fine here.
+                    put.submit(first + k as u64, buffer)?;
+                }
+                progress.advance(length);
+            }
+            anyhow::Ok(())
+        })
+    };
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = readers
+                .iter_mut()
+                .map(|(session, reader)| scope.spawn(|| read_one(session, reader)))
+                .collect();
+            // Every thread is joined (the scope would anyway); the first error is the answer.
+            threads
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|_| Err(anyhow!("a device reader thread panicked")))
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect::<anyhow::Result<()>>()
+        })
+    })?;
+    for (mut session, reader) in readers {
+        session.close_reader(reader).await?;
+    }
+    let bytes_read = bytes_read.into_inner();
     let (entries, stats) = tokio::task::block_in_place(|| put.finish())?;
     manifest.apply(&entries)?;
     manifest.label = label(source);
@@ -258,6 +316,11 @@ pub async fn copy_device(
         bytes_read,
         bytes_stored: stats.bytes_stored,
         stored_total: manifest.stats().stored_bytes,
+        compression: CompressionCounts {
+            compressed: stats.chunks_compressed,
+            skipped_by_estimate: stats.chunks_skipped_by_estimate,
+            estimate_missed: stats.chunks_estimate_missed,
+        },
     })
 }
 

@@ -28,6 +28,13 @@ pub trait StorageFile {
 
     /// Current length of the file in bytes.
     fn size(&self) -> Result<u64>;
+
+    /// A hint that `len` bytes at `offset` will be read soon (`posix_fadvise(WILLNEED)`),
+    /// so the disk works ahead of a sequential reader. A failed hint is no error: the
+    /// default does nothing.
+    fn will_need(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
 }
 
 /// A directory tree rooted somewhere private to the caller. Paths are relative,

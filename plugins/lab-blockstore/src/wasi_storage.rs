@@ -2,7 +2,7 @@
 
 use wasip2::filesystem::preopens::get_directories;
 use wasip2::filesystem::types::{
-    Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags,
+    Advice, Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags,
 };
 
 use crate::error::{Error, Result};
@@ -172,6 +172,10 @@ impl StorageFile for WasiFile {
             done += n as usize;
         }
         Ok(())
+    }
+
+    fn will_need(&self, offset: u64, len: u64) {
+        let _ = self.fd.advise(offset, len, Advice::WillNeed);
     }
 
     fn size(&self) -> Result<u64> {

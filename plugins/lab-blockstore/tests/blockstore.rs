@@ -774,6 +774,8 @@ struct Counters {
     /// Mutations allowed before every further one fails (`None` = unlimited).
     budget: Cell<Option<u64>>,
     bytes: Cell<u64>,
+    /// Read-ahead hints received: (offset, length).
+    hints: std::cell::RefCell<Vec<(u64, u64)>>,
 }
 
 impl Counters {
@@ -823,6 +825,9 @@ impl StorageFile for FaultyFile {
     }
     fn size(&self) -> Result<u64> {
         self.inner.size()
+    }
+    fn will_need(&self, offset: u64, len: u64) {
+        self.counters.hints.borrow_mut().push((offset, len));
     }
 }
 
@@ -874,6 +879,47 @@ impl Storage for Faulty {
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>> {
         self.inner.list_dir(path)
     }
+}
+
+#[test]
+fn sequential_readers_are_read_ahead_of_and_scattered_ones_are_not() {
+    const MIB: u64 = 1 << 20;
+    let d = tempfile::tempdir().unwrap();
+    let store = BlockStore::new(Faulty::new(d.path()));
+    store.create_volume("v", 128 * MIB).unwrap();
+    let mut w = store.open_writer("v").unwrap();
+    w.write(0, &vec![7; (128 * MIB) as usize]).unwrap();
+    w.flush().unwrap();
+    drop(w);
+    let hints = |store: &BlockStore<Faulty>| store.storage().counters.hints.take();
+
+    // Scattered reads (an incremental copy): no hint, however many.
+    let r = store.open_reader("v", None).unwrap();
+    for k in 0..20u64 {
+        assert_eq!(r.read(k * 3 * MIB, MIB).unwrap().len(), MIB as usize);
+    }
+    assert!(hints(&store).is_empty());
+
+    // A sequential reader: from its second read on, the next 64 MiB are announced once each,
+    // in steps, never past the end of the volume.
+    let r = store.open_reader("v", None).unwrap();
+    for k in 0..128u64 {
+        r.read(k * MIB, MIB).unwrap();
+    }
+    let got = hints(&store);
+    assert!(!got.is_empty());
+    assert_eq!(got[0].0, 2 * MIB, "announced right after the second read");
+    let mut at = 2 * MIB;
+    for &(offset, len) in &got {
+        assert_eq!(offset, at, "contiguous, no range announced twice: {got:?}");
+        at += len;
+    }
+    assert_eq!(at, 128 * MIB, "up to the end and no further");
+
+    // Going back is not sequential: the hints stop.
+    r.read(0, MIB).unwrap();
+    r.read(10 * MIB, MIB).unwrap();
+    assert!(hints(&store).is_empty());
 }
 
 /// Runs `op` on a fresh copy of a multi-snapshot volume with a crash after every possible

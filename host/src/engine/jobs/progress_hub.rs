@@ -58,6 +58,13 @@ impl ProgressHub {
             .subscribe()
     }
 
+    /// The job has ended (its final state is recorded): its subscribers see their channel
+    /// close, which wakes event streams to send `end` now rather than at their next poll.
+    pub fn close(&self, job_id: &str) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.remove(job_id);
+    }
+
     fn publish(&self, job_id: &str, update: ProgressUpdate) {
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sender) = jobs.get(job_id)
@@ -211,6 +218,18 @@ mod tests {
                 .all(|u| u.seq == 3 && u.step == "copy-device C:" && u.label == "copy C:")
         );
         assert!(got[2].rate > 0 && got[2].total == 1000);
+    }
+
+    #[test]
+    fn closing_a_job_ends_its_subscribers_after_what_was_sent() {
+        let hub = Arc::new(ProgressHub::default());
+        let mut rx = hub.subscribe("job-3");
+        let progress = JobProgress::new("job-3", hub.clone());
+        progress.enter_step(1, "copy-device C:");
+        progress.start("copy C:", 10);
+        hub.close("job-3");
+        assert_eq!(rx.try_recv().map(|u| u.done), Ok(0));
+        assert_eq!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed));
     }
 
     #[test]

@@ -178,6 +178,25 @@ impl FakeSystems {
         }
     }
 
+    /// Overwrites every device of VM `vm_id` with bytes that differ from one 64 KiB chunk
+    /// to the next (so a copy of them is many distinct chunks, not one deduplicated one).
+    pub fn fill_distinct(&self, vm_id: &str) {
+        let pattern = |i: usize| ((i >> 16) as u8).wrapping_mul(37) ^ (i % 251) as u8;
+        let mut w = self.world();
+        let devices = w.vms[vm_id].devices.clone();
+        for d in devices {
+            let bytes = match d.backing {
+                DeviceBacking::VirtualDisk(disk) => w.disks.get_mut(&disk),
+                DeviceBacking::MappedLun(l) => w.luns.get_mut(&l.wwn).map(|lun| &mut lun.data),
+            };
+            if let Some(bytes) = bytes {
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = pattern(i);
+                }
+            }
+        }
+    }
+
     /// The bytes each device of VM `vm_id` holds, by mount point.
     pub fn contents(&self, vm_id: &str) -> BTreeMap<String, Vec<u8>> {
         let w = self.world();

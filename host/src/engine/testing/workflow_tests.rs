@@ -1,9 +1,13 @@
 //! Every workflow on the in-process fakes: what it does, that its dry run names the steps its
 //! journal then shows, and that a failure anywhere is compensated.
 
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+
 use super::engine_over;
 use super::fakes::{ARRAY, FakeSystems, HV};
 use crate::catalog::{EndpointRecord, JobRecord, JobState};
+use crate::copies::CopyStore;
 use crate::engine::discover::vm_record;
 use crate::engine::ports::Endpoints;
 use crate::engine::workflows::copy::CopyArgs;
@@ -99,6 +103,37 @@ impl Lab {
             .await;
         assert_eq!(copy.state, JobState::Succeeded, "{copy:?}");
         point
+    }
+
+    /// Flips one byte inside the stored blob of the last chunk of `point`'s copy of the
+    /// device at `mount`, as a disk fault would: the copy is damaged near its end, so a
+    /// restore has written most of the device when it finds out.
+    fn damage_last_chunk(&self, point: &str, mount: &str) {
+        let point = self
+            .engine
+            .catalog
+            .point(point)
+            .unwrap()
+            .expect("the point");
+        let device = point
+            .snapshots
+            .iter()
+            .find(|s| s.mount_point == mount)
+            .expect("the device");
+        let copy = point.copy_of(&device.device_ref).expect("its copy");
+        let root = self._dir.path().join("copies");
+        let dir = Dir::open_ambient_dir(&root, ambient_authority()).unwrap();
+        let store = CopyStore::open(dir, None).unwrap();
+        let manifest = store.read_manifest(&copy.copy).unwrap();
+        let last = manifest.entries().last().and_then(|e| e.id()).copied();
+        let (key, offset, len) = store
+            .blob_location(&last.expect("a data chunk"))
+            .unwrap()
+            .expect("the chunk is indexed");
+        let path = root.join(key);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[offset as usize + len / 2] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
     }
 
     fn holds(&self, fill: u8) -> bool {
@@ -287,6 +322,75 @@ async fn a_restore_device_failing_while_writing_reverts_to_the_safety_snapshot()
     assert_eq!(job.state, JobState::Compensated, "{job:?}");
     assert!(lab.holds(3), "the half-written LUN is back as it was");
     assert_eq!(lab.systems.power(&lab.vm_id), PowerState::On);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_device_from_a_damaged_pack_reverts_to_the_safety_snapshot() {
+    let lab = Lab::new().await;
+    lab.systems.fill_distinct(&lab.vm_id);
+    let point = lab.copied_point().await;
+    lab.damage_last_chunk(&point, "D:");
+    lab.systems.fill(&lab.vm_id, 3);
+    let writes_before = lab.systems.world().calls.get("write").copied().unwrap_or(0);
+    let job = lab
+        .run(JobRequest::RestoreDevice(RestoreDeviceArgs {
+            vm: "app".into(),
+            point,
+            device: "D:".into(),
+        }))
+        .await;
+    assert_eq!(job.state, JobState::Compensated, "{job:?}");
+    let error = format!("{job:?}");
+    assert!(error.contains("authentication failed"), "{error}");
+    // No pre-read pass: the damage is found while writing, after earlier runs were written.
+    let writes = lab.systems.world().calls.get("write").copied().unwrap_or(0);
+    assert!(
+        writes > writes_before,
+        "the restore wrote before it met the damage"
+    );
+    assert!(lab.holds(3), "the half-written LUN is back as it was");
+    assert_eq!(lab.systems.power(&lab.vm_id), PowerState::On);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_from_a_damaged_pack_deletes_the_new_vm_and_luns() {
+    let lab = Lab::new().await;
+    lab.systems.fill_distinct(&lab.vm_id);
+    let point = lab.copied_point().await;
+    lab.damage_last_chunk(&point, "D:");
+    let before = lab.systems.census();
+    let job = lab
+        .run(JobRequest::Restore(RestoreArgs {
+            vm: "app".into(),
+            point,
+            host: "esx-b".into(),
+            name: Some("dr".into()),
+            array: None,
+        }))
+        .await;
+    assert_eq!(job.state, JobState::Compensated, "{job:?}");
+    assert!(format!("{job:?}").contains("authentication failed"));
+    assert_eq!(lab.systems.census(), before);
+    assert!(lab.engine.catalog.vm("dr").unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_closes_its_progress_channel_so_followers_wake_at_once() {
+    let lab = Lab::new().await;
+    let request = JobRequest::Snapshot(SnapshotArgs { vm: "app".into() });
+    let (id, planned) = lab.engine.submit(&request).unwrap();
+    let mut rx = lab.engine.subscribe_progress(&id);
+    let job = lab.engine.run_job(&id, planned).await.unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    loop {
+        match rx.try_recv() {
+            Ok(_) => continue,
+            Err(e) => {
+                assert_eq!(e, tokio::sync::broadcast::error::TryRecvError::Closed);
+                break;
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

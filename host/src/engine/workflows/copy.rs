@@ -488,6 +488,7 @@ async fn run(
                 "bytes_read": d.bytes_read,
                 "bytes_stored": d.bytes_stored,
                 "stored_total": d.stored_total,
+                "compression": d.compression,
             })
         })
         .collect();
