@@ -23,6 +23,11 @@ const ADAPTERS: &[(&str, &str, &str)] = &[
         "misbehaving.wasm",
         "TIDEMARK_MISBEHAVING_WASM",
     ),
+    (
+        "broken-array",
+        "broken_array.wasm",
+        "TIDEMARK_BROKEN_ARRAY_WASM",
+    ),
 ];
 
 fn main() {

@@ -56,6 +56,7 @@ async fn reader_during_writes(cx: &mut Cx) -> Res {
             w.write(&target, 0, &pattern(200 + round, 256 << 10))
                 .await
                 .map_err(|e| format!("{e:?}"))?;
+            tokio::task::yield_now().await;
         }
         Ok::<(), String>(())
     });

@@ -23,10 +23,11 @@ fn block(n: u64) -> Vec<u8> {
     n.to_le_bytes().repeat(64)
 }
 
-/// One write through a fresh writer, retried when the adapter says a snapshot happened
-/// since the writer was opened (`conflict`), as a guest's I/O would be.
+/// One write through a fresh writer, retried (for up to [`WRITER_LIMIT`]) when the adapter
+/// answers `conflict` (a snapshot happened since the writer was opened, or is being taken),
+/// as a guest's I/O would be.
 async fn write_once(s: &mut Sess, dev: &Dev, data: &[u8]) -> CallResult<()> {
-    let mut attempt = 0;
+    let started = Instant::now();
     loop {
         let w = s.writer(dev).await?;
         let result = async {
@@ -37,13 +38,13 @@ async fn write_once(s: &mut Sess, dev: &Dev, data: &[u8]) -> CallResult<()> {
         let closed = s.dp().close_writer(w).await;
         match result {
             Err(e)
-                if attempt < 10
+                if started.elapsed() < WRITER_LIMIT
                     && matches!(
                         &e.kind,
                         crate::engine::ports::CallErrorKind::Adapter(AdapterError::Conflict(_))
                     ) =>
             {
-                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             other => {
                 other?;
@@ -71,6 +72,9 @@ async fn writer(
                 .map_err(|e| e.to_string())?;
         }
         done.store(n, Ordering::SeqCst);
+        // Adapter calls may finish without ever returning to the scheduler; let the
+        // session taking snapshots (and the timers it waits on) run.
+        tokio::task::yield_now().await;
     }
     Ok(())
 }
@@ -80,7 +84,8 @@ async fn wait_for(done: &AtomicU64, at_least: u64, stop: &AtomicBool) -> Result<
     while done.load(Ordering::SeqCst) < at_least {
         if started.elapsed() > WRITER_LIMIT || stop.load(Ordering::SeqCst) {
             return Err(Why::Fail(format!(
-                "the writer session stalled before writing {at_least} rounds"
+                "the writer session stalled at round {} (waited for {at_least})",
+                done.load(Ordering::SeqCst)
             )));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -123,7 +128,13 @@ async fn under_writer(cx: &mut Cx) -> Result<(Sess, Vec<Dev>, Vec<Round>, u64), 
         for _ in 0..ROUNDS {
             wait_for(&done, last + 2, &stop).await?;
             let token = cx.token();
+            let asked = Instant::now();
             let refs = s.snapshot(&devs, &token).await?;
+            claim!(
+                asked.elapsed() < Duration::from_secs(10),
+                "the group snapshot under a writer took {:.1} s",
+                asked.elapsed().as_secs_f64()
+            );
             last = done.load(Ordering::SeqCst);
             rounds.push(Round {
                 refs,
