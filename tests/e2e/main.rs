@@ -4,6 +4,7 @@
 mod api;
 mod bad_input;
 mod client;
+mod conformance;
 mod copies;
 mod copy_store;
 mod daemons;
