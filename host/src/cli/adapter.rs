@@ -30,7 +30,7 @@ pub async fn test(args: AdapterTest, data_dir: Option<PathBuf>, format: OutputFo
     let array = match args
         .array
         .as_deref()
-        .map(|a| ArraySource::parse(a, data_dir))
+        .map(|a| ArraySource::parse(a, super::default_data_dir(data_dir)))
     {
         None => None,
         Some(Ok(source)) => Some(source),

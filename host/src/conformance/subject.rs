@@ -33,14 +33,13 @@ pub enum ArraySource {
 
 impl ArraySource {
     /// `--array VALUE`: a file when it names one (or ends in `.wasm`), else an endpoint of
-    /// the data directory.
-    pub fn parse(value: &str, data_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+    /// the data directory (`data_dir`, needed only then).
+    pub fn parse(value: &str, data_dir: anyhow::Result<PathBuf>) -> anyhow::Result<Self> {
         let path = Path::new(value);
         if path.is_file() || value.ends_with(".wasm") {
             return Ok(ArraySource::File(path.to_path_buf()));
         }
-        let data_dir = crate::cli::default_data_dir(data_dir)
-            .with_context(|| format!("--array {value} names an endpoint"))?;
+        let data_dir = data_dir.with_context(|| format!("--array {value} names an endpoint"))?;
         Ok(ArraySource::Endpoint {
             data_dir,
             name: value.to_string(),
