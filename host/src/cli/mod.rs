@@ -122,7 +122,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     }
     let conn = Connection::open(cli.server.as_deref(), cli.data_dir).await?;
     match cli.command {
-        Command::Demo | Command::Serve { .. } | Command::Adapter(_) => {
+        Command::Demo | Command::Serve { .. } | Command::Adapter(args::AdapterCommand::Test(_)) => {
             unreachable!("handled above")
         }
         Command::Lab(command) => lab::run(&conn, command).await,
