@@ -28,6 +28,11 @@ const ADAPTERS: &[(&str, &str, &str)] = &[
         "contract_v0_2.wasm",
         "TIDEMARK_CONTRACT_V0_2_WASM",
     ),
+    (
+        "broken-array",
+        "broken_array.wasm",
+        "TIDEMARK_BROKEN_ARRAY_WASM",
+    ),
 ];
 
 fn main() {

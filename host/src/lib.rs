@@ -4,6 +4,7 @@
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod conformance;
 pub mod contract;
 pub mod copies;
 pub mod data_dir;

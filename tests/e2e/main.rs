@@ -5,6 +5,7 @@ mod adapters_live;
 mod api;
 mod bad_input;
 mod client;
+mod conformance;
 mod contracts;
 mod copies;
 mod copy_store;

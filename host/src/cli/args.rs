@@ -91,7 +91,8 @@ pub enum Command {
     Endpoint(EndpointCommand),
     /// Loaded adapters (embedded and from <data-dir>/adapters); the same as `adapter list`.
     Adapters,
-    /// Adapters added, listed and removed while the server runs.
+    /// Adapters: added, listed and removed while the server runs; `adapter test FILE.wasm`
+    /// runs the conformance suite.
     #[command(subcommand)]
     Adapter(AdapterCommand),
     /// Copies a recovery point into the copy store through a proxy VM (without POINT:
@@ -208,6 +209,30 @@ pub enum AdapterCommand {
     List,
     /// Removes an adapter, every version or NAME@VERSION; refused while an endpoint uses it.
     Remove { adapter: String },
+    /// Runs the conformance suite against an adapter file (a hypervisor or a storage array)
+    /// in a private, temporary data directory; exit 1 naming every failed check, 2 when the
+    /// file is not a loadable adapter.
+    Test(AdapterTest),
+}
+
+#[derive(Debug, Args)]
+pub struct AdapterTest {
+    /// The adapter component to test.
+    #[arg(required_unless_present = "list")]
+    pub file: Option<PathBuf>,
+    /// key=value for the adapter's endpoint, repeatable.
+    #[arg(long = "setting", value_parser = setting_arg)]
+    pub settings: Vec<(String, String)>,
+    /// For a hypervisor: the storage array its mapped LUNs live on, an adapter file or an
+    /// endpoint of the data directory. Without it the mapped-LUN checks are skipped.
+    #[arg(long)]
+    pub array: Option<String>,
+    /// Also write the results as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Prints every check (id, kind, tags, claim) and runs nothing.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! `serve` and `demo`. Each command returns an [`Outcome`] that is printed as text or as one
 //! JSON document.
 
+mod adapter;
 mod args;
 mod client;
 mod connect;
@@ -58,6 +59,11 @@ pub fn default_data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 /// usage errors before this runs).
 pub async fn run(cli: Cli) -> ExitCode {
     let format = cli.output;
+    // The conformance suite runs on a private data directory of its own and has its own
+    // exit codes (2: not a loadable adapter).
+    if let Command::Adapter(args::AdapterCommand::Test(test)) = cli.command {
+        return adapter::test(test, cli.data_dir, format).await;
+    }
     match dispatch(cli).await {
         Ok(outcome) => {
             match format {
@@ -116,7 +122,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     }
     let conn = Connection::open(cli.server.as_deref(), cli.data_dir).await?;
     match cli.command {
-        Command::Demo | Command::Serve { .. } => unreachable!("handled above"),
+        Command::Demo | Command::Serve { .. } | Command::Adapter(args::AdapterCommand::Test(_)) => {
+            unreachable!("handled above")
+        }
         Command::Lab(command) => lab::run(&conn, command).await,
         Command::Vm(args::VmCommand::List) => jobs::vm_list(&conn).await,
         Command::Vm(args::VmCommand::Show { vm }) => jobs::vm_show(&conn, &vm).await,

@@ -11,7 +11,8 @@ use tidemark_sdk::{
     About, AdapterError, AdapterResult, DeviceRead, DeviceWrite, LunInfo, SnapshotRef,
 };
 
-struct LabArray;
+/// The lab array (public so a test adapter can wrap it).
+pub struct LabArray;
 
 /// A LUN as the lab keeps it (`luns/<wwn>.json`); its volume id is the WWN.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -208,16 +209,27 @@ impl tidemark_sdk::StorageArray for LabArray {
             load_lun(wwn)?;
         }
         let lab = lab()?;
-        // One instant for the whole group: every LUN gets the same time, and no write can
-        // land between the member snapshots because each is only a metadata switch.
+        // One instant for the whole group: the block store fences every member (writes
+        // wait) before it takes the first member snapshot and lifts the fences after the
+        // last, so no write lands between them.
         let now = tidemark_sdk::now_ms();
+        let ids: Vec<String> = wwns
+            .iter()
+            .map(|_| format!("as-{}", random_hex(12)))
+            .collect();
+        let tokens: Vec<String> = wwns.iter().map(|wwn| format!("{token}/{wwn}")).collect();
+        let members: Vec<(&str, &str, &str)> = wwns
+            .iter()
+            .zip(&ids)
+            .zip(&tokens)
+            .map(|((wwn, id), token)| (wwn.as_str(), id.as_str(), token.as_str()))
+            .collect();
+        let taken = lab
+            .volumes
+            .snapshot_group(&members, now)
+            .map_err(store_error)?;
         let mut refs = Vec::new();
-        for wwn in &wwns {
-            let snapshot_id = format!("as-{}", random_hex(12));
-            let info = lab
-                .volumes
-                .snapshot(wwn, &snapshot_id, &format!("{token}/{wwn}"), now)
-                .map_err(store_error)?;
+        for (wwn, info) in wwns.iter().zip(taken) {
             let record = SnapshotRecord {
                 id: info.id.clone(),
                 wwn: wwn.clone(),
@@ -299,4 +311,5 @@ impl tidemark_sdk::StorageArray for LabArray {
     }
 }
 
+#[cfg(feature = "export")]
 tidemark_sdk::export_storage_array!(LabArray);

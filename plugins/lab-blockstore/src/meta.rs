@@ -36,6 +36,11 @@ pub(crate) struct Meta {
     pub layers: BTreeMap<u64, Option<u64>>,
     pub snapshots: Vec<SnapRecord>,
     pub revert_tokens: Vec<String>,
+    /// While a group snapshot is being taken (until this time, ms since the epoch; a
+    /// crashed group snapshot's fence lapses by itself), writes are refused so that no
+    /// write lands between the member snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fenced_until_ms: Option<u64>,
 }
 
 impl Meta {
@@ -49,7 +54,13 @@ impl Meta {
             layers: BTreeMap::from([(0, None)]),
             snapshots: Vec::new(),
             revert_tokens: Vec::new(),
+            fenced_until_ms: None,
         }
+    }
+
+    /// Whether a group snapshot fences the volume at `now_ms`.
+    pub fn fenced(&self, now_ms: u64) -> bool {
+        self.fenced_until_ms.is_some_and(|until| now_ms < until)
     }
 
     pub fn nblocks(&self) -> u64 {

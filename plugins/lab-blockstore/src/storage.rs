@@ -49,7 +49,7 @@ pub trait Storage {
     fn open_write(&self, path: &str) -> Result<Self::File>;
     /// Reads a whole (small) file; `None` if it does not exist.
     fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>>;
-    /// Replaces a (small) file atomically: writes `<path>.tmp` then renames it over `path`,
+    /// Replaces a (small) file atomically: writes `<path>[.<unique>].tmp` then renames it over `path`,
     /// so a crash leaves either the old or the new content, never a mix.
     fn write_file_atomic(&self, path: &str, data: &[u8]) -> Result<()>;
     /// Removes a file; returns `false` if it did not exist.

@@ -41,6 +41,17 @@ pub struct VolumeInfo {
     pub snapshots: Vec<SnapshotInfo>,
 }
 
+/// The longest a group snapshot's fence holds writes off (one that crashed lapses).
+const FENCE_MS: u64 = 10_000;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 fn snap_info(s: &SnapRecord) -> SnapshotInfo {
     SnapshotInfo {
         id: s.id.clone(),
@@ -212,6 +223,42 @@ impl<S: Storage> BlockStore<S> {
         meta.snapshots.push(rec);
         vol.save_meta(&*self.st, &meta)?;
         Ok(info)
+    }
+
+    /// Snapshots several volumes at one instant: fences them all first (writes are refused
+    /// with `Conflict` while fenced), then snapshots each, then lifts the fences, so no
+    /// write can land between the member snapshots. Each member is (volume, snapshot id,
+    /// token), idempotent by token as [`BlockStore::snapshot`] is.
+    pub fn snapshot_group(
+        &self,
+        members: &[(&str, &str, &str)],
+        created_at_ms: u64,
+    ) -> Result<Vec<SnapshotInfo>> {
+        let mut fenced = Vec::new();
+        let taken = (|| {
+            for (id, _, _) in members {
+                self.set_fence(id, Some(now_ms() + FENCE_MS))?;
+                fenced.push(*id);
+            }
+            members
+                .iter()
+                .map(|(id, snapshot_id, token)| {
+                    self.snapshot(id, snapshot_id, token, created_at_ms)
+                })
+                .collect::<Result<Vec<_>>>()
+        })();
+        for id in fenced {
+            // A fence that cannot be lifted lapses by itself.
+            let _ = self.set_fence(id, None);
+        }
+        taken
+    }
+
+    fn set_fence(&self, id: &str, until_ms: Option<u64>) -> Result<()> {
+        let vol = self.vol(id)?;
+        let mut meta = vol.load_meta(&*self.st)?;
+        meta.fenced_until_ms = until_ms;
+        vol.save_meta(&*self.st, &meta)
     }
 
     /// Reverts the head to a snapshot's contents (discarding writes since), keeping all

@@ -242,7 +242,13 @@ impl Storage for WasiStorage {
 
     fn write_file_atomic(&self, path: &str, data: &[u8]) -> Result<()> {
         check_path(path)?;
-        let tmp = format!("{path}.tmp");
+        // A name of its own, so another session cleaning up leftover `<path>.tmp` files
+        // (as opening a writer does) never removes this one before its rename (found by
+        // the conformance suite's group snapshot under a concurrent writer).
+        let tmp = format!(
+            "{path}.{:016x}.tmp",
+            wasip2::random::random::get_random_u64()
+        );
         {
             let fd = self
                 .open(

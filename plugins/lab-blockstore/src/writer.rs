@@ -40,9 +40,16 @@ impl<S: Storage> Writer<S> {
         self.chain.size
     }
 
-    /// The head layer may only be written while it still is the head.
+    /// The head layer may only be written while it still is the head, and not while a
+    /// group snapshot fences the volume.
     fn check_head(&self) -> Result<()> {
         let meta = self.vol.load_meta(&*self.st)?;
+        if meta.fenced(crate::store::now_ms()) {
+            return Err(Error::Conflict(format!(
+                "volume {:?}: a group snapshot is being taken; open a new writer and retry",
+                self.vol.id
+            )));
+        }
         if meta.head != self.head {
             return Err(Error::Conflict(format!(
                 "volume {:?}: a snapshot or revert happened since this writer was opened; open a new writer",

@@ -354,14 +354,26 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
             .iter()
             .map(|d| disk_volume(&record, d, "snapshot").map(str::to_string))
             .collect::<AdapterResult<Vec<_>>>()?;
+        // One instant for all the disks: the block store fences them (writes wait) around
+        // the member snapshots.
         let now = tidemark_sdk::now_ms();
+        let ids: Vec<String> = volumes
+            .iter()
+            .map(|_| format!("hvs-{}", random_hex(12)))
+            .collect();
+        let tokens: Vec<String> = device_ids.iter().map(|d| format!("{token}/{d}")).collect();
+        let members: Vec<(&str, &str, &str)> = volumes
+            .iter()
+            .zip(&ids)
+            .zip(&tokens)
+            .map(|((volume, id), token)| (volume.as_str(), id.as_str(), token.as_str()))
+            .collect();
+        let taken = lab
+            .volumes
+            .snapshot_group(&members, now)
+            .map_err(store_error)?;
         let mut refs = Vec::new();
-        for (device_id, volume) in device_ids.iter().zip(&volumes) {
-            let snapshot_id = format!("hvs-{}", random_hex(12));
-            let info = lab
-                .volumes
-                .snapshot(volume, &snapshot_id, &format!("{token}/{device_id}"), now)
-                .map_err(store_error)?;
+        for ((device_id, volume), info) in device_ids.iter().zip(&volumes).zip(taken) {
             record.snapshots.insert(
                 info.id.clone(),
                 DiskSnapshot {
