@@ -37,6 +37,7 @@ pub async fn list_adapters(State(state): State<Arc<ApiState>>) -> Result<Respons
 
 /// Query of `POST /v1/adapters`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AdapterName {
     /// The name endpoints will use (`--adapter NAME` or `NAME@VERSION`).
@@ -48,8 +49,12 @@ pub struct AdapterName {
 /// contract, one world, an `info` answer) and makes it usable at once: 201 for a new
 /// version, 200 when the same bytes were loaded already.
 #[utoipa::path(post, path = "/v1/adapters", operation_id = "add_adapter", params(AdapterName),
-    request_body(content = Vec<u8>, content_type = "application/wasm",
-        description = "The adapter component (at most `adapter_body_limit`, default 64 MiB)"),
+    request_body(
+        description = "The adapter component (at most `adapter_body_limit`, default 64 MiB); `application/octet-stream` is taken too",
+        content(
+            (Vec<u8> = "application/wasm"),
+            (Vec<u8> = "application/octet-stream"),
+        )),
     responses(
         (status = 201, description = "Added; usable by new sessions at once", body = Object),
         (status = 200, description = "The same bytes were loaded already", body = Object),
@@ -69,12 +74,15 @@ pub async fn add_adapter(
     let wasm_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == "application/wasm");
+        .is_some_and(|v| {
+            let media = v.split(';').next().unwrap_or("").trim();
+            media == "application/wasm" || media == "application/octet-stream"
+        });
     if !wasm_type {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "an adapter is sent as `Content-Type: application/wasm`",
+            "an adapter is sent as `Content-Type: application/wasm` (or application/octet-stream)",
         ));
     }
     let limit = state.adapter_body_limit;
@@ -124,6 +132,7 @@ pub async fn add_adapter(
 
 /// Query of `DELETE /v1/adapters/{name}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AdapterVersion {
     /// Only this version; every version without it.
@@ -136,6 +145,7 @@ pub struct AdapterVersion {
     params(("name" = String, Path, description = "Adapter name"), AdapterVersion),
     responses(
         (status = 200, description = "`removed`: the versions taken out", body = Object),
+        (status = 400, description = "Malformed query", body = ErrorBody),
         (status = 404, description = "No such adapter or version", body = ErrorBody),
         (status = 409, description = "An endpoint uses it, or it ships with Tidemark", body = ErrorBody),
     ))]

@@ -17,16 +17,17 @@ pub fn add(
     adapter: String,
     settings: BTreeMap<String, String>,
 ) -> anyhow::Result<EndpointRecord> {
-    if settings.keys().any(|k| k.is_empty()) {
-        return Err(Refusal::invalid("a setting has an empty key"));
-    }
     let record = EndpointRecord {
         name,
         adapter,
         settings,
         created_at: now_ms(),
     };
+    // An unknown adapter (404) is the answer before anything about the settings.
     admin.check(&record)?;
+    if record.settings.keys().any(|k| k.is_empty()) {
+        return Err(Refusal::invalid("a setting has an empty key"));
+    }
     catalog.add_endpoint(&record)?;
     if let Err(e) = admin.configure(&record) {
         // Recorded but not usable (its directory could not be made): take the record back
