@@ -82,4 +82,27 @@ mod tests {
         }
         assert_eq!(supported_list(), "0.2.0, 0.3.0");
     }
+
+    /// The SDK (guest side, its own crate) names the version too: it must be this one, and
+    /// bind the frozen directory of it.
+    #[test]
+    fn the_sdk_builds_adapters_for_the_current_contract() {
+        let sdk = include_str!("../../../sdk/src/lib.rs");
+        let bindings = include_str!("../../../sdk/src/bindings.rs");
+        assert!(
+            sdk.contains(&format!(
+                "pub const CONTRACT_VERSION: &str = \"{CURRENT}\";"
+            )),
+            "sdk/src/lib.rs names another contract version than {CURRENT}"
+        );
+        assert!(
+            bindings.contains(&format!("\"../wit/since_v{CURRENT}\"")),
+            "sdk/src/bindings.rs does not bind wit/since_v{CURRENT}"
+        );
+        let frozen = format!("{}/../wit/since_v{CURRENT}", env!("CARGO_MANIFEST_DIR"));
+        assert!(
+            std::path::Path::new(&frozen).is_dir(),
+            "{frozen} is missing"
+        );
+    }
 }
