@@ -237,20 +237,7 @@ fn a_job_finishes_on_the_adapter_version_it_started_on() {
     let server = serve(&lab, &[("TIDEMARK_STEP_DELAY_MS", "700".to_string())]);
     lab.ok(&["adapter", "add", v1.to_str().unwrap()]);
     lab.ok(&["endpoint", "add", "old", "--adapter", "frozen"]);
-    lab.ok(&[
-        "lab",
-        "vm",
-        "create",
-        "legacy",
-        "--host",
-        "esx-a",
-        "--disk",
-        "C:=16MiB",
-        "--lun",
-        "D:=16MiB:physical",
-        "--array",
-        "old",
-    ]);
+    crate::contracts::create_legacy_vm(&lab);
 
     let (status, started) = crate::api::start(
         &server,

@@ -19,6 +19,24 @@ fn lab_with_frozen_array() -> Lab {
     lab
 }
 
+/// VM `legacy`: a lab disk, and a physical LUN on array endpoint `old`.
+pub(crate) fn create_legacy_vm(lab: &Lab) {
+    lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "legacy",
+        "--host",
+        "esx-a",
+        "--disk",
+        "C:=16MiB",
+        "--lun",
+        "D:=16MiB:physical",
+        "--array",
+        "old",
+    ]);
+}
+
 #[test]
 fn a_contract_0_2_0_array_serves_snapshot_copy_and_revert() {
     let lab = lab_with_frozen_array();
@@ -34,20 +52,7 @@ fn a_contract_0_2_0_array_serves_snapshot_copy_and_revert() {
     assert_eq!(contract_of("frozen"), Some("0.2.0".into()), "{adapters}");
     assert_eq!(contract_of("lab-array"), Some("0.3.0".into()), "{adapters}");
 
-    lab.ok(&[
-        "lab",
-        "vm",
-        "create",
-        "legacy",
-        "--host",
-        "esx-a",
-        "--disk",
-        "C:=16MiB",
-        "--lun",
-        "D:=16MiB:physical",
-        "--array",
-        "old",
-    ]);
+    create_legacy_vm(&lab);
     let first = pattern(1, 300_000);
     lab.write("legacy", "D:", 4093, &first);
     lab.write("legacy", "C:", 0, &first);
@@ -104,7 +109,7 @@ fn hardware_from_lab_vm_create_is_kept_in_the_catalog() {
     for (flag, value, says) in [
         ("--nic", "52:54:00:aa:00@prod", "malformed MAC"),
         ("--nic", "52:54:00:aa:00:02", "MAC@NETWORK"),
-        ("--cpus", "0", "0"),
+        ("--cpus", "0", "not in 1..=1024"),
         ("--memory", "12KiB", "at least 1MiB"),
         ("--firmware", "coreboot", "bios or uefi"),
     ] {

@@ -144,7 +144,8 @@ impl AdapterAdmin for Adapters {
     }
 
     fn configure(&self, endpoint: &EndpointRecord) -> anyhow::Result<()> {
-        self.check(endpoint)?;
+        // endpoint_spec checks the name and the reserved settings itself.
+        self.adapter_kind(&endpoint.adapter)?;
         let spec = endpoint_spec(&self.root, &self.data_dir, endpoint)?;
         self.connector.add(spec);
         Ok(())
