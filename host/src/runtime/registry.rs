@@ -127,11 +127,6 @@ impl Registry {
         self.resolve(reference)
     }
 
-    /// Whether any version of `name` is loaded.
-    pub fn has(&self, name: &str) -> bool {
-        self.by_name.contains_key(name)
-    }
-
     /// What [`insert`](Self::insert) would answer, changing nothing.
     pub fn check_insert(&self, adapter: &LoadedAdapter) -> Result<Inserted, RegistryError> {
         let Some(versions) = self.by_name.get(&adapter.name) else {
