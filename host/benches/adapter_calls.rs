@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tidemark::engine::ports::{DataPath, Hypervisor};
+use tidemark::model::capabilities::Grants;
 use tidemark::model::{DeviceSpec, NewDisk, VmInfo, VmSpec};
 use tidemark::runtime::{EndpointSpec, Runtime, Session};
 
@@ -136,7 +137,13 @@ fn lab_spec(scratch: &Path) -> Arc<EndpointSpec> {
         scratch.join("lab"),
     )
     .expect("endpoint spec");
-    Arc::new(spec)
+    Arc::new(EndpointSpec {
+        grants: Grants {
+            data_dir: true,
+            ..Grants::default()
+        },
+        ..spec
+    })
 }
 
 /// Median per-call time of `list_hosts` on one open session: samples of 100 calls, so the

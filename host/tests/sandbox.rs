@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tidemark::contract::Version;
 use tidemark::engine::ports::{CallError, CallErrorKind, DataPath, Hypervisor};
+use tidemark::model::capabilities::Grants;
 use tidemark::model::{
     AdapterError, DeviceBacking, DeviceSpec, LunMapping, MappedLun, MappingMode, NewDisk, VmDevice,
     VmInfo, VmSpec,
@@ -60,7 +61,14 @@ impl Fixture {
             .collect();
         let data_dir = self.data_root.path().join(name);
         std::fs::create_dir_all(&data_dir).expect("endpoint data dir");
-        let spec = EndpointSpec::new(name, adapter, settings, data_dir).expect("endpoint spec");
+        let spec = EndpointSpec {
+            // Its data directory, as `lab init` grants it; the network is not granted.
+            grants: Grants {
+                data_dir: true,
+                ..Grants::default()
+            },
+            ..EndpointSpec::new(name, adapter, settings, data_dir).expect("endpoint spec")
+        };
         self.runtime
             .open(Arc::new(spec))
             .await
@@ -586,5 +594,24 @@ async fn a_contract_0_3_0_hypervisor_answers_the_new_calls() {
     assert!(
         matches!(&refused.kind, CallErrorKind::Adapter(AdapterError::Invalid(m)) if m.contains("vCPU")),
         "{refused}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_not_granted_its_data_directory_sees_none() {
+    let fixture = Fixture::new(&[]).await;
+    let data_dir = fixture.data_root.path().join("ungranted");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    std::fs::write(data_dir.join("planted"), b"must stay unseen").unwrap();
+    let spec = EndpointSpec::new("ungranted", "lab-hypervisor", BTreeMap::new(), data_dir)
+        .expect("endpoint spec");
+    let mut hv = fixture.runtime.open(Arc::new(spec)).await.unwrap();
+    let error = hv
+        .create_vm(&vm_spec("nodata", false), "t-nodata")
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error}").contains("no preopened directory"),
+        "{error}"
     );
 }

@@ -18,8 +18,10 @@ mod bindings;
 mod data_path;
 mod errors;
 mod host;
+pub mod http;
 #[cfg(feature = "hypervisor")]
 mod hypervisor;
+pub mod net;
 #[cfg(feature = "storage-array")]
 mod storage_array;
 
@@ -54,6 +56,38 @@ pub struct About {
     pub version: String,
     /// Capability names the host may look for.
     pub capabilities: Vec<String>,
+}
+
+/// Declares what the adapter needs outside its sandbox, as JSON carried in the `.wasm`'s
+/// `tidemark:manifest` custom section: the host reads it before running anything, and the
+/// operator's grants give the adapter only what it declared here.
+///
+/// ```ignore
+/// tidemark_sdk::manifest!(r#"{"tcp": ["*:*"], "http": ["*"], "data-dir": true, "secrets": ["password"]}"#);
+/// ```
+///
+/// Keys (all optional): `http` and `tcp`, destinations as `HOST[:PORT]` where `*` leaves the
+/// host or port to the operator's grants; `data-dir`, a private directory at `/data`;
+/// `secrets`, the names `secret()` will ask for. Without a manifest an adapter gets its data
+/// directory only.
+#[macro_export]
+macro_rules! manifest {
+    ($json:literal) => {
+        const _: () = {
+            #[unsafe(link_section = "tidemark:manifest")]
+            #[used]
+            static TIDEMARK_MANIFEST: [u8; $json.len()] = {
+                let text = $json.as_bytes();
+                let mut out = [0u8; $json.len()];
+                let mut i = 0;
+                while i < text.len() {
+                    out[i] = text[i];
+                    i += 1;
+                }
+                out
+            };
+        };
+    };
 }
 
 #[doc(hidden)]

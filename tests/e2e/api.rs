@@ -53,11 +53,16 @@ pub(crate) fn serve_with(lab: &Lab, args: &[&str], env: &[(&str, String)], schem
         command.env(k, v);
     }
     let mut daemon = Daemon::start(command, "tidemark serve");
-    let mut line = String::new();
-    BufReader::new(daemon.stderr().expect("piped stderr"))
-        .read_line(&mut line)
-        .unwrap();
     let prefix = format!("tidemark serving on {scheme}://");
+    // Log lines (with RUST_LOG=debug) may come first; the address line is the one wanted.
+    let mut line = String::new();
+    let mut stderr = BufReader::new(daemon.stderr().expect("piped stderr"));
+    for _ in 0..1_000 {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 || line.starts_with(&prefix) {
+            break;
+        }
+    }
     let addr = line
         .trim()
         .strip_prefix(&prefix)

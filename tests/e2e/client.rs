@@ -136,7 +136,7 @@ fn endpoints_and_inventory_are_managed_over_the_api() {
         "POST",
         "/v1/endpoints",
         Some(
-            r#"{"name":"array-2","adapter":"lab-array","settings":{"password":"hunter2","site":"b"}}"#,
+            r#"{"name":"array-2","adapter":"lab-array","settings":{"password":"hunter2","site":"b"},"grants":["data-dir"]}"#,
         ),
     );
     assert_eq!(status, 201, "{added}");

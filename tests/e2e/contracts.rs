@@ -15,7 +15,15 @@ fn lab_with_frozen_array() -> Lab {
         lab.dir.path().join("adapters/frozen.wasm"),
     )
     .unwrap();
-    lab.ok(&["endpoint", "add", "old", "--adapter", "frozen"]);
+    lab.ok(&[
+        "endpoint",
+        "add",
+        "old",
+        "--adapter",
+        "frozen",
+        "--grant",
+        "data-dir",
+    ]);
     lab
 }
 

@@ -18,7 +18,9 @@ use super::ApiState;
 use super::error::{ApiError, ErrorBody, ObjectJson};
 use crate::catalog::EndpointRecord;
 use crate::data_dir::DataDir;
+use crate::engine::services;
 use crate::model::AdapterKind;
+use crate::model::capabilities::Grants;
 
 /// What replaces a secret setting's value in every answer.
 pub const REDACTED: &str = "********";
@@ -50,28 +52,42 @@ pub fn redacted(settings: &BTreeMap<String, String>) -> BTreeMap<String, String>
         .collect()
 }
 
-/// One endpoint as the API and CLI show it: name, adapter, kind, settings (redacted).
-pub fn endpoint_doc(data: &DataDir, e: &EndpointRecord) -> Value {
+/// One endpoint as the API and CLI show it: name, adapter, kind, settings (redacted), its
+/// grants, the names of its secrets (never their values), and `access`: what its sandbox
+/// allows, what its adapter asks for but was not granted, what was granted but not asked for.
+pub fn endpoint_doc(data: &DataDir, e: &EndpointRecord, secrets: &[String]) -> Value {
     let kind = data
         .admin()
         .adapter_kind(&e.adapter)
         .map(|kind| kind.to_string())
         .unwrap_or_else(|_| "adapter missing".into());
+    let access = services::endpoints::report(data.admin(), e, secrets)
+        .map(|r| json!(r))
+        .unwrap_or(Value::Null);
     json!({
         "name": e.name, "adapter": e.adapter, "kind": kind,
         "settings": redacted(&e.settings),
+        "grants": e.grants,
+        "secrets": secrets,
+        "access": access,
         "created_at": crate::catalog::format_time(e.created_at),
     })
 }
 
 /// Every configured endpoint.
 pub fn endpoint_docs(data: &DataDir) -> anyhow::Result<Vec<Value>> {
+    let mut secrets = data.catalog.secret_names()?;
     Ok(data
         .catalog
         .endpoints()?
         .iter()
-        .map(|e| endpoint_doc(data, e))
+        .map(|e| endpoint_doc(data, e, &secrets.remove(&e.name).unwrap_or_default()))
         .collect())
+}
+
+/// An endpoint as just configured.
+fn configured_doc(data: &DataDir, c: &services::endpoints::Configured) -> Value {
+    endpoint_doc(data, &c.record, &c.secrets)
 }
 
 /// Body of `POST /v1/endpoints`.
@@ -86,22 +102,35 @@ pub struct NewEndpoint {
     adapter: String,
     #[serde(default)]
     settings: BTreeMap<String, String>,
+    /// What its sandbox may reach: `http=HOST[:PORT]`, `tcp=HOST:PORT`, `data-dir`.
+    /// Nothing is granted unless listed; its adapter gets only what it also asks for.
+    #[serde(default)]
+    grants: Grants,
+    /// Secret values by name, read by its adapter through `host.secret`: stored
+    /// encrypted, never shown again (answers list their names only).
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
 }
 
 /// Checks and records a new endpoint and makes it usable at once.
-pub fn add(data: &DataDir, new: NewEndpoint) -> anyhow::Result<EndpointRecord> {
-    crate::engine::services::endpoints::add(
+pub fn add(data: &DataDir, new: NewEndpoint) -> anyhow::Result<services::endpoints::Configured> {
+    services::endpoints::add(
         &data.catalog,
         data.admin(),
-        new.name,
-        new.adapter,
-        new.settings,
+        data.vault(),
+        services::endpoints::NewEndpoint {
+            name: new.name,
+            adapter: new.adapter,
+            settings: new.settings,
+            grants: new.grants,
+            secrets: new.secrets,
+        },
     )
 }
 
 /// `POST /v1/endpoints` (admin): 201 with the endpoint.
 #[utoipa::path(post, path = "/v1/endpoints", operation_id = "add_endpoint", request_body = NewEndpoint, responses(
-        (status = 201, description = "The endpoint, usable at once (credential-like settings redacted)", body = Object),
+        (status = 201, description = "The endpoint, usable at once (credential-like settings redacted; secrets by name only; `access` says what is requested but not granted and granted but not requested)", body = Object),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
@@ -114,12 +143,57 @@ pub async fn add_endpoint(
 ) -> Result<Response, ApiError> {
     let ObjectJson(new) = body;
     // A taken name is a conflict (409); anything else wrong with the body is invalid (422).
-    let record = add(&state.data, new).map_err(ApiError::refused)?;
+    let configured = add(&state.data, new).map_err(ApiError::refused)?;
     Ok((
         StatusCode::CREATED,
-        Json(endpoint_doc(&state.data, &record)),
+        Json(configured_doc(&state.data, &configured)),
     )
         .into_response())
+}
+
+/// Body of `PUT /v1/endpoints/{name}/secrets`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretChanges {
+    /// Secrets to add or replace, by name.
+    #[serde(default)]
+    set: BTreeMap<String, String>,
+    /// Names of secrets to remove.
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+/// `PUT /v1/endpoints/{name}/secrets` (admin): sets and removes secrets of an endpoint;
+/// sessions opened afterwards read the new values (no restart). Answers with the endpoint,
+/// its secrets by name only.
+#[utoipa::path(put, path = "/v1/endpoints/{name}/secrets", operation_id = "write_endpoint_secrets",
+    params(("name" = String, Path, description = "Endpoint name")),
+    request_body = SecretChanges,
+    responses(
+        (status = 200, description = "The endpoint with the names of its secrets", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "A bad secret name, an empty value, or nothing to change", body = ErrorBody),
+    ))]
+pub async fn update_secrets(
+    State(state): State<Arc<ApiState>>,
+    name: Result<Path<String>, PathRejection>,
+    body: ObjectJson<SecretChanges>,
+) -> Result<Response, ApiError> {
+    let Path(name) = name?;
+    let ObjectJson(changes) = body;
+    let data = &state.data;
+    let configured = services::endpoints::update_secrets(
+        &data.catalog,
+        data.admin(),
+        data.vault(),
+        &name,
+        changes.set,
+        changes.remove,
+    )
+    .map_err(ApiError::refused)?;
+    Ok(Json(configured_doc(data, &configured)).into_response())
 }
 
 /// `DELETE /v1/endpoints/{name}` (admin): only when no VM, live snapshot or unfinished job
@@ -134,9 +208,8 @@ pub async fn remove_endpoint(
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(name) = name?;
-    let removed =
-        crate::engine::services::endpoints::remove(&state.data.catalog, state.data.admin(), &name)
-            .map_err(ApiError::refused)?;
+    let removed = services::endpoints::remove(&state.data.catalog, state.data.admin(), &name)
+        .map_err(ApiError::refused)?;
     if !removed {
         return Err(ApiError::not_found(format!("unknown endpoint '{name}'")));
     }

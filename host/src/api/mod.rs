@@ -102,6 +102,7 @@ fn registered() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(routes::endpoints, endpoints::add_endpoint))
         .routes(routes!(endpoints::remove_endpoint))
         .routes(routes!(endpoints::test_endpoint))
+        .routes(routes!(endpoints::update_secrets))
         .routes(routes!(routes::inventory))
         .routes(routes!(inventory::refresh))
         .routes(routes!(inventory::hosts))
@@ -190,9 +191,12 @@ pub async fn serve(data: DataDir, claim: Claim, config: &ServeConfig) -> anyhow:
         body_limit = config.body_limit,
         "serving"
     );
+    // Listed before a request is taken: a job started through this server is not one a
+    // crash left behind.
+    let unfinished = state.data.catalog.unfinished_job_ids()?;
     let resuming = state.clone();
     tokio::spawn(async move {
-        match resuming.data.engine.resume().await {
+        match resuming.data.engine.resume_jobs(unfinished).await {
             Ok(jobs) if !jobs.is_empty() => {
                 tracing::info!("resumed {} unfinished job(s)", jobs.len())
             }

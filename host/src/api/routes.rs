@@ -480,6 +480,17 @@ pub async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Response, Api
     }
     let _ = writeln!(
         out,
+        "# HELP tidemark_adapter_denied_total What adapters' sandboxes refused them (not granted), by kind: http, tcp, tcp-bind, udp.\n# TYPE tidemark_adapter_denied_total counter"
+    );
+    for (endpoint, kind, count) in state.data.admin().denied_stats() {
+        let _ = writeln!(
+            out,
+            "tidemark_adapter_denied_total{{endpoint=\"{}\",kind=\"{kind}\"}} {count}",
+            label(&endpoint)
+        );
+    }
+    let _ = writeln!(
+        out,
         "# HELP tidemark_adapter_call_seconds Adapter call latency.\n# TYPE tidemark_adapter_call_seconds summary"
     );
     for (endpoint, call, s) in &calls {

@@ -139,6 +139,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job_id, endpoint)
     );
     "#,
+    // 6: capabilities: what each endpoint's sandbox is granted (a JSON list in `--grant`
+    // syntax; endpoints made before grants existed keep the data directory they always had),
+    // and its secrets, sealed (data_dir/secrets.rs) — never their plaintext.
+    r#"
+    ALTER TABLE endpoints ADD COLUMN grants TEXT NOT NULL DEFAULT '["data-dir"]';
+    CREATE TABLE endpoint_secrets (
+        endpoint    TEXT NOT NULL REFERENCES endpoints(name) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        sealed      BLOB NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (endpoint, name)
+    );
+    "#,
 ];
 
 /// Brings the schema up to date; refuses a catalog written by a newer Tidemark.
@@ -159,4 +172,36 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_made_before_grants_keep_their_data_directory_and_get_no_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        {
+            // A catalog as the release before grants left it (schema 5), with an endpoint.
+            let mut conn = Connection::open(&path).unwrap();
+            for (index, sql) in MIGRATIONS.iter().enumerate().take(5) {
+                let tx = conn.transaction().unwrap();
+                tx.execute_batch(sql).unwrap();
+                tx.pragma_update(None, "user_version", (index + 1) as i64)
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+            conn.execute(
+                "INSERT INTO endpoints (name, adapter, settings, created_at) VALUES ('old', 'lab-array', '{}', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let catalog = crate::catalog::Catalog::open(&path).unwrap();
+        let endpoints = catalog.endpoints().unwrap();
+        assert_eq!(endpoints[0].grants.describe(), ["data-dir"]);
+        assert!(catalog.sealed_secrets("old").unwrap().is_empty());
+        assert!(catalog.remove_endpoint("old").unwrap());
+    }
 }

@@ -27,6 +27,8 @@ pub struct EndpointRecord {
     pub adapter: String,
     /// Settings given at `endpoint add`.
     pub settings: BTreeMap<String, String>,
+    /// What its sandbox is granted (`data-dir`, `tcp=HOST:PORT`, `http=HOST[:PORT]`).
+    pub grants: crate::model::capabilities::Grants,
     #[serde(serialize_with = "as_time")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,

@@ -38,14 +38,37 @@ fn device_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<DeviceRec
     })
 }
 
+/// Adds or replaces sealed secrets of an endpoint inside a transaction.
+fn put_secrets(
+    tx: &rusqlite::Transaction<'_>,
+    endpoint: &str,
+    sealed_secrets: &[(String, Vec<u8>)],
+) -> anyhow::Result<()> {
+    for (name, sealed) in sealed_secrets {
+        tx.execute(
+            "INSERT INTO endpoint_secrets (endpoint, name, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (endpoint, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+            params![endpoint, name, sealed, now_ms()],
+        )?;
+    }
+    Ok(())
+}
+
 impl Catalog {
-    /// Adds an endpoint; an existing name is a conflict.
-    pub fn add_endpoint(&self, endpoint: &EndpointRecord) -> anyhow::Result<()> {
+    /// Adds an endpoint with its sealed secrets (name, sealed bytes), in one transaction; an
+    /// existing name is a conflict.
+    pub fn add_endpoint(
+        &self,
+        endpoint: &EndpointRecord,
+        sealed_secrets: &[(String, Vec<u8>)],
+    ) -> anyhow::Result<()> {
         let settings = serde_json::to_string(&endpoint.settings)?;
-        let conn = self.conn();
-        let inserted = conn.execute(
-            "INSERT OR IGNORE INTO endpoints (name, adapter, settings, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![endpoint.name, endpoint.adapter, settings, endpoint.created_at],
+        let grants = serde_json::to_string(&endpoint.grants)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO endpoints (name, adapter, settings, grants, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![endpoint.name, endpoint.adapter, settings, grants, endpoint.created_at],
         )?;
         if inserted == 0 {
             return Err(crate::refusal::Refusal::conflict(format!(
@@ -53,7 +76,62 @@ impl Catalog {
                 endpoint.name
             )));
         }
+        put_secrets(&tx, &endpoint.name, sealed_secrets)?;
+        tx.commit()?;
         Ok(())
+    }
+
+    /// Sets (adds or replaces) sealed secrets of an endpoint and removes the named ones, in
+    /// one transaction; `Ok(false)` if the endpoint is unknown.
+    pub fn update_secrets(
+        &self,
+        endpoint: &str,
+        sealed_secrets: &[(String, Vec<u8>)],
+        remove: &[String],
+    ) -> anyhow::Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let known: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM endpoints WHERE name = ?1",
+            params![endpoint],
+            |r| r.get(0),
+        )?;
+        if known == 0 {
+            return Ok(false);
+        }
+        put_secrets(&tx, endpoint, sealed_secrets)?;
+        for name in remove {
+            tx.execute(
+                "DELETE FROM endpoint_secrets WHERE endpoint = ?1 AND name = ?2",
+                params![endpoint, name],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// An endpoint's sealed secrets, by name.
+    pub fn sealed_secrets(&self, endpoint: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, sealed FROM endpoint_secrets WHERE endpoint = ?1 ORDER BY name",
+        )?;
+        let rows = stmt.query_map(params![endpoint], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The names of every endpoint's secrets (never their values), by endpoint.
+    pub fn secret_names(&self) -> anyhow::Result<std::collections::BTreeMap<String, Vec<String>>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT endpoint, name FROM endpoint_secrets ORDER BY endpoint, name",
+        )?;
+        let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (endpoint, name) = row?;
+            out.entry(endpoint).or_default().push(name);
+        }
+        Ok(out)
     }
 
     /// Removes an endpoint that nothing recorded depends on. `Ok(false)` if it is unknown;
@@ -87,6 +165,10 @@ impl Catalog {
                 users.join(", ")
             )));
         }
+        tx.execute(
+            "DELETE FROM endpoint_secrets WHERE endpoint = ?1",
+            params![name],
+        )?;
         let removed = tx.execute("DELETE FROM endpoints WHERE name = ?1", params![name])?;
         tx.commit()?;
         Ok(removed > 0)
@@ -96,25 +178,29 @@ impl Catalog {
     pub fn endpoints(&self) -> anyhow::Result<Vec<EndpointRecord>> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT name, adapter, settings, created_at FROM endpoints ORDER BY name",
+            "SELECT name, adapter, settings, grants, created_at FROM endpoints ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (name, adapter, settings, created_at) = row?;
+            let (name, adapter, settings, grants, created_at) = row?;
             let settings = serde_json::from_str(&settings)
                 .with_context(|| format!("endpoint {name}: stored settings are corrupt"))?;
+            let grants = serde_json::from_str(&grants)
+                .with_context(|| format!("endpoint {name}: stored grants are corrupt"))?;
             out.push(EndpointRecord {
                 name,
                 adapter,
                 settings,
+                grants,
                 created_at,
             });
         }

@@ -37,7 +37,11 @@ pub async fn test(args: AdapterTest, data_dir: Option<PathBuf>, format: OutputFo
         Some(Err(e)) => return failed(format!("{e:#}"), 2),
     };
     let settings = args.settings.into_iter().collect();
-    let subject = match Subject::load(&file, settings, array).await {
+    let access = conformance::Access {
+        grants: args.grants,
+        secrets: args.secrets.into_iter().collect(),
+    };
+    let subject = match Subject::load(&file, settings, access, array).await {
         Ok(subject) => subject,
         Err(e) if e.is::<SubjectError>() => return failed(format!("{e:#}"), 2),
         Err(e) => return failed(format!("{e:#}"), 1),

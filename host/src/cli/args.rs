@@ -223,6 +223,13 @@ pub struct AdapterTest {
     /// key=value for the adapter's endpoint, repeatable.
     #[arg(long = "setting", value_parser = setting_arg)]
     pub settings: Vec<(String, String)>,
+    /// http=HOST[:PORT] or tcp=HOST:PORT for the adapter's endpoint, repeatable (its data
+    /// directory is always granted if it asks for one).
+    #[arg(long = "grant", value_parser = grant_arg)]
+    pub grants: Vec<String>,
+    /// NAME=@FILE or NAME=env:VAR, a secret for the adapter's endpoint, repeatable.
+    #[arg(long = "secret", value_parser = secret_arg)]
+    pub secrets: Vec<(String, String)>,
     /// For a hypervisor: the storage array its mapped LUNs live on, an adapter file or an
     /// endpoint of the data directory. Without it the mapped-LUN checks are skipped.
     #[arg(long)]
@@ -343,6 +350,26 @@ pub enum EndpointCommand {
         /// key=value, repeatable. Reserved: timeout (30s), memory (256MiB).
         #[arg(long = "setting", value_parser = setting_arg)]
         settings: Vec<(String, String)>,
+        /// What its sandbox may reach, repeatable: http=HOST[:PORT], tcp=HOST:PORT, or
+        /// data-dir (its private directory). Nothing is granted unless given here.
+        #[arg(long = "grant", value_parser = grant_arg)]
+        grants: Vec<String>,
+        /// NAME=@FILE or NAME=env:VAR, repeatable: a secret its adapter reads through
+        /// host.secret, stored encrypted and never shown. The value is read here, by the
+        /// command, and sent to the server (one trailing newline of a file is dropped).
+        #[arg(long = "secret", value_parser = secret_arg)]
+        secrets: Vec<(String, String)>,
+    },
+    /// Sets or removes secrets of an endpoint; sessions opened afterwards use the new
+    /// values (no restart).
+    Secret {
+        name: String,
+        /// NAME=@FILE or NAME=env:VAR, repeatable.
+        #[arg(value_parser = secret_arg)]
+        secrets: Vec<(String, String)>,
+        /// A secret to remove, repeatable.
+        #[arg(long = "remove", value_name = "NAME")]
+        remove: Vec<String>,
     },
     /// Every endpoint (credential-like settings redacted).
     List,
@@ -424,6 +451,39 @@ fn positive(size: u64, raw: &str) -> Result<u64, String> {
         ));
     }
     Ok(size)
+}
+
+fn grant_arg(raw: &str) -> Result<String, String> {
+    crate::model::capabilities::Grants::parse(&[raw.to_string()])?;
+    Ok(raw.trim().to_string())
+}
+
+/// `NAME=@FILE` or `NAME=env:VAR`, resolved here, by the command: the server never reads
+/// files or its environment for secrets. A literal value is refused (it would sit in the
+/// shell's history and in `ps`). Errors never repeat the value.
+fn secret_arg(raw: &str) -> Result<(String, String), String> {
+    let (name, source) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("'{raw}': expected NAME=@FILE or NAME=env:VAR"))?;
+    crate::model::capabilities::check_secret_name(name)?;
+    let value = if let Some(path) = source.strip_prefix('@') {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("secret {name}: cannot read {path}: {e}"))?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        text.strip_suffix('\r').unwrap_or(text).to_string()
+    } else if let Some(var) = source.strip_prefix("env:") {
+        std::env::var(var)
+            .map_err(|_| format!("secret {name}: the environment variable {var} is not set"))?
+    } else {
+        return Err(format!(
+            "secret {name}: give the value as @FILE or env:VAR, not on the command line \
+             (where the shell's history and ps would keep it)"
+        ));
+    };
+    if value.is_empty() {
+        return Err(format!("secret {name}: the value is empty"));
+    }
+    Ok((name.to_string(), value))
 }
 
 fn setting_arg(raw: &str) -> Result<(String, String), String> {

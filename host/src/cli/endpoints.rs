@@ -15,20 +15,52 @@ pub async fn run(conn: &Connection, command: EndpointCommand) -> anyhow::Result<
             name,
             adapter,
             settings,
+            grants,
+            secrets,
         } => {
             let settings: serde_json::Map<String, Value> =
                 settings.into_iter().map(|(k, v)| (k, json!(v))).collect();
+            let secrets: serde_json::Map<String, Value> =
+                secrets.into_iter().map(|(k, v)| (k, json!(v))).collect();
             let record = conn
                 .api
                 .post(
                     "/v1/endpoints",
-                    json!({ "name": name, "adapter": adapter, "settings": settings }),
+                    json!({ "name": name, "adapter": adapter, "settings": settings,
+                            "grants": grants, "secrets": secrets }),
                 )
                 .await?;
-            Ok(Outcome::ok(
-                record,
-                format!("endpoint {name} added (adapter {adapter})"),
-            ))
+            let text = format!(
+                "endpoint {name} added (adapter {adapter}){}",
+                grant_notes(&record)
+            );
+            Ok(Outcome::ok(record, text))
+        }
+        EndpointCommand::Secret {
+            name,
+            secrets,
+            remove,
+        } => {
+            let set: serde_json::Map<String, Value> =
+                secrets.into_iter().map(|(k, v)| (k, json!(v))).collect();
+            let answer = conn
+                .api
+                .put(
+                    &format!("/v1/endpoints/{}/secrets", segment(&name)),
+                    json!({ "set": set, "remove": remove }),
+                )
+                .await?;
+            let names: Vec<String> = list(&answer["secrets"]).map(text_of).collect();
+            let text = format!(
+                "endpoint {name}: secrets now {}; new sessions use them{}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                },
+                grant_notes(&answer)
+            );
+            Ok(Outcome::ok(answer, text))
         }
         EndpointCommand::List => {
             let endpoints = conn.api.get("/v1/endpoints").await?;
@@ -40,17 +72,23 @@ pub async fn run(conn: &Connection, command: EndpointCommand) -> anyhow::Result<
                         .flatten()
                         .map(|(k, v)| format!("{k}={}", text_of(v)))
                         .collect();
+                    let access: Vec<String> =
+                        list(&e["access"]["effective"]).map(text_of).collect();
                     vec![
                         text_of(&e["name"]),
                         text_of(&e["adapter"]),
                         text_of(&e["kind"]),
                         settings.join(" "),
+                        access.join(" "),
                     ]
                 })
                 .collect();
             Ok(Outcome::ok(
                 endpoints,
-                render(&["ENDPOINT", "ADAPTER", "KIND", "SETTINGS"], &rows),
+                render(
+                    &["ENDPOINT", "ADAPTER", "KIND", "SETTINGS", "ACCESS"],
+                    &rows,
+                ),
             ))
         }
         EndpointCommand::Remove { name } => {
@@ -85,6 +123,28 @@ pub async fn run(conn: &Connection, command: EndpointCommand) -> anyhow::Result<
             })
         }
     }
+}
+
+/// What an endpoint's adapter asks for but was not granted, and what was granted but not
+/// asked for (and so not given), as lines after the first.
+fn grant_notes(doc: &Value) -> String {
+    let mut out = String::new();
+    for (key, what) in [
+        (
+            "not_granted",
+            "requested by the adapter but not granted (calls needing it will be denied)",
+        ),
+        (
+            "not_requested",
+            "granted but not requested by the adapter (not given to it)",
+        ),
+    ] {
+        let items: Vec<String> = list(&doc["access"][key]).map(text_of).collect();
+        if !items.is_empty() {
+            out.push_str(&format!("\n{what}: {}", items.join(" ")));
+        }
+    }
+    out
 }
 
 pub async fn adapters(conn: &Connection) -> anyhow::Result<Outcome> {

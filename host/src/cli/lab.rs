@@ -132,7 +132,7 @@ pub async fn init(ctx: &DataDir, api: &Api) -> anyhow::Result<Vec<String>> {
         if !existing.contains(name) {
             api.post(
                 "/v1/endpoints",
-                json!({ "name": name, "adapter": name, "settings": {} }),
+                json!({ "name": name, "adapter": name, "settings": {}, "grants": ["data-dir"] }),
             )
             .await?;
             added.push(name.to_string());

@@ -38,7 +38,7 @@ use serde::Serialize;
 pub use crate::model::AdapterKind;
 pub use cx::Cx;
 pub use report::{Outcome, Report, junit_xml};
-pub use subject::{ArraySource, Subject, SubjectError};
+pub use subject::{Access, ArraySource, Subject, SubjectError};
 
 /// What a check is about; a broken adapter fails exactly the checks carrying its flaw's tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -75,6 +75,7 @@ impl Subject {
     pub async fn load(
         file: &Path,
         settings: BTreeMap<String, String>,
+        access: Access,
         array: Option<ArraySource>,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
@@ -130,7 +131,7 @@ impl Subject {
             "{} {} (contract {})",
             loaded.vendor, loaded.version, loaded.contract
         );
-        add_endpoint(&context, SUBJECT_ENDPOINT, SUBJECT_ENDPOINT, settings)?;
+        add_endpoint(&context, SUBJECT_ENDPOINT, settings, access)?;
         let mut private = Vec::new();
         let array = match array {
             None => None,
@@ -149,7 +150,7 @@ impl Subject {
                     ))
                     .into());
                 }
-                add_endpoint(&context, ARRAY_ENDPOINT, ARRAY_ENDPOINT, BTreeMap::new())?;
+                add_endpoint(&context, ARRAY_ENDPOINT, BTreeMap::new(), Access::default())?;
                 Some(Side {
                     endpoints: context.engine.endpoints.clone(),
                     name: ARRAY_ENDPOINT.into(),
@@ -195,18 +196,37 @@ impl Subject {
 }
 
 /// Records an endpoint in the private catalog and makes it usable, as `endpoint add` does.
+/// What the adapter under test is granted beyond its data directory (which the suite always
+/// grants), and the secrets it is given.
+#[derive(Default)]
+pub struct Access {
+    /// `http=HOST[:PORT]` and `tcp=HOST:PORT`, as `--grant` takes them.
+    pub grants: Vec<String>,
+    /// Secret values by name.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// Makes the endpoint `name` (its adapter has the same name) with `settings` and `access`.
 fn add_endpoint(
     context: &DataDir,
     name: &str,
-    adapter: &str,
     settings: BTreeMap<String, String>,
+    access: Access,
 ) -> anyhow::Result<()> {
+    let mut grants = access.grants;
+    grants.push("data-dir".into());
+    let grants = crate::model::capabilities::Grants::parse(&grants).map_err(SubjectError)?;
     crate::engine::services::endpoints::add(
         &context.catalog,
         context.admin(),
-        name.into(),
-        adapter.into(),
-        settings,
+        context.vault(),
+        crate::engine::services::endpoints::NewEndpoint {
+            name: name.into(),
+            adapter: name.into(),
+            settings,
+            grants,
+            secrets: access.secrets,
+        },
     )
     .map_err(|e| SubjectError(format!("{e:#}")))?;
     Ok(())

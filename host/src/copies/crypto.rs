@@ -40,6 +40,12 @@ impl MasterKey {
         format!("{}\n", hex::encode(self.0))
     }
 
+    /// A subkey for one purpose (BLAKE3 key derivation under `context`), for keys of
+    /// other stores than the copy store kept the same way.
+    pub(crate) fn derive_subkey(&self, context: &str) -> [u8; 32] {
+        blake3::derive_key(context, &self.0)
+    }
+
     /// Parses the key file text.
     pub(crate) fn from_key_file(text: &str) -> Result<MasterKey, String> {
         let t = text.trim();

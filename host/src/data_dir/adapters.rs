@@ -32,6 +32,7 @@ impl Adapters {
         root: &Dir,
         data_dir: &Path,
         endpoints: &[EndpointRecord],
+        mut secrets: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     ) -> anyhow::Result<Self> {
         let runtime = Arc::new(
             Runtime::new(
@@ -45,7 +46,14 @@ impl Adapters {
         }
         let specs = endpoints
             .iter()
-            .map(|e| endpoint_spec(root, data_dir, e))
+            .map(|e| {
+                endpoint_spec(
+                    root,
+                    data_dir,
+                    e,
+                    secrets.remove(&e.name).unwrap_or_default(),
+                )
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let connector = Arc::new(Connector::new(runtime.clone(), specs));
         Ok(Self {
@@ -143,10 +151,14 @@ impl AdapterAdmin for Adapters {
         Ok(())
     }
 
-    fn configure(&self, endpoint: &EndpointRecord) -> anyhow::Result<()> {
+    fn configure(
+        &self,
+        endpoint: &EndpointRecord,
+        secrets: std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
         // endpoint_spec checks the name and the reserved settings itself.
         self.adapter_kind(&endpoint.adapter)?;
-        let spec = endpoint_spec(&self.root, &self.data_dir, endpoint)?;
+        let spec = endpoint_spec(&self.root, &self.data_dir, endpoint, secrets)?;
         self.connector.add(spec);
         Ok(())
     }
@@ -162,6 +174,10 @@ impl AdapterAdmin for Adapters {
     fn call_stats(&self) -> Vec<(String, &'static str, CallStats)> {
         crate::runtime::metrics::snapshot()
     }
+
+    fn denied_stats(&self) -> Vec<(String, &'static str, u64)> {
+        crate::runtime::metrics::denied()
+    }
 }
 
 /// A loaded adapter as operators see it.
@@ -175,6 +191,7 @@ fn summary(adapter: &LoadedAdapter) -> AdapterSummary {
         version: adapter.info.version.clone(),
         capabilities: adapter.info.capabilities.clone(),
         sha256: adapter.sha256.clone(),
+        requested: adapter.requested.clone(),
     }
 }
 
@@ -183,6 +200,7 @@ fn endpoint_spec(
     root: &Dir,
     data_dir: &Path,
     endpoint: &EndpointRecord,
+    secrets: std::collections::BTreeMap<String, String>,
 ) -> anyhow::Result<EndpointSpec> {
     crate::names::check_name("endpoint", &endpoint.name).map_err(Refusal::invalid)?;
     let relative = format!("endpoints/{}", endpoint.name);
@@ -194,5 +212,10 @@ fn endpoint_spec(
         endpoint.settings.clone(),
         data_dir.join(relative),
     )
+    .map(|spec| EndpointSpec {
+        grants: endpoint.grants.clone(),
+        secrets,
+        ..spec
+    })
     .map_err(|e: BadSetting| Refusal::invalid(e.to_string()))
 }

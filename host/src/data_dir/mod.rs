@@ -7,6 +7,7 @@
 
 mod adapters;
 pub mod ownership;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct DataDir {
     pub engine: Arc<Engine>,
     /// The copy store, opened (or made) on first use; the engine holds the same opener.
     pub copies: Arc<StoreOpener>,
+    /// Seals and opens the endpoints' secrets.
+    vault: secrets::Vault,
 }
 
 /// Opens the copy store under `copies/` on first use and keeps it open: what the engine's
@@ -133,7 +136,24 @@ impl DataDir {
                 .with_context(|| format!("creating {dir}/ in the data directory"))?;
         }
         let catalog = Arc::new(Catalog::open(&data_dir.join(CATALOG_FILE))?);
-        let adapters = Arc::new(Adapters::open(&root, data_dir, &catalog.endpoints()?).await?);
+        let vault = secrets::Vault::new(&root)?;
+        let endpoints = catalog.endpoints()?;
+        let mut endpoint_secrets = std::collections::BTreeMap::new();
+        // Opened only where secrets are recorded, so a data directory without any never
+        // reads (or derives) a key.
+        for name in catalog.secret_names()?.keys() {
+            match crate::engine::services::endpoints::open_all(&catalog, &vault, name) {
+                Ok(values) => {
+                    endpoint_secrets.insert(name.clone(), values);
+                }
+                Err(e) => tracing::warn!(
+                    endpoint = %name,
+                    "its secrets cannot be opened, so its adapter gets none: {e:#}"
+                ),
+            }
+        }
+        let adapters =
+            Arc::new(Adapters::open(&root, data_dir, &endpoints, endpoint_secrets).await?);
         let copies = Arc::new(StoreOpener::new(&root, data_dir)?);
         let engine = Arc::new(Engine::new(
             catalog.clone(),
@@ -147,7 +167,13 @@ impl DataDir {
             adapters,
             engine,
             copies,
+            vault,
         })
+    }
+
+    /// Seals and opens the endpoints' secrets.
+    pub fn vault(&self) -> &dyn crate::engine::ports::SecretVault {
+        &self.vault
     }
 
     /// The copy store, opened (or, with `create`, made) on first use; see [`StoreOpener`].

@@ -58,6 +58,24 @@ pub struct Engine {
     /// Running jobs' progress, by job id, for whoever watches (the API's event streams).
     progress_hub: Arc<ProgressHub>,
     hooks: TestHooks,
+    /// Jobs this process is driving now: a job is never driven twice at once (a resume
+    /// racing the start of the same job would run its steps twice, concurrently).
+    driving: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+/// This process drives a job while it holds this; dropping it lets the job go.
+struct Driving {
+    set: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    id: String,
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
 }
 
 /// A checked, recorded job waiting to run.
@@ -102,6 +120,7 @@ impl Engine {
             starting: std::sync::Mutex::new(()),
             progress_hub: Arc::default(),
             hooks: TestHooks::from_env()?,
+            driving: Arc::default(),
         })
     }
 
@@ -243,6 +262,9 @@ impl Engine {
         planned: &dyn Planned,
         mode: RunMode,
     ) -> anyhow::Result<JobRecord> {
+        let Some(_driving) = self.claim(job_id) else {
+            anyhow::bail!("job {job_id} is already running in this process");
+        };
         let progress = Arc::new(JobProgress::new(job_id, self.progress_hub.clone()));
         let mut ctx = StepCtx::new(
             self.catalog.clone(),
@@ -285,13 +307,40 @@ impl Engine {
             .ok_or_else(|| anyhow!("unknown job '{job_id}'"))
     }
 
+    /// The right to drive `job_id` in this process, unless something drives it already.
+    fn claim(&self, job_id: &str) -> Option<Driving> {
+        let mut set = self.driving.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(job_id.to_string()).then(|| Driving {
+            set: self.driving.clone(),
+            id: job_id.to_string(),
+        })
+    }
+
     /// Continues every unfinished job from its last recorded step, or finishes compensating
     /// it. A step the journal shows in flight (the host died inside it) is settled first: run
     /// again under its token, so what the adapter made is recorded before anything is undone.
     pub async fn resume(&self) -> anyhow::Result<Vec<JobRecord>> {
+        self.resume_jobs(self.catalog.unfinished_job_ids()?).await
+    }
+
+    /// [`resume`](Self::resume) of the jobs `ids` (a server lists them before it accepts
+    /// requests, so a job started through it is never taken for one left by a crash). A job
+    /// this process drives already is left to it.
+    pub async fn resume_jobs(&self, ids: Vec<String>) -> anyhow::Result<Vec<JobRecord>> {
         let mut done = Vec::new();
-        for id in self.catalog.unfinished_job_ids()? {
+        for id in ids {
+            if self
+                .driving
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&id)
+            {
+                continue;
+            }
             let job = self.job(&id)?;
+            if !job.state.is_unfinished() {
+                continue;
+            }
             tracing::info!(job = %id, state = %job.state, "resuming");
             let planned =
                 crate::engine::workflows::replan(&job.kind, &job.params, &self.services())

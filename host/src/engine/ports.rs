@@ -337,9 +337,14 @@ pub trait AdapterAdmin: Send + Sync {
     fn uninstall(&self, name: &str, version: Option<&str>) -> anyhow::Result<Vec<AdapterSummary>>;
     /// The kind of a configured endpoint, if it and its adapter are known.
     fn endpoint_kind(&self, endpoint: &str) -> Option<AdapterKind>;
-    /// Makes a recorded endpoint usable at once. Settings the host reserves (`timeout`,
-    /// `memory`) that are malformed are an invalid refusal; nothing is changed then.
-    fn configure(&self, endpoint: &EndpointRecord) -> anyhow::Result<()>;
+    /// Makes a recorded endpoint usable at once (or again, with new secrets: sessions opened
+    /// after it see them). Settings the host reserves (`timeout`, `memory`) that are
+    /// malformed are an invalid refusal; nothing is changed then.
+    fn configure(
+        &self,
+        endpoint: &EndpointRecord,
+        secrets: std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<()>;
     /// Checks what [`configure`](Self::configure) would refuse, changing nothing.
     fn check(&self, endpoint: &EndpointRecord) -> anyhow::Result<()>;
     /// Forgets a removed endpoint (sessions already open keep theirs).
@@ -349,4 +354,15 @@ pub trait AdapterAdmin: Send + Sync {
     async fn probe(&self, endpoint: &str) -> anyhow::Result<AdapterInfo>;
     /// Call totals by endpoint and call, for `/metrics`.
     fn call_stats(&self) -> Vec<(String, &'static str, CallStats)>;
+    /// Refusals of the sandbox by endpoint and kind (`http`, `tcp`, …), for `/metrics`.
+    fn denied_stats(&self) -> Vec<(String, &'static str, u64)>;
+}
+
+/// Seals endpoints' secrets for the catalog and opens them for their endpoint's sandbox; the
+/// data directory keeps the key, so the engine never sees it.
+pub trait SecretVault: Send + Sync {
+    /// The sealed form of `value`, bound to the endpoint and the secret's name.
+    fn seal(&self, endpoint: &str, name: &str, value: &str) -> anyhow::Result<Vec<u8>>;
+    /// The value of a sealed secret of `endpoint`.
+    fn open(&self, endpoint: &str, name: &str, sealed: &[u8]) -> anyhow::Result<String>;
 }

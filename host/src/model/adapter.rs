@@ -102,6 +102,8 @@ pub struct AdapterSummary {
     pub capabilities: Vec<String>,
     /// SHA-256 of its `.wasm`: which build this is.
     pub sha256: String,
+    /// What it asks to reach outside its sandbox (from its manifest), e.g. `tcp=*:10809`.
+    pub requested: super::capabilities::Requested,
 }
 
 /// An adapter file that was found but not loaded, and why: shown beside the loaded ones so

@@ -4,6 +4,7 @@
 //! release happened to generate.
 
 mod adapter;
+pub mod capabilities;
 mod device;
 mod vm;
 

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::model::capabilities::{self, Effective, Grants, Requested};
+
 /// Per-call deadline when an endpoint sets none.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Memory cap of one adapter instance when an endpoint sets none.
@@ -23,8 +25,11 @@ pub struct EndpointSpec {
     /// Settings the adapter reads through the `host.setting` import.
     pub settings: BTreeMap<String, String>,
     /// Secrets the adapter reads through `host.secret` (contract 0.3.0 on); only this
-    /// endpoint's own.
+    /// endpoint's own, and only those its adapter's manifest asks for.
     pub secrets: BTreeMap<String, String>,
+    /// What the operator granted it (data directory, TCP and HTTP destinations); its
+    /// sandbox allows these within what the adapter asks for.
+    pub grants: Grants,
     /// Preopened as `/data` inside the sandbox; nothing else of the filesystem is visible.
     pub data_dir: PathBuf,
     /// Deadline of each call.
@@ -41,6 +46,7 @@ impl std::fmt::Debug for EndpointSpec {
             .field("adapter", &self.adapter)
             .field("settings", &self.settings)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("grants", &self.grants)
             .field("data_dir", &self.data_dir)
             .field("call_timeout", &self.call_timeout)
             .field("memory_cap", &self.memory_cap)
@@ -94,9 +100,18 @@ impl EndpointSpec {
             adapter: adapter.to_string(),
             settings,
             secrets: BTreeMap::new(),
+            grants: Grants::default(),
             data_dir,
             call_timeout,
             memory_cap,
         })
+    }
+}
+
+impl EndpointSpec {
+    /// What a sandbox of this endpoint running an adapter that asks for `requested` allows.
+    pub fn effective(&self, requested: &Requested) -> Effective {
+        let names: Vec<&str> = self.secrets.keys().map(String::as_str).collect();
+        capabilities::effective(requested, &self.grants, &names)
     }
 }

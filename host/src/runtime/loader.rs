@@ -11,6 +11,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use super::bindings::Indices;
 use super::store::StoreState;
 use crate::contract::{Version, supported_list};
+use crate::model::capabilities::{MANIFEST_SECTION, Requested};
 
 pub use crate::model::AdapterKind;
 
@@ -32,6 +33,8 @@ pub struct LoadedAdapter {
     /// When it was added (ms since the epoch; its file's time for one found at start, 0 for
     /// an embedded one): a job uses the newest version added before it started.
     pub loaded_at_ms: i64,
+    /// What it asks to reach outside its sandbox, from its manifest section.
+    pub requested: Requested,
 }
 
 impl LoadedAdapter {
@@ -177,5 +180,30 @@ pub fn prepare(
         indices,
         sha256: String::new(),
         loaded_at_ms: 0,
+        requested: Requested::without_manifest(),
     })
+}
+
+/// What the adapter asks for, from its `tidemark:manifest` custom section (the SDK's
+/// `manifest!` puts it into the core module, which the component nests), read before
+/// anything of it runs. Without one it asks for a data directory only.
+pub fn read_manifest(wasm: &[u8]) -> Result<Requested, String> {
+    let mut found: Option<Vec<u8>> = None;
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(|e| format!("reading its sections: {e}"))?;
+        if let wasmparser::Payload::CustomSection(section) = payload
+            && section.name() == MANIFEST_SECTION
+        {
+            if found.is_some() {
+                return Err(format!(
+                    "it carries two {MANIFEST_SECTION} sections; an adapter declares one manifest"
+                ));
+            }
+            found = Some(section.data().to_vec());
+        }
+    }
+    match found {
+        Some(bytes) => Requested::from_manifest(&bytes),
+        None => Ok(Requested::without_manifest()),
+    }
 }

@@ -36,3 +36,26 @@ pub fn snapshot() -> Vec<(String, &'static str, CallStats)> {
         .flat_map(|(e, by_call)| by_call.iter().map(|(c, s)| (e.clone(), *c, *s)))
         .collect()
 }
+
+/// Refusals of the sandbox by endpoint, then by kind (`http`, `tcp`, `tcp-bind`, `udp`).
+static DENIED: Mutex<BTreeMap<String, BTreeMap<&'static str, u64>>> = Mutex::new(BTreeMap::new());
+
+/// Counts one refusal of the sandbox.
+pub fn record_denial(endpoint: &str, kind: &'static str) {
+    let mut denied = DENIED.lock().unwrap_or_else(|p| p.into_inner());
+    *denied
+        .entry(endpoint.to_string())
+        .or_default()
+        .entry(kind)
+        .or_default() += 1;
+}
+
+/// Every (endpoint, kind) with its count of refusals.
+pub fn denied() -> Vec<(String, &'static str, u64)> {
+    DENIED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .flat_map(|(e, by_kind)| by_kind.iter().map(|(k, n)| (e.clone(), *k, *n)))
+        .collect()
+}

@@ -34,6 +34,7 @@ pub use endpoint::EndpointSpec;
 pub use loader::{AdapterKind, LoadedAdapter};
 pub use registry::{Inserted, RegistryError};
 
+use crate::model::capabilities::Effective;
 use registry::Registry;
 pub use session::Session;
 use store::StoreState;
@@ -81,6 +82,9 @@ impl Runtime {
             .map_err(|e| anyhow!("linking WASI: {e:?}"))?;
         // Every supported contract version's host imports, side by side (their names carry
         // the version, so a 0.2.0 adapter links to 0.2.0's and a 0.3.0 one to 0.3.0's).
+        // wasi:http for adapters granted HTTP; every request passes the grants' hook.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| anyhow!("linking WASI HTTP: {e:?}"))?;
         crate::contract::v0_2::HostView::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| anyhow!("linking contract 0.2.0's host imports: {e:?}"))?;
         crate::contract::v0_3::HostView::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
@@ -168,6 +172,8 @@ impl Runtime {
         let identity = loader::inspect(&self.engine, &component, name)?;
         let mut adapter = loader::prepare(&self.linker, &component, name, source, identity)?;
         adapter.sha256 = loader::sha256_hex(wasm);
+        adapter.requested =
+            loader::read_manifest(wasm).map_err(|e| anyhow!("adapter {name}: {e}"))?;
         adapter.info = self.introduce(&adapter).await?;
         Ok(adapter)
     }
@@ -252,7 +258,7 @@ impl Runtime {
             PathBuf::new(),
         )?);
         let info = self
-            .ask_info(adapter, &spec, false)
+            .ask_info(adapter, &spec, Arc::default())
             .await
             .with_context(|| format!("adapter {} failed its introduction", adapter.name))?;
         if crate::contract::Version::parse(&info.contract) != Some(adapter.version()) {
@@ -274,7 +280,8 @@ impl Runtime {
         endpoint: Arc<EndpointSpec>,
     ) -> anyhow::Result<crate::model::AdapterInfo> {
         let adapter = self.adapter(&endpoint.adapter)?;
-        self.ask_info(&adapter, &endpoint, true).await
+        let effective = Arc::new(endpoint.effective(&adapter.requested));
+        self.ask_info(&adapter, &endpoint, effective).await
     }
 
     /// One `info` call in a fresh instance.
@@ -282,10 +289,10 @@ impl Runtime {
         &self,
         adapter: &LoadedAdapter,
         spec: &Arc<EndpointSpec>,
-        with_data_dir: bool,
+        effective: Arc<Effective>,
     ) -> anyhow::Result<crate::model::AdapterInfo> {
         use translate::IntoHost;
-        let mut store = self.new_store(spec, with_data_dir)?;
+        let mut store = self.new_store(spec, effective)?;
         let instance = adapter
             .pre
             .instantiate_async(&mut store)
@@ -316,9 +323,9 @@ impl Runtime {
     pub(crate) fn new_store(
         &self,
         endpoint: &Arc<EndpointSpec>,
-        with_data_dir: bool,
+        effective: Arc<Effective>,
     ) -> anyhow::Result<Store<StoreState>> {
-        let state = StoreState::new(endpoint.clone(), with_data_dir)?;
+        let state = StoreState::new(endpoint.clone(), effective)?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
         store.set_epoch_deadline(deadline_ticks(endpoint.call_timeout));
@@ -330,7 +337,8 @@ impl Runtime {
     /// hot path).
     pub async fn open(&self, endpoint: Arc<EndpointSpec>) -> anyhow::Result<Session> {
         let adapter = self.adapter(&endpoint.adapter)?;
-        let mut store = self.new_store(&endpoint, true)?;
+        let effective = Arc::new(endpoint.effective(&adapter.requested));
+        let mut store = self.new_store(&endpoint, effective)?;
         let instance = adapter
             .pre
             .instantiate_async(&mut store)

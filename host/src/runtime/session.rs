@@ -24,6 +24,9 @@ pub struct Session {
     broken: Option<String>,
     /// When the call in flight was armed, for the per-call metrics.
     armed_at: std::time::Instant,
+    /// A wall-clock limit of the call in flight, for an instance that may wait on the
+    /// network (the epoch deadline interrupts running code, not a wait in the host).
+    pub(crate) wall_limit: Option<std::time::Duration>,
 }
 
 impl Session {
@@ -39,6 +42,7 @@ impl Session {
             adapter,
             broken: None,
             armed_at: std::time::Instant::now(),
+            wall_limit: None,
         }
     }
 
@@ -85,6 +89,11 @@ impl Session {
         let timeout = self.store.data().endpoint.call_timeout;
         self.store
             .set_epoch_deadline(super::deadline_ticks(timeout));
+        self.wall_limit = self
+            .store
+            .data()
+            .networked()
+            .then(|| timeout + 2 * super::EPOCH_TICK);
         self.armed_at = std::time::Instant::now();
         Ok(())
     }
@@ -102,8 +111,34 @@ impl Session {
             }
             Err(failure) => Err(self.fail(call, failure)),
         };
+        let result = self.with_denials(call, result);
         self.count(call, result.is_ok());
         result
+    }
+
+    /// A call that failed after the sandbox refused it something fails as `denied`, naming
+    /// the endpoint and every refused address (the adapter's own error may hide why); one
+    /// that succeeded anyway stands (each refusal was logged and counted when it happened).
+    fn with_denials<T>(&mut self, call: &'static str, result: CallResult<T>) -> CallResult<T> {
+        let denials = self.store.data_mut().take_denials();
+        match result {
+            Err(error) if !denials.is_empty() => {
+                let endpoint = self.endpoint_name().to_string();
+                let refused = denials
+                    .iter()
+                    .map(|d| format!("{} to {}", d.kind, d.address))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let message = format!(
+                    "the sandbox refused {refused}: not granted to endpoint {endpoint} (grant \
+                     it with --grant http=HOST[:PORT] or --grant tcp=HOST:PORT); the adapter \
+                     then answered: {}",
+                    error.kind
+                );
+                Err(self.error(call, CallErrorKind::Adapter(AdapterError::Denied(message))))
+            }
+            other => other,
+        }
     }
 
     /// Like [`settle`](Self::settle) for calls that cannot return an adapter error.
@@ -113,6 +148,7 @@ impl Session {
         outcome: wasmtime::Result<T>,
     ) -> CallResult<T> {
         let result = outcome.map_err(|failure| self.fail(call, failure));
+        let result = self.with_denials(call, result);
         self.count(call, result.is_ok());
         result
     }
@@ -153,6 +189,21 @@ impl Session {
     }
 }
 
+/// Awaits a guest call, within `limit` if one is set; past it the call fails as a deadline
+/// (and the instance is thrown away, as after an epoch interrupt).
+pub(crate) async fn bounded<T>(
+    limit: Option<std::time::Duration>,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    match limit {
+        None => call.await,
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(wasmtime::Error::from(Trap::Interrupt)),
+        },
+    }
+}
+
 /// Calls one guest function in the bindings of the adapter's version:
 /// `guest_call!(self, Interface::X, field, "call-name", |guest, store| guest.call_x(store, ...))`.
 /// The call expression is written once and type-checked against each version's bindings;
@@ -162,9 +213,10 @@ impl Session {
 macro_rules! guest_call {
     (@arm $session:ident, $guests:ident, $field:ident, $name:literal, $settle:ident, |$guest:ident, $store:ident| $call:expr) => {{
         let outcome = {
+            let limit = $session.wall_limit;
             let $guest = $guests.$field.as_ref().expect("interface loaded by arm");
             let $store = &mut $session.store;
-            $call.await
+            $crate::runtime::session::bounded(limit, $call).await
         };
         $session.$settle($name, outcome)
     }};

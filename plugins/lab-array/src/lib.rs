@@ -313,3 +313,5 @@ impl tidemark_sdk::StorageArray for LabArray {
 
 #[cfg(feature = "export")]
 tidemark_sdk::export_storage_array!(LabArray);
+#[cfg(feature = "export")]
+tidemark_sdk::manifest!(r#"{"data-dir": true}"#);

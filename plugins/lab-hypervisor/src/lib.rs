@@ -479,3 +479,4 @@ impl tidemark_sdk::Hypervisor for LabHypervisor {
 }
 
 tidemark_sdk::export_hypervisor!(LabHypervisor);
+tidemark_sdk::manifest!(r#"{"data-dir": true}"#);

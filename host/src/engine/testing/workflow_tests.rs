@@ -43,12 +43,16 @@ impl Lab {
         for (name, adapter) in [(HV, "lab-hypervisor"), (ARRAY, "lab-array")] {
             engine
                 .catalog
-                .add_endpoint(&EndpointRecord {
-                    name: name.into(),
-                    adapter: adapter.into(),
-                    settings: Default::default(),
-                    created_at: 0,
-                })
+                .add_endpoint(
+                    &EndpointRecord {
+                        name: name.into(),
+                        adapter: adapter.into(),
+                        settings: Default::default(),
+                        grants: Default::default(),
+                        created_at: 0,
+                    },
+                    &[],
+                )
                 .unwrap();
         }
         engine
@@ -412,4 +416,30 @@ async fn bad_requests_are_refused_before_any_job_exists() {
         assert!(crate::refusal::Refusal::find(&error).is_some(), "{error:#}");
     }
     assert!(lab.engine.catalog.unfinished_job_ids().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_being_run_is_never_driven_a_second_time_at_once() {
+    let lab = Lab::new().await;
+    let request = JobRequest::Snapshot(SnapshotArgs { vm: "app".into() });
+    let (id, planned) = lab.engine.submit(&request).unwrap();
+    // While something in this process drives the job (as a request's task does), a resume
+    // listing it as unfinished (a server's start racing that request) leaves it alone, and
+    // a second runner is refused.
+    let running = lab.engine.claim(&id).expect("the first claim");
+    let resumed = lab.engine.resume_jobs(vec![id.clone()]).await.unwrap();
+    assert!(
+        resumed.is_empty(),
+        "resume drove a running job: {resumed:?}"
+    );
+    let again = crate::engine::PlannedJob(planned.0.clone());
+    let refused = format!("{:#}", lab.engine.run_job(&id, again).await.unwrap_err());
+    assert!(refused.contains("already running"), "{refused}");
+    assert!(lab.engine.job(&id).unwrap().steps.is_empty(), "no step ran");
+    drop(running);
+    assert_eq!(
+        lab.engine.run_job(&id, planned).await.unwrap().state,
+        JobState::Succeeded
+    );
+    assert_eq!(lab.systems.census(), (1, 1, 1, 1));
 }

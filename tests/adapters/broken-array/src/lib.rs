@@ -98,3 +98,4 @@ impl StorageArray for BrokenArray {
 }
 
 tidemark_sdk::export_storage_array!(BrokenArray);
+tidemark_sdk::manifest!(r#"{"data-dir": true}"#);

@@ -3,7 +3,11 @@
 //! The endpoint setting `behavior` picks what `list-hosts` does:
 //! `loop` (spins forever), `alloc` (allocates without bound), `trap` (panics),
 //! `escape` (tries to read files outside its data dir), `nonsense` (`get-vm` and `list-vms`
-//! return malformed VMs), anything else (behaves: one host named `ok`).
+//! return malformed VMs), `tcp` (connects to the setting `target`, sends a line, and names
+//! its one host after the line it gets back), `http` (GETs the setting `url`; the host is
+//! named `STATUS BODY`), `secret` (reads the secret named by the setting `secret`; the host
+//! is named `none` or `fnv:HASH` of its value, so a test can check it without printing it),
+//! anything else (behaves: one host named `ok`).
 //! Test-only: never shipped with the product.
 
 use tidemark_sdk::{
@@ -50,6 +54,52 @@ fn try_escape() -> AdapterResult<Vec<HostInfo>> {
         "sandbox held: {}",
         refused.join("; ")
     )))
+}
+
+/// One host named `name`: how the probing behaviours report what they found.
+fn named(name: String) -> AdapterResult<Vec<HostInfo>> {
+    Ok(vec![HostInfo {
+        id: "probe".into(),
+        name,
+        cpus: None,
+        memory: None,
+        free_capacity: None,
+    }])
+}
+
+fn tcp_probe() -> AdapterResult<Vec<HostInfo>> {
+    use std::io::{BufRead as _, Write as _};
+    let target = tidemark_sdk::required_setting("target")?;
+    let mut stream = tidemark_sdk::net::connect(&target, std::time::Duration::from_secs(5))?;
+    stream
+        .write_all(b"ping\n")
+        .map_err(|e| AdapterError::Transient(format!("writing to {target}: {e}")))?;
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(|e| AdapterError::Transient(format!("reading from {target}: {e}")))?;
+    named(line.trim().to_string())
+}
+
+fn http_probe() -> AdapterResult<Vec<HostInfo>> {
+    let url = tidemark_sdk::required_setting("url")?;
+    let answer = tidemark_sdk::http::request("GET", &url, &[("accept", "text/plain")], &[])?;
+    named(format!("{} {}", answer.status, answer.text().trim()))
+}
+
+/// FNV-1a, 64 bits: enough for a test to recognise a value it knows.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn secret_probe() -> AdapterResult<Vec<HostInfo>> {
+    let name = tidemark_sdk::setting_or("secret", "token");
+    named(match tidemark_sdk::secret(&name) {
+        None => "none".into(),
+        Some(value) => format!("fnv:{:016x}", fnv(value.as_bytes())),
+    })
 }
 
 fn nonsense_vm() -> VmInfo {
@@ -122,6 +172,9 @@ impl tidemark_sdk::Hypervisor for Misbehaving {
             }
             "trap" => panic!("misbehaving adapter panics on purpose"),
             "escape" => try_escape(),
+            "tcp" => tcp_probe(),
+            "http" => http_probe(),
+            "secret" => secret_probe(),
             _ => Ok(vec![HostInfo {
                 id: "ok".into(),
                 name: "ok".into(),
@@ -185,3 +238,6 @@ impl tidemark_sdk::Hypervisor for Misbehaving {
 }
 
 tidemark_sdk::export_hypervisor!(Misbehaving);
+tidemark_sdk::manifest!(
+    r#"{"http": ["*"], "tcp": ["*:*"], "data-dir": true, "secrets": ["token"]}"#
+);
