@@ -1,5 +1,7 @@
-//! What an adapter call costs: a warm call, a fresh sandbox per step, the data path through
-//! the lab hypervisor, and whether a snapshot's cost depends on how much was written.
+//! What an adapter call costs: a warm call, a fresh sandbox per step (each next to a
+//! minimal component on bare wasmtime, measured in the same run, with the overhead ratio),
+//! one outgoing HTTP request through the sandbox next to the host's own, the data path
+//! through the lab hypervisor, and whether a snapshot's cost depends on how much was written.
 //!
 //! Plain `Instant` loops with medians (every figure is printed in one table at the end), on
 //! a tokio multi-thread runtime like the product's. Data lives under the target directory's
@@ -14,6 +16,9 @@ use tidemark::engine::ports::{DataPath, Hypervisor};
 use tidemark::model::capabilities::Grants;
 use tidemark::model::{DeviceSpec, NewDisk, VmInfo, VmSpec};
 use tidemark::runtime::{EndpointSpec, Runtime, Session};
+
+#[path = "support/baselines.rs"]
+mod baselines;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -88,6 +93,47 @@ async fn measure_all() -> Vec<Row> {
         "<= 40 µs",
         Some(fresh <= Duration::from_micros(40)),
     ));
+    let (bare_warm, bare_fresh) = baselines::bare_wasmtime().await;
+    for (what, bare, ours) in [
+        ("warm call", bare_warm, warm),
+        (
+            "fresh store + instantiate from Pre + call",
+            bare_fresh,
+            fresh,
+        ),
+    ] {
+        rows.push(Row::new(
+            &format!("bare wasmtime, minimal component: {what}"),
+            format_duration(bare),
+            "",
+            None,
+        ));
+        rows.push(Row::new(
+            &format!("  Tidemark's overhead over it: {what}"),
+            format!("{:.2}x", ours.as_secs_f64() / bare.as_secs_f64()),
+            "",
+            None,
+        ));
+    }
+    let (sandboxed, direct) = baselines::http_requests().await;
+    for (what, samples) in [
+        ("HTTP GET by the host (reqwest), p50 / p99", &direct),
+        (
+            "HTTP GET through the sandbox (granted), p50 / p99",
+            &sandboxed,
+        ),
+    ] {
+        rows.push(Row::new(
+            what,
+            format!(
+                "{} / {}",
+                format_duration(baselines::percentile(samples, 50)),
+                format_duration(baselines::percentile(samples, 99))
+            ),
+            "",
+            None,
+        ));
+    }
 
     let mut hv = runtime.open(spec.clone()).await.expect("session");
     let vm = create_vm(&mut hv).await;
@@ -149,35 +195,22 @@ fn lab_spec(scratch: &Path) -> Arc<EndpointSpec> {
 /// Median per-call time of `list_hosts` on one open session: samples of 100 calls, so the
 /// clock's own cost is amortised, after a warm-up that faults in the instance's memory.
 async fn warm_call(runtime: &Runtime, spec: &Arc<EndpointSpec>) -> Duration {
-    const BATCH: u32 = 100;
     let mut session = runtime.open(spec.clone()).await.expect("session");
-    for _ in 0..2_000 {
-        session.list_hosts().await.expect("list_hosts");
-    }
-    let mut samples = Vec::with_capacity(1_000);
-    for _ in 0..1_000 {
-        let started = Instant::now();
-        for _ in 0..BATCH {
+    baselines::per_call(
+        async || {
             std::hint::black_box(session.list_hosts().await.expect("list_hosts"));
-        }
-        samples.push(started.elapsed() / BATCH);
-    }
-    median(&samples)
+        },
+        2_000,
+        1_000,
+        100,
+    )
+    .await
 }
 
 /// Median time of opening a fresh session (new Store, instantiate from the pre-instantiated
 /// component) and making one call, as the engine does for every job step.
 async fn fresh_call(runtime: &Runtime, spec: &Arc<EndpointSpec>) -> Duration {
-    for _ in 0..200 {
-        one_fresh_call(runtime, spec).await;
-    }
-    let mut samples = Vec::with_capacity(3_000);
-    for _ in 0..3_000 {
-        let started = Instant::now();
-        one_fresh_call(runtime, spec).await;
-        samples.push(started.elapsed());
-    }
-    median(&samples)
+    baselines::per_call(async || one_fresh_call(runtime, spec).await, 200, 3_000, 1).await
 }
 
 /// Opens, calls, and drops a session (the drop is part of a step's cost, so it is timed).
@@ -355,9 +388,7 @@ fn throughput_row(what: &str, elapsed: Duration, target: &str, target_gbps: f64)
 }
 
 fn median(samples: &[Duration]) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    sorted[sorted.len() / 2]
+    baselines::percentile(samples, 50)
 }
 
 fn format_duration(d: Duration) -> String {

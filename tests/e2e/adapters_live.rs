@@ -87,15 +87,7 @@ fn adapters_are_added_upgraded_and_removed_while_the_server_runs() {
     assert_eq!(versions_of(&lab, "frozen").len(), 1);
 
     // Usable at once by the running server.
-    lab.ok(&[
-        "endpoint",
-        "add",
-        "old",
-        "--adapter",
-        "frozen",
-        "--grant",
-        "data-dir",
-    ]);
+    crate::contracts::add_frozen_endpoint(&lab);
     lab.ok(&[
         "endpoint",
         "add",
@@ -244,15 +236,7 @@ fn a_job_finishes_on_the_adapter_version_it_started_on() {
     .unwrap();
     let server = serve(&lab, &[("TIDEMARK_STEP_DELAY_MS", "700".to_string())]);
     lab.ok(&["adapter", "add", v1.to_str().unwrap()]);
-    lab.ok(&[
-        "endpoint",
-        "add",
-        "old",
-        "--adapter",
-        "frozen",
-        "--grant",
-        "data-dir",
-    ]);
+    crate::contracts::add_frozen_endpoint(&lab);
     crate::contracts::create_legacy_vm(&lab);
 
     let (status, started) = crate::api::start(

@@ -15,6 +15,13 @@ fn lab_with_frozen_array() -> Lab {
         lab.dir.path().join("adapters/frozen.wasm"),
     )
     .unwrap();
+    add_frozen_endpoint(&lab);
+    lab
+}
+
+/// Endpoint `old` on the frozen 0.2.0 adapter `frozen`, granted its data directory (an
+/// adapter without a manifest asks for that only).
+pub(crate) fn add_frozen_endpoint(lab: &Lab) {
     lab.ok(&[
         "endpoint",
         "add",
@@ -24,7 +31,6 @@ fn lab_with_frozen_array() -> Lab {
         "--grant",
         "data-dir",
     ]);
-    lab
 }
 
 /// VM `legacy`: a lab disk, and a physical LUN on array endpoint `old`.

@@ -78,10 +78,24 @@ fn refused(lab: &Lab, endpoint: &str) -> String {
     answer["error"].as_str().unwrap().to_string()
 }
 
-fn add(lab: &Lab, args: &[&str]) -> Value {
-    let mut all = vec!["endpoint", "add"];
-    all.extend_from_slice(args);
-    lab.ok(&all)
+/// `endpoint add NAME --adapter prober --setting behavior=B [--setting S] [--grant G]...`.
+fn add_prober(lab: &Lab, name: &str, behavior: &str, setting: &str, grants: &[&str]) -> Value {
+    let behavior = format!("behavior={behavior}");
+    let mut args = vec![
+        "endpoint",
+        "add",
+        name,
+        "--adapter",
+        "prober",
+        "--setting",
+        &behavior,
+        "--setting",
+        setting,
+    ];
+    for grant in grants {
+        args.extend(["--grant", grant]);
+    }
+    lab.ok(&args)
 }
 
 #[test]
@@ -92,49 +106,11 @@ fn tcp_reaches_a_granted_address_only_and_a_refusal_names_endpoint_and_address()
     let setting = format!("target={target}");
     let grant = format!("tcp={target}");
     let other = format!("tcp=127.0.0.1:{}", daemons::port());
-    let added = add(
-        &lab,
-        &[
-            "granted",
-            "--adapter",
-            "prober",
-            "--setting",
-            "behavior=tcp",
-            "--setting",
-            &setting,
-            "--grant",
-            &grant,
-        ],
-    );
+    let added = add_prober(&lab, "granted", "tcp", &setting, &[&grant]);
     assert_eq!(added["grants"], serde_json::json!([grant]), "{added}");
     assert_eq!(probed(&lab, "granted"), "pong");
-
-    add(
-        &lab,
-        &[
-            "bare",
-            "--adapter",
-            "prober",
-            "--setting",
-            "behavior=tcp",
-            "--setting",
-            &setting,
-        ],
-    );
-    add(
-        &lab,
-        &[
-            "elsewhere",
-            "--adapter",
-            "prober",
-            "--setting",
-            "behavior=tcp",
-            "--setting",
-            &setting,
-            "--grant",
-            &other,
-        ],
-    );
+    add_prober(&lab, "bare", "tcp", &setting, &[]);
+    add_prober(&lab, "elsewhere", "tcp", &setting, &[&other]);
     for endpoint in ["bare", "elsewhere"] {
         let error = refused(&lab, endpoint);
         for part in ["denied", endpoint, &format!("tcp to {target}")] {
@@ -149,34 +125,8 @@ fn http_reaches_a_granted_host_only_and_refusals_are_counted() {
     let port = answering(hello);
     let url = format!("url=http://127.0.0.1:{port}/status");
     let grant = format!("http=127.0.0.1:{port}");
-    add(
-        &lab,
-        &[
-            "web",
-            "--adapter",
-            "prober",
-            "--setting",
-            "behavior=http",
-            "--setting",
-            &url,
-            "--grant",
-            &grant,
-        ],
-    );
-    add(
-        &lab,
-        &[
-            "offweb",
-            "--adapter",
-            "prober",
-            "--setting",
-            "behavior=http",
-            "--setting",
-            &url,
-            "--grant",
-            "http=example.com",
-        ],
-    );
+    add_prober(&lab, "web", "http", &url, &[&grant]);
+    add_prober(&lab, "offweb", "http", &url, &["http=example.com"]);
     let viewer = token(&lab, "viewer");
     let server = serve(&lab, &[]);
     // Through the running server: the same process serves the calls and the metrics.
@@ -267,6 +217,10 @@ fn endpoint_add_reports_what_is_requested_but_not_granted_and_granted_but_not_re
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{bad:?}: {err}");
         assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "a refused secret is repeated: {err}"
+        );
     }
     assert!(
         lab.ok(&["endpoint", "list"])
@@ -339,6 +293,7 @@ fn a_secret_reaches_only_its_endpoint_is_rotated_live_and_is_never_shown() {
         &[],
     );
     assert_eq!(added["secrets"], serde_json::json!(["token"]), "{added}");
+    // Asks for `token`, which only `owner` has.
     run(
         &[
             "endpoint",
@@ -348,6 +303,21 @@ fn a_secret_reaches_only_its_endpoint_is_rotated_live_and_is_never_shown() {
             "prober",
             "--setting",
             "behavior=secret",
+        ],
+        &[],
+    );
+    // Has `unasked` and asks for it, but the prober's manifest does not name it.
+    run(
+        &[
+            "endpoint",
+            "add",
+            "unasked",
+            "--adapter",
+            "prober",
+            "--setting",
+            "behavior=secret",
+            "--setting",
+            "secret=unasked",
             "--secret",
             "unasked=env:TIDEMARK_TEST_SECRET",
         ],
@@ -363,6 +333,7 @@ fn a_secret_reaches_only_its_endpoint_is_rotated_live_and_is_never_shown() {
     // Another endpoint's adapter asks for the same name and gets nothing; a secret its
     // manifest does not ask for is not given either.
     assert_eq!(name(&mut run, "other"), "none");
+    assert_eq!(name(&mut run, "unasked"), "none");
     // Rotation reaches the next session of the running server.
     std::fs::write(&file, second).unwrap();
     let rotated = run(&["endpoint", "secret", "owner", &from_file], &[]);

@@ -228,7 +228,7 @@ pub struct AdapterTest {
     #[arg(long = "grant", value_parser = grant_arg)]
     pub grants: Vec<String>,
     /// NAME=@FILE or NAME=env:VAR, a secret for the adapter's endpoint, repeatable.
-    #[arg(long = "secret", value_parser = secret_arg)]
+    #[arg(long = "secret", value_parser = SecretArg)]
     pub secrets: Vec<(String, String)>,
     /// For a hypervisor: the storage array its mapped LUNs live on, an adapter file or an
     /// endpoint of the data directory. Without it the mapped-LUN checks are skipped.
@@ -357,7 +357,7 @@ pub enum EndpointCommand {
         /// NAME=@FILE or NAME=env:VAR, repeatable: a secret its adapter reads through
         /// host.secret, stored encrypted and never shown. The value is read here, by the
         /// command, and sent to the server (one trailing newline of a file is dropped).
-        #[arg(long = "secret", value_parser = secret_arg)]
+        #[arg(long = "secret", value_parser = SecretArg)]
         secrets: Vec<(String, String)>,
     },
     /// Sets or removes secrets of an endpoint; sessions opened afterwards use the new
@@ -365,7 +365,7 @@ pub enum EndpointCommand {
     Secret {
         name: String,
         /// NAME=@FILE or NAME=env:VAR, repeatable.
-        #[arg(value_parser = secret_arg)]
+        #[arg(value_parser = SecretArg)]
         secrets: Vec<(String, String)>,
         /// A secret to remove, repeatable.
         #[arg(long = "remove", value_name = "NAME")]
@@ -460,11 +460,38 @@ fn grant_arg(raw: &str) -> Result<String, String> {
 
 /// `NAME=@FILE` or `NAME=env:VAR`, resolved here, by the command: the server never reads
 /// files or its environment for secrets. A literal value is refused (it would sit in the
-/// shell's history and in `ps`). Errors never repeat the value.
+/// shell's history and in `ps`). Its errors never repeat the argument (clap's own
+/// "invalid value '…'" would, so this is a parser of its own, not a function).
+#[derive(Clone)]
+struct SecretArg;
+
+impl clap::builder::TypedValueParser for SecretArg {
+    type Value = (String, String);
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let refuse = |message: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{message}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let raw = value
+            .to_str()
+            .ok_or_else(|| refuse("a --secret is not UTF-8".into()))?;
+        secret_arg(raw).map_err(refuse)
+    }
+}
+
 fn secret_arg(raw: &str) -> Result<(String, String), String> {
     let (name, source) = raw
         .split_once('=')
-        .ok_or_else(|| format!("'{raw}': expected NAME=@FILE or NAME=env:VAR"))?;
+        .ok_or("a secret is NAME=@FILE or NAME=env:VAR")?;
     crate::model::capabilities::check_secret_name(name)?;
     let value = if let Some(path) = source.strip_prefix('@') {
         let text = std::fs::read_to_string(path)

@@ -146,8 +146,6 @@ pub struct Requested {
     pub data_dir: bool,
     /// Names of the secrets it reads through `host.secret`.
     pub secrets: Vec<String>,
-    /// Whether this came from a manifest (false: the default of an adapter without one).
-    pub manifest: bool,
 }
 
 impl Serialize for Requested {
@@ -200,20 +198,30 @@ impl Requested {
             tcp: targets(&text.tcp, "tcp")?,
             data_dir: text.data_dir,
             secrets: text.secrets,
-            manifest: true,
         })
     }
 
     /// The request as operators read it: `http=*`, `tcp=*:10809`, `data-dir`, `secret=NAME`.
     pub fn describe(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.http.iter().map(|t| format!("http={t}")).collect();
-        out.extend(self.tcp.iter().map(|t| format!("tcp={t}")));
-        if self.data_dir {
-            out.push("data-dir".into());
-        }
-        out.extend(self.secrets.iter().map(|s| format!("secret={s}")));
-        out
+        describe(&self.http, &self.tcp, self.data_dir, &self.secrets)
     }
+}
+
+/// Capabilities in `--grant` syntax, secrets as `secret=NAME`: how requests, grants and
+/// what the sandbox allows are all shown.
+fn describe<S: fmt::Display>(
+    http: &[Target],
+    tcp: &[Target],
+    data_dir: bool,
+    secrets: impl IntoIterator<Item = S>,
+) -> Vec<String> {
+    let mut out: Vec<String> = http.iter().map(|t| format!("http={t}")).collect();
+    out.extend(tcp.iter().map(|t| format!("tcp={t}")));
+    if data_dir {
+        out.push("data-dir".into());
+    }
+    out.extend(secrets.into_iter().map(|s| format!("secret={s}")));
+    out
 }
 
 /// A secret's name: what `host.secret` is asked for and `--secret NAME=` sets.
@@ -302,12 +310,7 @@ impl Grants {
 
     /// The grants in `--grant` syntax.
     pub fn describe(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.http.iter().map(|t| format!("http={t}")).collect();
-        out.extend(self.tcp.iter().map(|t| format!("tcp={t}")));
-        if self.data_dir {
-            out.push("data-dir".into());
-        }
-        out
+        describe(&self.http, &self.tcp, self.data_dir, Vec::<String>::new())
     }
 }
 
@@ -363,52 +366,44 @@ pub fn effective(requested: &Requested, grants: &Grants, secrets: &[&str]) -> Ef
 pub fn report(requested: &Requested, grants: &Grants, secrets: &[&str]) -> GrantReport {
     let given = effective(requested, grants, secrets);
     let meets = |t: &Target, others: &[Target]| others.iter().any(|o| t.intersect(o).is_some());
-    let mut effective: Vec<String> = given.http.iter().map(|t| format!("http={t}")).collect();
-    effective.extend(given.tcp.iter().map(|t| format!("tcp={t}")));
-    if given.data_dir {
-        effective.push("data-dir".into());
-    }
-    effective.extend(given.secrets.iter().map(|s| format!("secret={s}")));
     let mut not_granted = Vec::new();
-    for (kind, asked, granted) in [
-        ("http", &requested.http, &grants.http),
-        ("tcp", &requested.tcp, &grants.tcp),
-    ] {
-        for r in asked {
-            if !meets(r, granted) {
-                not_granted.push(format!("{kind}={r}"));
-            }
-        }
-    }
-    if requested.data_dir && !grants.data_dir {
-        not_granted.push("data-dir".into());
-    }
-    for name in &requested.secrets {
-        if !secrets.contains(&name.as_str()) {
-            not_granted.push(format!("secret={name}"));
-        }
-    }
     let mut not_requested = Vec::new();
     for (kind, asked, granted) in [
         ("http", &requested.http, &grants.http),
         ("tcp", &requested.tcp, &grants.tcp),
     ] {
-        for g in granted {
-            if !meets(g, asked) {
-                not_requested.push(format!("{kind}={g}"));
-            }
-        }
+        let unmet = |from: &[Target], against: &[Target]| {
+            from.iter()
+                .filter(|t| !meets(t, against))
+                .map(|t| format!("{kind}={t}"))
+                .collect::<Vec<_>>()
+        };
+        not_granted.extend(unmet(asked, granted));
+        not_requested.extend(unmet(granted, asked));
     }
-    if grants.data_dir && !requested.data_dir {
-        not_requested.push("data-dir".into());
+    if requested.data_dir != grants.data_dir {
+        let side = if requested.data_dir {
+            &mut not_granted
+        } else {
+            &mut not_requested
+        };
+        side.push("data-dir".into());
     }
-    for name in secrets {
-        if !given.secrets.contains(*name) {
-            not_requested.push(format!("secret={name}"));
-        }
-    }
+    not_granted.extend(
+        requested
+            .secrets
+            .iter()
+            .filter(|name| !secrets.contains(&name.as_str()))
+            .map(|name| format!("secret={name}")),
+    );
+    not_requested.extend(
+        secrets
+            .iter()
+            .filter(|name| !given.secrets.contains(**name))
+            .map(|name| format!("secret={name}")),
+    );
     GrantReport {
-        effective,
+        effective: describe(&given.http, &given.tcp, given.data_dir, &given.secrets),
         not_granted,
         not_requested,
     }

@@ -53,12 +53,17 @@ impl StoreState {
                 })?;
         }
         let denials = Denials::default();
+        let name: Arc<str> = endpoint.name.as_str().into();
         // Every socket use reaches the check, so a refused one is recorded with its address
         // (a socket layer switched off would refuse without saying where it tried).
         wasi.allow_tcp(true)
             .allow_udp(true)
             .allow_ip_name_lookup(!effective.tcp.is_empty());
-        wasi.socket_addr_check(socket_check(&endpoint.name, &effective, &denials));
+        wasi.socket_addr_check(socket_check(
+            name.clone(),
+            effective.clone(),
+            denials.clone(),
+        ));
         let limits = StoreLimitsBuilder::new()
             .memory_size(endpoint.memory_cap as usize)
             .instances(64)
@@ -71,7 +76,7 @@ impl StoreState {
             table: ResourceTable::new(),
             limits,
             hooks: HttpGrants {
-                endpoint: endpoint.name.clone(),
+                endpoint: name,
                 allowed: effective.clone(),
                 denials: denials.clone(),
             },
@@ -115,16 +120,13 @@ fn deny(endpoint: &str, denials: &Denials, kind: &'static str, address: String) 
 /// the ephemeral bind a connect makes; listening binds, UDP and everything else are refused
 /// and recorded.
 fn socket_check(
-    endpoint: &str,
-    effective: &Effective,
-    denials: &Denials,
+    endpoint: Arc<str>,
+    allowed: Arc<Effective>,
+    denials: Denials,
 ) -> impl Fn(SocketAddr, SocketAddrUse) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + Sync>>
 + Send
 + Sync
 + 'static {
-    let endpoint: Arc<str> = endpoint.into();
-    let allowed: Arc<[Target]> = effective.tcp.clone().into();
-    let denials = denials.clone();
     move |address, usage| {
         let endpoint = endpoint.clone();
         let allowed = allowed.clone();
@@ -135,7 +137,7 @@ fn socket_check(
                 SocketAddrUse::TcpBind => "tcp-bind",
                 _ => "udp",
             };
-            if kind == "tcp" && tcp_allowed(&allowed, address).await {
+            if kind == "tcp" && tcp_allowed(&allowed.tcp, address).await {
                 return true;
             }
             // A connect binds the socket to an ephemeral local port first: a client's bind,
@@ -174,7 +176,7 @@ async fn tcp_allowed(allowed: &[Target], address: SocketAddr) -> bool {
 
 /// The `send_request` hook: an outgoing request leaves only for a granted destination.
 struct HttpGrants {
-    endpoint: String,
+    endpoint: Arc<str>,
     allowed: Arc<Effective>,
     denials: Denials,
 }

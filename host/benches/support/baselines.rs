@@ -1,14 +1,8 @@
-//! What Tidemark's sandbox adds over bare wasmtime, and what an outgoing HTTP request costs
-//! through it, all measured in one run (absolute figures drift 2x between runs on shared
-//! machines; the ratios are the figures to compare):
-//!
-//! - bare wasmtime: a minimal component's trivial export called on an open instance, and a
-//!   fresh `Store` plus instantiation from its `InstancePre` plus that call;
-//! - Tidemark: `list_hosts` on an open lab-hypervisor session, and `Runtime::open` plus that
-//!   call (the store, the WASI context with its grants, the host imports);
-//! - one HTTP GET to a local server through the sandbox (the test adapter's `http` probe,
-//!   granted that server) next to the same GET made by the host with reqwest, p50 and p99,
-//!   a new connection each time on both sides.
+//! Baselines for `adapter_calls`, measured in the same run as Tidemark's figures: a minimal
+//! component on bare wasmtime (warm call; fresh `Store` + instantiation from its
+//! `InstancePre` + call), and one HTTP GET to a local server through the sandbox (the test
+//! adapter's `http` probe, granted that server) next to the same GET made by the host with
+//! reqwest, a new connection each time on both sides.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -28,76 +22,19 @@ const MINIMAL: &str = r#"(component
   (core instance $i (instantiate $m))
   (func (export "ping") (result u32) (canon lift (core func $i "ping"))))"#;
 
-fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("sandbox_overhead: run with `cargo bench` to measure");
-        return;
-    }
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    tokio.block_on(async {
-        let (bare_warm, bare_fresh) = bare_wasmtime().await;
-        let (ours_warm, ours_fresh) = tidemark_calls().await;
-        println!();
-        println!(
-            "{:<58} {:>10} {:>10} {:>9}",
-            "call", "bare", "tidemark", "overhead"
-        );
-        println!(
-            "{:<58} {:>10} {:>10} {:>8.2}x",
-            "warm call on an open instance",
-            micros(bare_warm),
-            micros(ours_warm),
-            ratio(ours_warm, bare_warm)
-        );
-        println!(
-            "{:<58} {:>10} {:>10} {:>8.2}x",
-            "fresh store + instantiate from Pre + one call",
-            micros(bare_fresh),
-            micros(ours_fresh),
-            ratio(ours_fresh, bare_fresh)
-        );
-        let (sandboxed, direct) = http_requests().await;
-        println!();
-        println!(
-            "{:<58} {:>10} {:>10} {:>9}",
-            "one HTTP GET to 127.0.0.1", "p50", "p99", "p50 ratio"
-        );
-        println!(
-            "{:<58} {:>10} {:>10} {:>9}",
-            "by the host (reqwest, new connection)",
-            micros(percentile(&direct, 50)),
-            micros(percentile(&direct, 99)),
-            ""
-        );
-        println!(
-            "{:<58} {:>10} {:>10} {:>8.2}x",
-            "through the sandbox (wasi:http, granted, new connection)",
-            micros(percentile(&sandboxed, 50)),
-            micros(percentile(&sandboxed, 99)),
-            ratio(percentile(&sandboxed, 50), percentile(&direct, 50))
-        );
-    });
-}
-
-fn micros(d: Duration) -> String {
-    format!("{:.2} µs", d.as_secs_f64() * 1e6)
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64()
-}
-
-fn percentile(samples: &[Duration], p: usize) -> Duration {
+pub fn percentile(samples: &[Duration], p: usize) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort();
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
 /// Median per-call time of `call` in batches of 100, after a warm-up.
-async fn per_call<F: AsyncFnMut()>(mut call: F, warmup: u32, samples: u32, batch: u32) -> Duration {
+pub async fn per_call<F: AsyncFnMut()>(
+    mut call: F,
+    warmup: u32,
+    samples: u32,
+    batch: u32,
+) -> Duration {
     for _ in 0..warmup {
         call().await;
     }
@@ -113,7 +50,7 @@ async fn per_call<F: AsyncFnMut()>(mut call: F, warmup: u32, samples: u32, batch
 }
 
 /// The minimal component on an engine configured as the product's (pooling, epochs).
-async fn bare_wasmtime() -> (Duration, Duration) {
+pub async fn bare_wasmtime() -> (Duration, Duration) {
     let mut config = Config::new();
     config.epoch_interruption(true);
     let mut pool = PoolingAllocationConfig::default();
@@ -157,48 +94,8 @@ async fn bare_wasmtime() -> (Duration, Duration) {
             std::hint::black_box(ping.call_async(&mut store, ()).await.expect("ping"));
         },
         200,
-        300,
-        10,
-    )
-    .await;
-    (warm, fresh)
-}
-
-/// `list_hosts` on the embedded lab hypervisor, as `adapter_calls` measures it.
-async fn tidemark_calls() -> (Duration, Duration) {
-    let scratch = tempfile::tempdir().expect("scratch");
-    let runtime = Runtime::new(None, None).await.expect("runtime");
-    let spec = Arc::new(EndpointSpec {
-        grants: Grants {
-            data_dir: true,
-            ..Grants::default()
-        },
-        ..EndpointSpec::new(
-            "bench-lab",
-            "lab-hypervisor",
-            BTreeMap::new(),
-            scratch.path().to_path_buf(),
-        )
-        .expect("spec")
-    });
-    let mut session = runtime.open(spec.clone()).await.expect("session");
-    let warm = per_call(
-        async || {
-            std::hint::black_box(session.list_hosts().await.expect("list_hosts"));
-        },
-        2_000,
-        1_000,
-        100,
-    )
-    .await;
-    let fresh = per_call(
-        async || {
-            let mut session = runtime.open(spec.clone()).await.expect("session");
-            std::hint::black_box(session.list_hosts().await.expect("list_hosts"));
-        },
-        200,
-        300,
-        10,
+        3_000,
+        1,
     )
     .await;
     (warm, fresh)
@@ -224,7 +121,7 @@ fn http_server() -> u16 {
 }
 
 /// Per-request times of the same GET through the sandbox and from the host.
-async fn http_requests() -> (Vec<Duration>, Vec<Duration>) {
+pub async fn http_requests() -> (Vec<Duration>, Vec<Duration>) {
     const REQUESTS: usize = 1_000;
     let port = http_server();
     let url = format!("http://127.0.0.1:{port}/");
