@@ -109,6 +109,7 @@ pub struct NewEndpoint {
     /// Secret values by name, read by its adapter through `host.secret`: stored
     /// encrypted, never shown again (answers list their names only).
     #[serde(default)]
+    #[schema(schema_with = secret_values_schema)]
     secrets: BTreeMap<String, String>,
 }
 
@@ -151,15 +152,49 @@ pub async fn add_endpoint(
         .into_response())
 }
 
+/// What a secret's name must look like, as `check_secret_name` enforces it.
+const SECRET_NAME_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+
+/// A secret name in the document, so generated clients and fuzzers send only names the
+/// server takes.
+fn secret_name_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(SECRET_NAME_PATTERN))
+        .build()
+}
+
+/// Secret values by name: names as [`secret_name_schema`], values 1 byte to 64 KiB.
+fn secret_values_schema() -> utoipa::openapi::schema::Object {
+    let value = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(64 * 1024));
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .property_names(Some(secret_name_schema()))
+        .additional_properties(Some(value))
+        .build()
+}
+
+/// A list of secret names.
+fn secret_names_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(secret_name_schema())
+        .build()
+}
+
 /// Body of `PUT /v1/endpoints/{name}/secrets`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretChanges {
     /// Secrets to add or replace, by name.
     #[serde(default)]
+    #[schema(schema_with = secret_values_schema)]
     set: BTreeMap<String, String>,
-    /// Names of secrets to remove.
+    /// Names of secrets to remove (removing one the endpoint does not have changes nothing).
     #[serde(default)]
+    #[schema(schema_with = secret_names_schema)]
     remove: Vec<String>,
 }
 
@@ -174,7 +209,7 @@ pub struct SecretChanges {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No endpoint of that name", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
-        (status = 422, description = "A bad secret name, an empty value, or nothing to change", body = ErrorBody),
+        (status = 422, description = "A bad secret name or an empty value", body = ErrorBody),
     ))]
 pub async fn update_secrets(
     State(state): State<Arc<ApiState>>,

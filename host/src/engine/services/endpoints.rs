@@ -62,7 +62,8 @@ pub fn add(
 }
 
 /// Sets (adds or replaces) and removes secrets of an endpoint; sessions opened afterwards
-/// see the new values, without a restart. Unknown endpoint: not found.
+/// see the new values, without a restart. Unknown endpoint: not found. An empty change is
+/// a no-op that answers with the endpoint as it is (a PUT may be repeated).
 pub fn update_secrets(
     catalog: &Catalog,
     admin: &dyn AdapterAdmin,
@@ -78,11 +79,6 @@ pub fn update_secrets(
     else {
         return Err(Refusal::not_found(format!("unknown endpoint '{endpoint}'")));
     };
-    if set.is_empty() && remove.is_empty() {
-        return Err(Refusal::invalid(
-            "give a secret to set (NAME=VALUE) or one to remove",
-        ));
-    }
     for name in &remove {
         capabilities::check_secret_name(name).map_err(Refusal::invalid)?;
     }
