@@ -223,8 +223,8 @@ pub struct AdapterTest {
     /// key=value for the adapter's endpoint, repeatable.
     #[arg(long = "setting", value_parser = setting_arg)]
     pub settings: Vec<(String, String)>,
-    /// http=HOST[:PORT] or tcp=HOST:PORT for the adapter's endpoint, repeatable (its data
-    /// directory is always granted if it asks for one).
+    /// http=HOST[:PORT], tcp=HOST:PORT or data-dir=PATH for the adapter's endpoint,
+    /// repeatable (a private data directory is granted if it asks for one).
     #[arg(long = "grant", value_parser = grant_arg)]
     pub grants: Vec<String>,
     /// NAME=@FILE or NAME=env:VAR, a secret for the adapter's endpoint, repeatable.
@@ -350,8 +350,9 @@ pub enum EndpointCommand {
         /// key=value, repeatable. Reserved: timeout (30s), memory (256MiB).
         #[arg(long = "setting", value_parser = setting_arg)]
         settings: Vec<(String, String)>,
-        /// What its sandbox may reach, repeatable: http=HOST[:PORT], tcp=HOST:PORT, or
-        /// data-dir (its private directory). Nothing is granted unless given here.
+        /// What its sandbox may reach, repeatable: http=HOST[:PORT], tcp=HOST:PORT,
+        /// data-dir (its private directory) or data-dir=PATH (a directory it shares with
+        /// the system behind it, e.g. qsd's images). Nothing is granted unless given here.
         #[arg(long = "grant", value_parser = grant_arg)]
         grants: Vec<String>,
         /// NAME=@FILE or NAME=env:VAR, repeatable: a secret its adapter reads through
@@ -365,7 +366,7 @@ pub enum EndpointCommand {
     Secret {
         name: String,
         /// NAME=@FILE or NAME=env:VAR, repeatable.
-        #[arg(value_parser = SecretArg)]
+        #[arg(value_parser = SecretArg, required_unless_present = "remove")]
         secrets: Vec<(String, String)>,
         /// A secret to remove, repeatable.
         #[arg(long = "remove", value_name = "NAME")]

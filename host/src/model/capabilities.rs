@@ -203,7 +203,12 @@ impl Requested {
 
     /// The request as operators read it: `http=*`, `tcp=*:10809`, `data-dir`, `secret=NAME`.
     pub fn describe(&self) -> Vec<String> {
-        describe(&self.http, &self.tcp, self.data_dir, &self.secrets)
+        describe(
+            &self.http,
+            &self.tcp,
+            self.data_dir.then(|| data_dir_text(None)),
+            &self.secrets,
+        )
     }
 }
 
@@ -212,16 +217,41 @@ impl Requested {
 fn describe<S: fmt::Display>(
     http: &[Target],
     tcp: &[Target],
-    data_dir: bool,
+    data_dir: Option<String>,
     secrets: impl IntoIterator<Item = S>,
 ) -> Vec<String> {
     let mut out: Vec<String> = http.iter().map(|t| format!("http={t}")).collect();
     out.extend(tcp.iter().map(|t| format!("tcp={t}")));
-    if data_dir {
-        out.push("data-dir".into());
-    }
+    out.extend(data_dir);
     out.extend(secrets.into_iter().map(|s| format!("secret={s}")));
     out
+}
+
+/// `data-dir`, or `data-dir=PATH` for a directory other than the endpoint's own.
+fn data_dir_text(at: Option<&str>) -> String {
+    match at {
+        Some(path) => format!("data-dir={path}"),
+        None => "data-dir".into(),
+    }
+}
+
+/// A `data-dir=PATH` grant's path: absolute, without `.`/`..` parts or control characters.
+fn check_data_dir_path(path: &str) -> Result<String, String> {
+    let trimmed = path.trim_end_matches('/');
+    let fine = path.starts_with('/')
+        && !trimmed.is_empty()
+        && !path.chars().any(char::is_control)
+        && !trimmed
+            .split('/')
+            .skip(1)
+            .any(|part| matches!(part, "" | "." | ".."));
+    if fine {
+        Ok(trimmed.to_string())
+    } else {
+        Err(format!(
+            "grant data-dir={path:?}: give an absolute directory path without '.' or '..' parts"
+        ))
+    }
 }
 
 /// A secret's name: what `host.secret` is asked for and `--secret NAME=` sets.
@@ -248,8 +278,12 @@ pub struct Grants {
     pub http: Vec<Target>,
     /// TCP destinations (always with a port).
     pub tcp: Vec<Target>,
-    /// Its private data directory, preopened as `/data`.
+    /// A data directory, preopened as `/data`: its private one under the data directory,
+    /// or the one at `data_dir_at`.
     pub data_dir: bool,
+    /// `data-dir=PATH`: a directory the adapter shares with the system behind it (qsd's
+    /// image directory, where the adapter must unlink what qsd created).
+    pub data_dir_at: Option<String>,
 }
 
 impl Serialize for Grants {
@@ -271,8 +305,10 @@ impl utoipa::PartialSchema for Grants {
             .items(
                 utoipa::openapi::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
-                    .pattern(Some("^(data-dir|http=.+|tcp=.+:[0-9]+)$"))
-                    .description(Some("http=HOST[:PORT], tcp=HOST:PORT or data-dir")),
+                    .pattern(Some("^(data-dir(=/.*)?|http=.+|tcp=.+:[0-9]+)$"))
+                    .description(Some(
+                        "http=HOST[:PORT], tcp=HOST:PORT, data-dir or data-dir=PATH",
+                    )),
             )
             .into()
     }
@@ -288,6 +324,10 @@ impl Grants {
             let text = text.trim();
             match text.split_once('=') {
                 None if text == "data-dir" => grants.data_dir = true,
+                Some(("data-dir", path)) => {
+                    grants.data_dir = true;
+                    grants.data_dir_at = Some(check_data_dir_path(path)?);
+                }
                 Some(("http", target)) => grants.http.push(
                     Target::parse(target, false, false).map_err(|e| format!("grant http={e}"))?,
                 ),
@@ -296,7 +336,7 @@ impl Grants {
                 ),
                 _ => {
                     return Err(format!(
-                        "grant {text:?}: expected http=HOST[:PORT], tcp=HOST:PORT or data-dir"
+                        "grant {text:?}: expected http=HOST[:PORT], tcp=HOST:PORT, data-dir or data-dir=PATH"
                     ));
                 }
             }
@@ -310,7 +350,13 @@ impl Grants {
 
     /// The grants in `--grant` syntax.
     pub fn describe(&self) -> Vec<String> {
-        describe(&self.http, &self.tcp, self.data_dir, Vec::<String>::new())
+        describe(
+            &self.http,
+            &self.tcp,
+            self.data_dir
+                .then(|| data_dir_text(self.data_dir_at.as_deref())),
+            Vec::<String>::new(),
+        )
     }
 }
 
@@ -323,6 +369,8 @@ pub struct Effective {
     pub tcp: Vec<Target>,
     /// Whether `/data` is preopened.
     pub data_dir: bool,
+    /// Preopened from this directory instead of the endpoint's private one.
+    pub data_dir_at: Option<String>,
     /// Names of the secrets `host.secret` answers.
     pub secrets: BTreeSet<String>,
 }
@@ -354,6 +402,9 @@ pub fn effective(requested: &Requested, grants: &Grants, secrets: &[&str]) -> Ef
         http: narrow(&requested.http, &grants.http),
         tcp: narrow(&requested.tcp, &grants.tcp),
         data_dir: requested.data_dir && grants.data_dir,
+        data_dir_at: (requested.data_dir && grants.data_dir)
+            .then(|| grants.data_dir_at.clone())
+            .flatten(),
         secrets: secrets
             .iter()
             .filter(|s| requested.secrets.iter().any(|r| r == *s))
@@ -387,7 +438,7 @@ pub fn report(requested: &Requested, grants: &Grants, secrets: &[&str]) -> Grant
         } else {
             &mut not_requested
         };
-        side.push("data-dir".into());
+        side.push(data_dir_text(grants.data_dir_at.as_deref()));
     }
     not_granted.extend(
         requested
@@ -403,7 +454,14 @@ pub fn report(requested: &Requested, grants: &Grants, secrets: &[&str]) -> Grant
             .map(|name| format!("secret={name}")),
     );
     GrantReport {
-        effective: describe(&given.http, &given.tcp, given.data_dir, &given.secrets),
+        effective: describe(
+            &given.http,
+            &given.tcp,
+            given
+                .data_dir
+                .then(|| data_dir_text(given.data_dir_at.as_deref())),
+            &given.secrets,
+        ),
         not_granted,
         not_requested,
     }
@@ -490,6 +548,32 @@ mod tests {
         assert!(e.data_dir && e.tcp.is_empty() && e.secrets.is_empty());
         let r = report(&requested, &g, &["s"]);
         assert_eq!(r.not_requested, ["tcp=127.0.0.1:1", "secret=s"]);
+    }
+
+    #[test]
+    fn a_data_dir_grant_may_name_a_shared_directory() {
+        let g = grants(&["data-dir=/var/lib/qsd/images/", "tcp=127.0.0.1:1"]);
+        assert_eq!(g.data_dir_at.as_deref(), Some("/var/lib/qsd/images"));
+        assert_eq!(
+            g.describe(),
+            ["tcp=127.0.0.1:1", "data-dir=/var/lib/qsd/images"]
+        );
+        let e = effective(&Requested::without_manifest(), &g, &[]);
+        assert_eq!(e.data_dir_at.as_deref(), Some("/var/lib/qsd/images"));
+        let r = report(&Requested::without_manifest(), &g, &[]);
+        assert_eq!(r.effective, ["data-dir=/var/lib/qsd/images"]);
+        // Not asked for: not given, and the report says which directory was unused.
+        let e = effective(&Requested::default(), &g, &[]);
+        assert!(!e.data_dir && e.data_dir_at.is_none());
+        for bad in [
+            "data-dir=",
+            "data-dir=relative",
+            "data-dir=/a/../b",
+            "data-dir=/a//b",
+        ] {
+            let err = Grants::parse(&[bad.to_string()]).unwrap_err();
+            assert!(err.contains("absolute directory"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -43,12 +43,16 @@ impl StoreState {
         // for file I/O is cheaper than a hop to the blocking pool (3.5x, see notes).
         wasi.allow_blocking_current_thread(true);
         if effective.data_dir {
-            wasi.preopened_dir(&endpoint.data_dir, DATA_DIR_GUEST_PATH, FsPerms::ReadWrite)
+            let dir = match &effective.data_dir_at {
+                Some(granted) => std::path::Path::new(granted),
+                None => endpoint.data_dir.as_path(),
+            };
+            wasi.preopened_dir(dir, DATA_DIR_GUEST_PATH, FsPerms::ReadWrite)
                 .map_err(|e| {
                     anyhow::anyhow!(
                         "endpoint {}: cannot open its data directory {}: {e}",
                         endpoint.name,
-                        endpoint.data_dir.display()
+                        dir.display()
                     )
                 })?;
         }
