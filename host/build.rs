@@ -18,6 +18,7 @@ const ADAPTERS: &[(&str, &str, &str)] = &[
         "TIDEMARK_LAB_HYPERVISOR_WASM",
     ),
     ("lab-array", "lab_array.wasm", "TIDEMARK_LAB_ARRAY_WASM"),
+    ("qsd-array", "qsd_array.wasm", "TIDEMARK_QSD_ARRAY_WASM"),
     (
         "misbehaving",
         "misbehaving.wasm",

@@ -13,6 +13,8 @@ mod daemons;
 mod grants;
 mod harness;
 mod matrix;
+mod nbd_client;
 mod progress_events;
+mod qsd_array;
 mod snapshot_revert;
 mod tls;

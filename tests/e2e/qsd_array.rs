@@ -1,0 +1,286 @@
+//! The qsd-array adapter against a real qemu-storage-daemon 10.0.2, started here on
+//! 127.0.0.1 with several QMP monitors and nothing else: the adapter creates images, nodes,
+//! the NBD server and exports itself over QMP. The conformance suite passes on it and leaves
+//! no image behind; a wrong `image-dir` is refused naming the setting.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::daemons::{self, Daemon};
+use crate::harness::{Lab, json};
+
+const QSD_ARRAY: &str = env!("TIDEMARK_QSD_ARRAY_WASM");
+
+/// A qemu-storage-daemon with `MONITORS` QMP monitors and an image directory; killed when
+/// dropped (its directory goes after it).
+pub struct Qsd {
+    daemon: Option<Daemon>,
+    /// Monitor ports.
+    pub monitors: Vec<u16>,
+    /// Where the adapter's NBD server is to listen.
+    pub nbd: u16,
+    /// The image directory (the endpoint's data directory).
+    pub images: tempfile::TempDir,
+}
+
+const MONITORS: usize = 3;
+
+impl Qsd {
+    /// A started daemon, or `None` (skipping) where qsd is missing off CI.
+    pub fn start() -> Option<Qsd> {
+        let images = tempfile::Builder::new()
+            .prefix("tidemark-qsd-")
+            .tempdir()
+            .expect("tempdir");
+        let monitors: Vec<u16> = (0..MONITORS).map(|_| daemons::port()).collect();
+        let nbd = daemons::port();
+        let mut qsd = Qsd {
+            daemon: None,
+            monitors,
+            nbd,
+            images,
+        };
+        qsd.daemon = Some(qsd.spawn()?);
+        Some(qsd)
+    }
+
+    fn spawn(&self) -> Option<Daemon> {
+        let program = daemons::program("qemu-storage-daemon")?;
+        let mut command = daemons::command(&program);
+        for (i, port) in self.monitors.iter().enumerate() {
+            command
+                .arg("--chardev")
+                .arg(format!(
+                    "socket,id=m{i},host=127.0.0.1,port={port},server=on,wait=off"
+                ))
+                .arg("--monitor")
+                .arg(format!("chardev=m{i}"));
+        }
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        let daemon = Daemon::start(command, "qemu-storage-daemon");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let last = *self.monitors.last().unwrap();
+        while TcpStream::connect(("127.0.0.1", last)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "qemu-storage-daemon did not listen on {last} within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(daemon)
+    }
+
+    /// Kills the daemon with SIGKILL and starts a fresh one on the same ports: it knows
+    /// nothing of what the last one had open.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(daemon) = self.daemon.take() {
+            daemon.signal("KILL");
+            drop(daemon);
+        }
+        self.daemon = self.spawn();
+    }
+
+    /// The image directory's path.
+    pub fn dir(&self) -> &Path {
+        self.images.path()
+    }
+
+    /// The endpoint settings for this daemon, as `--setting` values.
+    pub fn settings(&self, image_dir: &Path) -> Vec<String> {
+        let ports: Vec<String> = self.monitors.iter().map(u16::to_string).collect();
+        vec![
+            format!("qmp=127.0.0.1:{}", ports.join(",")),
+            format!("nbd=127.0.0.1:{}", self.nbd),
+            format!("image-dir={}", image_dir.display()),
+        ]
+    }
+
+    /// The grants it needs: each monitor, the NBD server, the image directory.
+    pub fn grants(&self) -> Vec<String> {
+        let mut grants: Vec<String> = self
+            .monitors
+            .iter()
+            .chain([&self.nbd])
+            .map(|p| format!("tcp=127.0.0.1:{p}"))
+            .collect();
+        grants.push(format!("data-dir={}", self.dir().display()));
+        grants
+    }
+
+    /// `--setting S --grant G …` for `adapter test` or `endpoint add`.
+    pub fn args(&self, image_dir: &Path) -> Vec<String> {
+        let mut args = Vec::new();
+        for s in self.settings(image_dir) {
+            args.extend(["--setting".to_string(), s]);
+        }
+        for g in self.grants() {
+            args.extend(["--grant".to_string(), g]);
+        }
+        args
+    }
+
+    /// Image files left in the image directory.
+    pub fn images_left(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.dir().join("images"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "qcow2"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Qsd {
+    fn drop(&mut self) {
+        self.daemon.take();
+    }
+}
+
+/// `adapter test` of the qsd array with `args`: exit code and report.
+fn suite(lab: &Lab, args: &[String]) -> (Option<i32>, Value) {
+    let mut all = vec!["adapter".to_string(), "test".into(), QSD_ARRAY.into()];
+    all.extend(args.iter().cloned());
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let out = lab.run(&all);
+    (out.status.code(), json(&out))
+}
+
+fn failed_checks(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["outcome"] != "passed")
+        .map(|c| format!("{}: {} {}", c["id"], c["outcome"], c["reason"]))
+        .collect()
+}
+
+#[test]
+fn the_conformance_suite_passes_on_a_real_qemu_storage_daemon_and_leaves_no_image() {
+    let Some(qsd) = Qsd::start() else { return };
+    let lab = Lab::empty();
+    let (code, report) = suite(&lab, &qsd.args(qsd.dir()));
+    assert_eq!(code, Some(0), "{:#?}", failed_checks(&report));
+    assert_eq!(report["kind"], "storage-array");
+    assert_eq!(report["failed"], 0);
+    assert_eq!(report["skipped"], 0, "{:#?}", failed_checks(&report));
+    assert!(report["checks"].as_array().unwrap().len() >= 80);
+    let left = qsd.images_left();
+    assert!(left.is_empty(), "images left behind: {left:?}");
+}
+
+#[test]
+fn an_image_dir_qsd_cannot_see_is_refused_naming_the_setting() {
+    let Some(qsd) = Qsd::start() else { return };
+    let lab = Lab::empty();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, report) = suite(&lab, &qsd.args(elsewhere.path()));
+    assert_ne!(code, Some(0));
+    let first = &failed_checks(&report)[0];
+    assert!(
+        first.contains("image-dir") && first.contains("cannot see"),
+        "{first}"
+    );
+}
+
+/// A lab whose VM `app` has its physical LUN `D:` on the real qsd array (endpoint `qsd`)
+/// and its virtual disk `C:` on the lab hypervisor.
+fn lab_with_qsd_lun(qsd: &Qsd) -> Lab {
+    let lab = Lab::empty();
+    lab.ok(&["lab", "init"]);
+    lab.ok(&["adapter", "add", QSD_ARRAY, "--name", "qsd-array"]);
+    let mut add = vec!["endpoint", "add", "qsd", "--adapter", "qsd-array"];
+    let args = qsd.args(qsd.dir());
+    add.extend(args.iter().map(String::as_str));
+    lab.ok(&add);
+    lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "app",
+        "--host",
+        "esx-a",
+        "--disk",
+        "C:=64MiB",
+        "--lun",
+        "D:=64MiB:physical",
+        "--array",
+        "qsd",
+    ]);
+    lab
+}
+
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    tidemark::cli::demo::pattern(seed, len)
+}
+
+/// The device entry of `mount` in a copy's answer.
+fn device<'a>(copy: &'a Value, mount: &str) -> &'a Value {
+    copy["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["mount_point"] == mount)
+        .unwrap_or_else(|| panic!("no {mount} in {copy}"))
+}
+
+#[test]
+fn a_physical_lun_on_qsd_is_snapshotted_reverted_copied_and_restored_across_a_daemon_kill() {
+    let Some(mut qsd) = Qsd::start() else { return };
+    let lab = lab_with_qsd_lun(&qsd);
+    let original = pattern(1, 24 << 20);
+    lab.write("app", "D:", 4093, &original);
+    lab.write("app", "C:", 0, &pattern(2, 1 << 20));
+
+    // Snapshot: the LUN through qsd (the hypervisor cannot), then overwrite and revert.
+    let (point, _) = lab.snapshot("app");
+    lab.write("app", "D:", 4093, &pattern(3, 1 << 20));
+    lab.ok(&["revert", "app", &point]);
+    assert!(
+        lab.read("app", "D:", 4093, original.len()) == original,
+        "D: not reverted"
+    );
+
+    let full = lab.ok(&["copy", "app"]);
+    let d = device(&full, "D:");
+    assert_eq!(d["how"], "full", "{d}");
+    assert!(d["bytes_read"].as_u64().unwrap() >= 24 << 20, "{d}");
+
+    // A small change, then qsd dies (SIGKILL) and comes back knowing nothing: the adapter
+    // rebuilds nodes and exports from its records, and the next copy is still incremental
+    // and exact (allocation depth lives in the images, not in memory).
+    let changed = 655 << 10;
+    lab.write("app", "D:", 8 << 20, &pattern(4, changed));
+    qsd.kill_and_restart();
+    let incremental = lab.ok(&["copy", "app"]);
+    let d = device(&incremental, "D:");
+    assert_eq!(d["how"], "incremental", "{d}");
+    let read = d["bytes_read"].as_u64().unwrap();
+    assert!(
+        read >= changed as u64 && read <= changed as u64 + (1 << 20),
+        "D: read {read} bytes for a {changed}-byte change: {d}"
+    );
+
+    let point = incremental["recovery_point"].as_str().unwrap();
+    lab.ok(&["restore", "app", point, "--host", "esx-b", "--as", "app2"]);
+    let mut expected = original.clone();
+    let at = (8 << 20) - 4093;
+    expected[at..at + changed].copy_from_slice(&pattern(4, changed));
+    assert!(
+        lab.read("app2", "D:", 4093, expected.len()) == expected,
+        "restored D: differs"
+    );
+    assert!(
+        lab.read("app2", "C:", 0, 1 << 20) == pattern(2, 1 << 20),
+        "restored C: differs"
+    );
+    assert_eq!(lab.ok(&["verify", "--all"])["ok"], true);
+    lab.assert_reconciled();
+}
