@@ -133,6 +133,7 @@ pub fn add(data: &DataDir, new: NewEndpoint) -> anyhow::Result<services::endpoin
 #[utoipa::path(post, path = "/v1/endpoints", operation_id = "add_endpoint", request_body = NewEndpoint, responses(
         (status = 201, description = "The endpoint, usable at once (credential-like settings redacted; secrets by name only; `access` says what is requested but not granted and granted but not requested)", body = Object),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "The body is larger than `body_limit`", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
         (status = 404, description = "No loaded adapter of that name", body = ErrorBody),
@@ -164,12 +165,12 @@ fn secret_name_schema() -> utoipa::openapi::schema::Object {
         .build()
 }
 
-/// Secret values by name: names as [`secret_name_schema`], values 1 byte to 64 KiB.
+/// Secret values by name: names as [`secret_name_schema`], values not empty (at most
+/// 64 KiB, which the request body limit, also 64 KiB by default, bounds first).
 fn secret_values_schema() -> utoipa::openapi::schema::Object {
     let value = utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
-        .min_length(Some(1))
-        .max_length(Some(64 * 1024));
+        .min_length(Some(1));
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::Object)
         .property_names(Some(secret_name_schema()))
@@ -208,6 +209,7 @@ pub struct SecretChanges {
         (status = 200, description = "The endpoint with the names of its secrets", body = Object),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No endpoint of that name", body = ErrorBody),
+        (status = 413, description = "The body is larger than `body_limit`", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "A bad secret name or an empty value", body = ErrorBody),
     ))]
