@@ -10,6 +10,7 @@ mod contracts;
 mod copies;
 mod copy_store;
 mod daemons;
+mod fault_proxy;
 mod grants;
 mod harness;
 mod matrix;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::daemons::{self, Daemon};
+use crate::fault_proxy::{Fault, FaultProxy};
 use crate::harness::{Lab, json};
 
 const QSD_ARRAY: &str = env!("TIDEMARK_QSD_ARRAY_WASM");
@@ -77,11 +78,16 @@ impl Qsd {
     /// Kills the daemon with SIGKILL and starts a fresh one on the same ports: it knows
     /// nothing of what the last one had open.
     pub fn kill_and_restart(&mut self) {
+        self.kill();
+        self.daemon = self.spawn();
+    }
+
+    /// Kills the daemon with SIGKILL, leaving it down.
+    pub fn kill(&mut self) {
         if let Some(daemon) = self.daemon.take() {
             daemon.signal("KILL");
             drop(daemon);
         }
-        self.daemon = self.spawn();
     }
 
     /// The image directory's path.
@@ -89,36 +95,27 @@ impl Qsd {
         self.images.path()
     }
 
-    /// The endpoint settings for this daemon, as `--setting` values.
-    pub fn settings(&self, image_dir: &Path) -> Vec<String> {
-        let ports: Vec<String> = self.monitors.iter().map(u16::to_string).collect();
-        vec![
-            format!("qmp=127.0.0.1:{}", ports.join(",")),
-            format!("nbd=127.0.0.1:{}", self.nbd),
-            format!("image-dir={}", image_dir.display()),
-        ]
-    }
-
-    /// The grants it needs: each monitor, the NBD server, the image directory.
-    pub fn grants(&self) -> Vec<String> {
-        let mut grants: Vec<String> = self
-            .monitors
-            .iter()
-            .chain([&self.nbd])
-            .map(|p| format!("tcp=127.0.0.1:{p}"))
-            .collect();
-        grants.push(format!("data-dir={}", self.dir().display()));
-        grants
-    }
-
-    /// `--setting S --grant G …` for `adapter test` or `endpoint add`.
+    /// `--setting S --grant G …` for `adapter test` or `endpoint add`, reaching qsd
+    /// directly.
     pub fn args(&self, image_dir: &Path) -> Vec<String> {
-        let mut args = Vec::new();
-        for s in self.settings(image_dir) {
-            args.extend(["--setting".to_string(), s]);
-        }
-        for g in self.grants() {
-            args.extend(["--grant".to_string(), g]);
+        self.args_via(&self.monitors, self.nbd, image_dir)
+    }
+
+    /// The same, reaching the monitors and the NBD server at other ports (a fault proxy's).
+    pub fn args_via(&self, monitors: &[u16], nbd: u16, image_dir: &Path) -> Vec<String> {
+        let ports: Vec<String> = monitors.iter().map(u16::to_string).collect();
+        let mut args = vec![
+            "--setting".to_string(),
+            format!("qmp=127.0.0.1:{}", ports.join(",")),
+            "--setting".into(),
+            format!("nbd=127.0.0.1:{nbd}"),
+            "--setting".into(),
+            format!("image-dir={}", image_dir.display()),
+            "--grant".into(),
+            format!("data-dir={}", self.dir().display()),
+        ];
+        for port in monitors.iter().chain([&nbd]) {
+            args.extend(["--grant".to_string(), format!("tcp=127.0.0.1:{port}")]);
         }
         args
     }
@@ -283,4 +280,163 @@ fn a_physical_lun_on_qsd_is_snapshotted_reverted_copied_and_restored_across_a_da
     );
     assert_eq!(lab.ok(&["verify", "--all"])["ok"], true);
     lab.assert_reconciled();
+}
+
+/// `endpoint test qsd`: whether it worked, its error, and how long the command took.
+fn endpoint_test(lab: &Lab) -> (bool, String, Duration) {
+    let started = Instant::now();
+    let out = lab.run(&["endpoint", "test", "qsd"]);
+    let answer = json(&out);
+    let ok = out.status.success() && answer["ok"] == true;
+    (
+        ok,
+        answer["error"].as_str().unwrap_or("").to_string(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn garbage_silence_resets_and_a_dead_daemon_are_clear_errors_naming_the_endpoint_never_hangs() {
+    let Some(mut qsd) = Qsd::start() else { return };
+    let monitors: Vec<FaultProxy> = qsd.monitors.iter().map(|p| FaultProxy::start(*p)).collect();
+    let nbd = FaultProxy::start(qsd.nbd);
+    let lab = Lab::empty();
+    lab.ok(&["lab", "init"]);
+    lab.ok(&["adapter", "add", QSD_ARRAY, "--name", "qsd-array"]);
+    let ports: Vec<u16> = monitors.iter().map(|m| m.port).collect();
+    let mut add: Vec<String> = ["endpoint", "add", "qsd", "--adapter", "qsd-array"]
+        .map(String::from)
+        .to_vec();
+    add.extend(qsd.args_via(&ports, nbd.port, qsd.dir()));
+    add.extend([
+        "--setting".to_string(),
+        format!("nbd-listen=127.0.0.1:{}", qsd.nbd),
+        "--setting".into(),
+        "timeout=3s".into(),
+        "--grant".into(),
+        format!("tcp=127.0.0.1:{}", qsd.nbd),
+    ]);
+    lab.ok(&add.iter().map(String::as_str).collect::<Vec<_>>());
+    lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "app",
+        "--host",
+        "esx-a",
+        "--disk",
+        "C:=64MiB",
+        "--lun",
+        "D:=64MiB:physical",
+        "--array",
+        "qsd",
+    ]);
+    lab.write("app", "D:", 0, &pattern(5, 1 << 20));
+    let (ok, error, _) = endpoint_test(&lab);
+    assert!(ok, "{error}");
+    let limit = Duration::from_secs(20);
+
+    // The monitors answer garbage.
+    for m in &monitors {
+        m.set(Fault::Answer(b"{\"QMP\": not json at all\n".to_vec()));
+    }
+    let (ok, error, took) = endpoint_test(&lab);
+    assert!(!ok && took < limit, "{error} after {took:?}");
+    assert!(
+        error.contains("qsd") && error.contains("not JSON"),
+        "{error}"
+    );
+
+    // The monitors' answers stop half-way through their greeting.
+    for m in &monitors {
+        m.set(Fault::Truncate(40));
+    }
+    let (ok, error, took) = endpoint_test(&lab);
+    assert!(!ok && took < limit, "{error} after {took:?}");
+    assert!(
+        error.contains("qsd") && error.contains("closed the connection"),
+        "{error}"
+    );
+
+    // The monitors go silent (every one busy as far as a session can tell).
+    for m in &monitors {
+        m.set(Fault::Delay(Duration::from_secs(30)));
+    }
+    let (ok, error, took) = endpoint_test(&lab);
+    assert!(!ok && took < limit, "{error} after {took:?}");
+    assert!(error.contains("qsd") && error.contains("busy"), "{error}");
+    for m in &monitors {
+        m.set(Fault::Pass);
+    }
+
+    // The data path: NBD answers slower than the call deadline (3 s), then resets.
+    nbd.set(Fault::Delay(Duration::from_secs(30)));
+    let started = Instant::now();
+    let out = lab.run(&[
+        "lab",
+        "read",
+        "app",
+        "D:",
+        "--offset",
+        "0",
+        "--length",
+        "4096",
+        "--out",
+        "/dev/null",
+    ]);
+    let took = started.elapsed();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && took < limit,
+        "{text} after {took:?}"
+    );
+    assert!(
+        text.contains("qsd") && text.contains("open-reader"),
+        "{text}"
+    );
+    nbd.set(Fault::Reset);
+    let out = lab.run(&[
+        "lab",
+        "read",
+        "app",
+        "D:",
+        "--offset",
+        "0",
+        "--length",
+        "4096",
+        "--out",
+        "/dev/null",
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("qsd"), "{text}");
+    nbd.set(Fault::Pass);
+    assert!(lab.read("app", "D:", 0, 1 << 20) == pattern(5, 1 << 20));
+
+    // A job whose array answers garbage fails naming it and leaves nothing behind.
+    for m in &monitors {
+        m.set(Fault::Answer(b"garbage\n".to_vec()));
+    }
+    let out = lab.run(&["snapshot", "app"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("qsd"), "{text}");
+    for m in &monitors {
+        m.set(Fault::Pass);
+    }
+    lab.assert_reconciled();
+    let inventory = lab.ok(&["inventory", "--endpoint", "qsd"]);
+    assert_eq!(
+        inventory[0]["snapshots"],
+        serde_json::json!([]),
+        "{inventory}"
+    );
+    assert_eq!(qsd.images_left().len(), 1, "{:?}", qsd.images_left());
+
+    // The daemon is gone: refused connections, named.
+    qsd.kill();
+    let (ok, error, took) = endpoint_test(&lab);
+    assert!(!ok && took < limit, "{error} after {took:?}");
+    assert!(error.contains("qsd"), "{error}");
 }

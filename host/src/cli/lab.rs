@@ -96,9 +96,8 @@ pub async fn run(conn: &Connection, command: LabCommand) -> anyhow::Result<Outco
                 Some(path) => {
                     let mut file = std::fs::File::create(path)
                         .with_context(|| format!("creating {}", path.display()))?;
-                    let (bytes, sha256) = read(api, &vm, &mount, offset, length, &mut file)
-                        .await
-                        .with_context(|| format!("writing {}", path.display()))?;
+                    // `read` names what failed: the device read or the write to the file.
+                    let (bytes, sha256) = read(api, &vm, &mount, offset, length, &mut file).await?;
                     let text = format!("read {bytes} bytes into {}", path.display());
                     (bytes, sha256, text)
                 }
@@ -396,7 +395,7 @@ pub async fn read(
     while let Some(piece) = body.next().await {
         let piece = piece.with_context(context)?;
         hash.update(&piece);
-        sink.write_all(&piece)?;
+        sink.write_all(&piece).context("writing what was read")?;
         got += piece.len() as u64;
     }
     if got != length {

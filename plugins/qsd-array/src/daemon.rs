@@ -368,7 +368,8 @@ impl Daemon {
     }
 
     fn start_nbd_server(&mut self) -> AdapterResult<()> {
-        let address = json!({ "type": "inet", "data": { "host": self.settings.nbd_host, "port": self.settings.nbd_port.to_string() } });
+        let (host, port) = &self.settings.nbd_listen;
+        let address = json!({ "type": "inet", "data": { "host": host, "port": port.to_string() } });
         match self
             .qmp
             .try_execute("nbd-server-start", json!({ "addr": address }))?
@@ -376,8 +377,7 @@ impl Daemon {
             Ok(_) => Ok(()),
             Err(e) if e.desc.contains("already running") => Ok(()),
             Err(e) => Err(AdapterError::Internal(format!(
-                "qemu-storage-daemon would not start its NBD server on {}: {}",
-                self.settings.nbd_address(),
+                "qemu-storage-daemon would not start its NBD server on {host}:{port}: {}",
                 e.desc
             ))),
         }

@@ -3,6 +3,8 @@
 //! - `qmp` — `HOST:PORTS`, qsd's monitors (one client each), ports as `P`, `P1,P2` or
 //!   `FIRST-LAST`;
 //! - `nbd` — `HOST:PORT` of qsd's NBD server, where LUNs are exported under their WWNs;
+//! - `nbd-listen` — where qsd is told to listen, when that differs from where it is reached
+//!   (a relay in between); default: `nbd`;
 //! - `image-dir` — this endpoint's data directory as qsd sees it (an absolute path): the
 //!   adapter creates its qcow2 images there through qsd and unlinks them itself;
 //! - `vendor-id` — 6 hex digits placed in every WWN (default `5e0d5d`).
@@ -27,6 +29,8 @@ pub struct Settings {
     pub nbd_host: String,
     /// NBD server port.
     pub nbd_port: u16,
+    /// Where qsd's NBD server listens (`nbd-listen`, default `nbd`).
+    pub nbd_listen: (String, u16),
     /// The image directory, as qsd sees it.
     pub image_dir: String,
     /// WWN vendor part.
@@ -57,6 +61,13 @@ impl Settings {
         let nbd = tidemark_sdk::required_setting("nbd")?;
         let (nbd_host, nbd_port) = split(&nbd, "nbd")?;
         let nbd_port = port(nbd_port, "nbd")?;
+        let nbd_listen = match tidemark_sdk::setting("nbd-listen") {
+            Some(listen) => {
+                let (host, p) = split(&listen, "nbd-listen")?;
+                (host.to_string(), port(p, "nbd-listen")?)
+            }
+            None => (nbd_host.to_string(), nbd_port),
+        };
         let image_dir = tidemark_sdk::required_setting("image-dir")?;
         if !image_dir.starts_with('/') || image_dir.contains(['\n', '"', '\\', ',']) {
             return Err(bad(
@@ -76,6 +87,7 @@ impl Settings {
             },
             nbd_host: nbd_host.to_string(),
             nbd_port,
+            nbd_listen,
             image_dir: image_dir.trim_end_matches('/').to_string(),
             vendor_id,
         })
