@@ -15,6 +15,8 @@ pub const REGIONS: &[(u64, usize)] =
 /// A data directory with the lab set up.
 pub struct Lab {
     pub dir: tempfile::TempDir,
+    /// The array endpoint [`Lab::create_vm`] puts LUNs on (default `lab-array`).
+    pub array: String,
 }
 
 impl Lab {
@@ -25,13 +27,15 @@ impl Lab {
                 .prefix("tidemark-e2e-")
                 .tempdir()
                 .expect("tempdir"),
+            array: "lab-array".into(),
         }
     }
 
     /// A copy of this data directory (`cp -a`), so many runs can start from one set-up.
     /// Only while no process uses it: nothing holds the catalog open between commands.
     pub fn copy(&self) -> Self {
-        let copy = Self::empty();
+        let mut copy = Self::empty();
+        copy.array = self.array.clone();
         let status = Command::new("cp")
             .arg("-a")
             .arg(self.dir.path().join("."))
@@ -50,7 +54,7 @@ impl Lab {
         lab
     }
 
-    /// Creates a VM with the standard devices.
+    /// Creates a VM with the standard devices, its LUNs on [`Lab::array`].
     pub fn create_vm(&self, name: &str) -> Value {
         self.ok(&[
             "lab",
@@ -65,6 +69,8 @@ impl Lab {
             "D:=64MiB:physical",
             "--lun",
             "/data=64MiB:virtual",
+            "--array",
+            &self.array,
         ])
     }
 

@@ -20,12 +20,13 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::Output;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 
 use crate::copies::{files, leftovers, step_names};
 use crate::harness::{DEVICES, Lab, REGIONS, json};
+use crate::qsd_array::Qsd;
 
 /// Set to `true` once every job command takes `--dry-run` (issue 9, "Also"): each row then
 /// also asserts that the plan a dry run reports names exactly the steps of the clean run's
@@ -236,13 +237,25 @@ struct Prepared {
     before: Value,
     /// The lab as the clean run left it.
     after: Value,
+    /// For a row on the real qsd array: its daemon (one run at a time) and its image
+    /// directory as the job found it, put back before every run.
+    qsd: Option<(Mutex<Qsd>, tempfile::TempDir)>,
 }
 
 impl Prepared {
-    fn new(scenario: &'static Scenario) -> Self {
-        let lab = Lab::empty();
+    /// Sets the row up; `qsd`: with its LUNs on a real qemu-storage-daemon of its own.
+    fn new(scenario: &'static Scenario, qsd: Option<Qsd>) -> Self {
+        let mut lab = Lab::empty();
+        if let Some(qsd) = &qsd {
+            qsd.add_endpoint(&lab);
+            lab.array = "qsd".into();
+        }
         let start = (scenario.setup)(&lab);
         let before = observe(&lab);
+        let qsd = qsd.map(|mut qsd| {
+            let saved = qsd.save();
+            (Mutex::new(qsd), saved)
+        });
         let clean = lab.copy();
         let planned = planned_steps(&clean, &start);
         let doc = clean.ok(&args(&start));
@@ -263,7 +276,19 @@ impl Prepared {
             steps,
             before,
             after,
+            qsd,
         }
+    }
+
+    /// A copy of the lab before the job, for one run; on qsd with the daemon's images put
+    /// back as they were (and the daemon held until the run ends).
+    fn fresh(&self) -> (Lab, Option<MutexGuard<'_, Qsd>>) {
+        let guard = self.qsd.as_ref().map(|(qsd, saved)| {
+            let mut qsd = qsd.lock().unwrap_or_else(|p| p.into_inner());
+            qsd.restart_from(saved.path());
+            qsd
+        });
+        (self.lab.copy(), guard)
     }
 
     /// Step `n`'s label in failure messages.
@@ -273,7 +298,7 @@ impl Prepared {
 
     /// Crash after step `n`, resume: the job succeeds, the lab is as after the clean run.
     fn crash_after(&self, n: usize) {
-        let lab = self.lab.copy();
+        let (lab, _qsd) = self.fresh();
         let out = lab.run_env(
             &args(&self.start),
             &[("TIDEMARK_CRASH_AFTER_STEP", n.to_string())],
@@ -297,7 +322,7 @@ impl Prepared {
 
     /// Fail step `n`: the job is compensated, the lab is as before it.
     fn fail(&self, n: usize) {
-        let lab = self.lab.copy();
+        let (lab, _qsd) = self.fresh();
         let out = lab.run_env(&args(&self.start), &[("TIDEMARK_FAIL_STEP", n.to_string())]);
         assert_eq!(out.status.code(), Some(1));
         let doc = json(&out);
@@ -315,7 +340,7 @@ impl Prepared {
     /// Crash inside step `n`, resume: the job settles the step, then succeeds or is
     /// compensated, and the lab is exactly "after" or "before" accordingly.
     fn crash_inside(&self, n: usize) {
-        let lab = self.lab.copy();
+        let (lab, _qsd) = self.fresh();
         let out = lab.run_env(
             &args(&self.start),
             &[("TIDEMARK_CRASH_IN_STEP", n.to_string())],
@@ -454,12 +479,46 @@ fn every_workflow_settles_a_crash_inside_every_step() {
     run_all(checks);
 }
 
+/// The same on real systems (issue 12): LUNs on a real qemu-storage-daemon through the
+/// qsd-array adapter, each run starting from the daemon's images as the job found them
+/// and a fresh daemon. Fail at every step for every workflow; crash after every step for
+/// copy and restore.
+#[test]
+fn on_a_real_qsd_array_every_workflow_compensates_a_failure_at_any_step_and_copy_and_restore_survive_crashes()
+ {
+    if !Qsd::available() {
+        return;
+    }
+    let rows = prepare_rows_on(true);
+    let mut checks: Vec<Check> = Vec::new();
+    for row in &rows {
+        for n in 1..=row.steps.len() {
+            checks.push((
+                format!("qsd: fail at {}", row.label(n)),
+                Box::new(move || row.fail(n)),
+            ));
+            if matches!(row.scenario.name, "copy" | "restore") {
+                checks.push((
+                    format!("qsd: crash after {}", row.label(n)),
+                    Box::new(move || row.crash_after(n)),
+                ));
+            }
+        }
+    }
+    run_all(checks);
+}
+
 /// A labelled check for [`run_all`].
 type Check<'a> = (String, Box<dyn FnOnce() + Send + 'a>);
 
 /// Sets every row up (in parallel), each with its clean run. `TIDEMARK_MATRIX_ROWS=a,b`
 /// keeps only the rows so named (while working on one workflow).
 fn prepare_rows() -> Vec<Prepared> {
+    prepare_rows_on(false)
+}
+
+/// [`prepare_rows`], each row with its LUNs on a qsd array of its own when `on_qsd`.
+fn prepare_rows_on(on_qsd: bool) -> Vec<Prepared> {
     let only = std::env::var("TIDEMARK_MATRIX_ROWS").ok();
     let wanted: Vec<&'static Scenario> = SCENARIOS
         .iter()
@@ -480,7 +539,10 @@ fn prepare_rows() -> Vec<Prepared> {
             .map(|(scenario, slot)| -> Check {
                 (
                     format!("setting up and a clean run of {}", scenario.name),
-                    Box::new(move || *slot.lock().unwrap() = Some(Prepared::new(scenario))),
+                    Box::new(move || {
+                        let qsd = on_qsd.then(|| Qsd::start().expect("qemu-storage-daemon"));
+                        *slot.lock().unwrap() = Some(Prepared::new(scenario, qsd));
+                    }),
                 )
             })
             .collect(),

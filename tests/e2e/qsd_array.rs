@@ -31,6 +31,11 @@ pub struct Qsd {
 const MONITORS: usize = 3;
 
 impl Qsd {
+    /// Whether qsd is here (off CI a missing one skips, with a note; on CI it fails).
+    pub fn available() -> bool {
+        daemons::program("qemu-storage-daemon").is_some()
+    }
+
     /// A started daemon, or `None` (skipping) where qsd is missing off CI.
     pub fn start() -> Option<Qsd> {
         let images = tempfile::Builder::new()
@@ -80,6 +85,51 @@ impl Qsd {
     pub fn kill_and_restart(&mut self) {
         self.kill();
         self.daemon = self.spawn();
+    }
+
+    /// Stops the daemon cleanly (SIGTERM: images closed), copies its image directory, and
+    /// starts it again: what [`Qsd::restart_from`] brings back.
+    pub fn save(&mut self) -> tempfile::TempDir {
+        self.stop();
+        let saved = tempfile::Builder::new()
+            .prefix("tidemark-qsd-saved-")
+            .tempdir()
+            .expect("tempdir");
+        copy_dir(self.dir(), saved.path());
+        self.daemon = self.spawn();
+        saved
+    }
+
+    /// Stops the daemon cleanly, puts back the image directory [`Qsd::save`] copied, and
+    /// starts a fresh daemon (which the adapter fills from its records).
+    pub fn restart_from(&mut self, saved: &Path) {
+        self.stop();
+        for entry in std::fs::read_dir(self.dir()).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+        copy_dir(saved, self.dir());
+        self.daemon = self.spawn();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            daemon.signal("TERM");
+            daemon.wait_within(Duration::from_secs(20));
+        }
+    }
+
+    /// Adds the qsd-array adapter and endpoint `qsd` for this daemon to `lab`.
+    pub fn add_endpoint(&self, lab: &Lab) {
+        lab.ok(&["adapter", "add", QSD_ARRAY, "--name", "qsd-array"]);
+        let mut add = vec!["endpoint", "add", "qsd", "--adapter", "qsd-array"];
+        let args = self.args(self.dir());
+        add.extend(args.iter().map(String::as_str));
+        lab.ok(&add);
     }
 
     /// Kills the daemon with SIGKILL, leaving it down.
@@ -132,6 +182,17 @@ impl Qsd {
             })
             .unwrap_or_default()
     }
+}
+
+/// `cp -a FROM/. TO`.
+fn copy_dir(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from.join("."))
+        .arg(to)
+        .status()
+        .expect("running cp");
+    assert!(status.success(), "cp -a {from:?} {to:?} failed");
 }
 
 impl Drop for Qsd {
@@ -192,11 +253,7 @@ fn an_image_dir_qsd_cannot_see_is_refused_naming_the_setting() {
 fn lab_with_qsd_lun(qsd: &Qsd) -> Lab {
     let lab = Lab::empty();
     lab.ok(&["lab", "init"]);
-    lab.ok(&["adapter", "add", QSD_ARRAY, "--name", "qsd-array"]);
-    let mut add = vec!["endpoint", "add", "qsd", "--adapter", "qsd-array"];
-    let args = qsd.args(qsd.dir());
-    add.extend(args.iter().map(String::as_str));
-    lab.ok(&add);
+    qsd.add_endpoint(&lab);
     lab.ok(&[
         "lab",
         "vm",
