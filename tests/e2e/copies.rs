@@ -481,3 +481,52 @@ fn a_full_copy_store_fails_the_copy_cleanly_and_loses_nothing() {
     lab.ok(&["restore", "app", &point, "--host", "esx-b", "--as", "app2"]);
     assert!(lab.read("app2", "C:", 0, 24 << 20) == tidemark::cli::demo::pattern(5, 24 << 20));
 }
+
+#[test]
+fn copies_warn_until_the_key_is_exported_and_the_exported_key_reads_them() {
+    let lab = Lab::with_vm();
+    let first = lab.ok(&["copy", "app"]);
+    let warning = first["warnings"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"));
+    assert!(warning.contains("copies key export"), "{warning}");
+    let point = first["recovery_point"].as_str().unwrap().to_string();
+
+    let out = lab.dir.path().join("exported.key");
+    let out_arg = out.to_str().unwrap();
+    let done = lab.ok(&["copies", "key", "export", "--out", out_arg]);
+    assert_eq!(done["exported"], out_arg);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // Never over an existing file.
+    let again = lab.run(&["copies", "key", "export", "--out", out_arg]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("must not exist"));
+
+    let second = lab.ok(&["copy", "app"]);
+    assert_eq!(second["warnings"], serde_json::json!([]), "{second}");
+
+    // The exported file is the key: with the store's own key gone, it reads the copies.
+    let key = lab.dir.path().join("copies/key");
+    std::fs::remove_file(&key).unwrap();
+    assert_eq!(lab.run(&["verify", &point]).status.code(), Some(1));
+    std::fs::copy(&out, &key).unwrap();
+    assert_eq!(lab.ok(&["verify", &point])["ok"], true);
+}
+
+#[test]
+fn a_passphrase_store_neither_warns_nor_exports_a_key_file() {
+    let lab = Lab::with_vm();
+    let pass = vec![("TIDEMARK_COPY_PASSPHRASE", "correct horse".to_string())];
+    let copy = lab.ok_env(&["copy", "app"], &pass);
+    assert_eq!(copy["warnings"], serde_json::json!([]), "{copy}");
+    let out = lab.dir.path().join("k");
+    let refused = lab.run_env(
+        &["copies", "key", "export", "--out", out.to_str().unwrap()],
+        &pass,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("passphrase"));
+    assert!(!out.exists());
+}

@@ -194,6 +194,21 @@ pub enum StoreCommand {
     Upgrade,
     /// Rebuilds the chunk index from the pack headers (after index objects were lost).
     RebuildIndex,
+    /// The copy store's key (key-file mode): keep a second copy of it away from this machine.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// The copy store's key.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Writes the key file to FILE (a new file, mode 0600; on a local data directory only,
+    /// never over the API); copies stop warning that the key exists only here.
+    Export {
+        /// Where to write it; refused if it exists.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

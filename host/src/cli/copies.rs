@@ -87,6 +87,9 @@ pub async fn copy(
                 size_of(&d["bytes_stored"]),
             ));
         }
+        for warning in list(&result["warnings"]) {
+            lines.push(format!("warning: {}", text_of(warning)));
+        }
         outcome.text = lines.join("\n");
     }
     Ok(outcome)
@@ -293,4 +296,42 @@ pub async fn upkeep(conn: &Connection, what: &str) -> anyhow::Result<Outcome> {
         .await?;
     let text = serde_json::to_string_pretty(&report)?;
     Ok(Outcome::ok(report, text))
+}
+
+/// `copies key export --out FILE`: the key file written to a new 0600 file, then the store
+/// marked so copies stop warning. Works on the local data directory only: the key never
+/// travels over the API. Made now if no copy was made yet, so it can be kept before the first.
+pub async fn export_key(conn: &Connection, out: &std::path::Path) -> anyhow::Result<Outcome> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let data = conn.local_data().await.map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}; the key is exported from the machine that holds it, never over the API"
+        )
+    })?;
+    let store = data.attach_copy_store(true)?;
+    let text = store.key_file_text()?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create {}: {e} (it must not exist yet)",
+                out.display()
+            )
+        })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+    store.mark_key_exported(&out.display().to_string())?;
+    let doc = json!({ "exported": out.display().to_string(), "store": store.location() });
+    let text = format!(
+        "copy key written to {} (mode 0600): keep it away from this machine; \
+         restore it as {}/key to read these copies elsewhere",
+        out.display(),
+        store.location()
+    );
+    Ok(Outcome::ok(doc, text))
 }

@@ -185,6 +185,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             store: Some(args::StoreCommand::RebuildIndex),
             ..
         } => copies::upkeep(&conn, "rebuild-index").await,
+        Command::Copies {
+            store: Some(args::StoreCommand::Key(args::KeyCommand::Export { out })),
+            ..
+        } => copies::export_key(&conn, &out).await,
         Command::Copies { vm, .. } => {
             copies::copies(&conn, vm.as_deref().unwrap_or_default()).await
         }

@@ -38,6 +38,7 @@ pub(crate) mod envelope;
 mod error;
 mod gc;
 mod index;
+mod key_export;
 mod local_dir;
 mod lock;
 mod manifest;
@@ -169,6 +170,8 @@ pub(crate) struct Inner {
     pub(crate) pack_target: usize,
     /// Open packs per write session: one per core, so workers rarely wait for each other.
     pub(crate) lanes: usize,
+    /// The key file's name in key-file mode (`None`: the key is wrapped under a passphrase).
+    pub(crate) key_file: Option<String>,
 }
 
 impl std::fmt::Debug for CopyStore {
@@ -240,6 +243,10 @@ impl CopyStore {
                 index: RwLock::new(Index::default()),
                 pack_target: PACK_TARGET,
                 lanes: default_threads().max(2),
+                key_file: match &config.key {
+                    config::KeyConfig::KeyFile { file, .. } => Some(file.clone()),
+                    config::KeyConfig::Passphrase { .. } => None,
+                },
             }),
         }
     }

@@ -492,10 +492,16 @@ async fn run(
             })
         })
         .collect();
+    // Said on every copy until the key has a second home (`copies key export`).
+    let warnings: Vec<String> = store.key_backup_warning().into_iter().collect();
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
     Ok(json!({
         "recovery_point": point.id,
         "vm": vm.name,
         "proxy_vm": proxy.name,
+        "warnings": warnings,
         "devices": devices,
         "bytes_read": copied.iter().map(|(_, d)| d.bytes_read).sum::<u64>(),
         "bytes_stored": copied.iter().map(|(_, d)| d.bytes_stored).sum::<u64>(),
