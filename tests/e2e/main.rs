@@ -13,6 +13,8 @@ mod daemons;
 mod fault_proxy;
 mod grants;
 mod harness;
+mod libvirt_rpc;
+mod libvirtd;
 mod matrix;
 mod nbd_client;
 mod progress_events;
