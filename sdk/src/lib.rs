@@ -22,6 +22,7 @@ pub mod http;
 #[cfg(feature = "hypervisor")]
 mod hypervisor;
 pub mod net;
+pub mod records;
 #[cfg(feature = "storage-array")]
 mod storage_array;
 

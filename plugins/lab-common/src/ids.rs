@@ -16,19 +16,7 @@ pub fn random_hex(n: usize) -> String {
     out
 }
 
-/// A file-name-safe key for an idempotency token (two independent 64-bit FNV-1a hashes).
-pub fn token_key(token: &str) -> String {
-    let fnv = |seed: u64| {
-        token
-            .bytes()
-            .fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
-    };
-    format!(
-        "{:016x}{:016x}",
-        fnv(0xcbf29ce484222325),
-        fnv(0x84222325cbf29ce4)
-    )
-}
+pub use tidemark_sdk::records::token_key;
 
 /// A WWN as arrays report them: `naa.` and 16 or 32 hex digits (the host's own rule).
 pub fn check_wwn(wwn: &str) -> AdapterResult<()> {
