@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use lab_blockstore::Storage as _;
 use serde_json::{Value, json};
 use tidemark_sdk::{AdapterError, AdapterResult, OrInternal as _};
 
@@ -32,6 +31,11 @@ pub struct Daemon {
     pub settings: Settings,
     /// The persisted records.
     pub records: Records,
+}
+
+/// A path in the data directory as the sandbox sees it.
+fn local(relative: &str) -> std::path::PathBuf {
+    std::path::Path::new(tidemark_sdk::records::DATA_DIR).join(relative)
 }
 
 /// The qcow2 node of a layer.
@@ -71,14 +75,10 @@ impl Daemon {
         if IMAGE_DIR_CHECKED.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let files = self.records.lab.volumes.storage();
-        files
-            .create_dir_all(IMAGES)
-            .or_internal("creating images/")?;
+        std::fs::create_dir_all(local(IMAGES)).or_internal("creating /data/images")?;
         let probe = format!("probe{}", lab_common::random_hex(12));
         let relative = format!("{IMAGES}/{probe}");
-        files
-            .write_file_atomic(&relative, b"tidemark image-dir probe")
+        std::fs::write(local(&relative), b"tidemark image-dir probe")
             .or_internal("writing the image-dir probe")?;
         let opened = self.qmp.try_execute(
             "blockdev-add",
@@ -89,7 +89,7 @@ impl Daemon {
                 .qmp
                 .try_execute("blockdev-del", json!({ "node-name": probe }))?;
         }
-        let _ = files.remove_file(&relative);
+        let _ = std::fs::remove_file(local(&relative));
         match opened {
             Ok(_) => {
                 IMAGE_DIR_CHECKED.store(true, Ordering::Relaxed);
@@ -187,15 +187,13 @@ impl Daemon {
     }
 
     fn image_exists(&self, layer: &str) -> AdapterResult<bool> {
-        let names = self
-            .records
-            .lab
-            .volumes
-            .storage()
-            .list_dir(IMAGES)
-            .or_internal("listing images/")?
-            .unwrap_or_default();
-        Ok(names.contains(&format!("{layer}.qcow2")))
+        match std::fs::metadata(local(&format!("{IMAGES}/{layer}.qcow2"))) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(AdapterError::Internal(format!(
+                "looking for layer {layer}'s image: {e}"
+            ))),
+        }
     }
 
     /// Records a new layer of `capacity` bytes over `backing`, creates its image through
@@ -302,11 +300,16 @@ impl Daemon {
                 )));
             }
         }
-        let files = self.records.lab.volumes.storage();
-        files
-            .remove_file(&format!("{IMAGES}/{layer}.qcow2"))
-            .or_internal("unlinking a layer's image")?;
-        self.records.lab.remove("layers", layer)?;
+        match std::fs::remove_file(local(&format!("{IMAGES}/{layer}.qcow2"))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(AdapterError::Internal(format!(
+                    "unlinking layer {layer}'s image: {e}"
+                )));
+            }
+        }
+        self.records.files.remove("layers", layer)?;
         Ok(())
     }
 

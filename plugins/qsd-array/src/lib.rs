@@ -16,8 +16,9 @@ mod qmp;
 mod records;
 mod settings;
 
-use lab_common::{random_hex, token_key};
+use lab_common::random_hex;
 use serde_json::json;
+use tidemark_sdk::records::token_key;
 use tidemark_sdk::{
     About, AdapterError, AdapterResult, DeviceRead, DeviceWrite, LunInfo, SnapshotRef,
 };
@@ -63,7 +64,7 @@ fn create_lun_over(
     token: &str,
     records: &Records,
 ) -> AdapterResult<LunInfo> {
-    if let Some(wwn) = records.lab.recall::<String>(token)? {
+    if let Some(wwn) = records.files.recall::<String>(token)? {
         return Ok(records.lun(&wwn)?.info());
     }
     let key = token_key(token);
@@ -72,7 +73,7 @@ fn create_lun_over(
         .into_iter()
         .find(|l| l.made_by.as_deref() == Some(key.as_str()))
     {
-        records.lab.remember(token, &made.wwn)?;
+        records.files.remember(token, &made.wwn)?;
         return Ok(made.info());
     }
     check_name(name)?;
@@ -88,7 +89,7 @@ fn create_lun_over(
         made_by: Some(key),
     };
     records.save_lun(&lun)?;
-    records.lab.remember(token, &wwn)?;
+    records.files.remember(token, &wwn)?;
     Ok(lun.info())
 }
 
@@ -138,7 +139,7 @@ fn earlier_snapshots(
     }
     if !complete || found.len() != wwns.len() {
         for s in found.iter().filter(|s| s.pending) {
-            daemon.records.lab.remove("snapshots", &s.id)?;
+            daemon.records.files.remove("snapshots", &s.id)?;
         }
         return Ok(None);
     }
@@ -213,7 +214,7 @@ impl tidemark_sdk::StorageArray for QsdArray {
             .into_iter()
             .map(|l| l.id)
             .collect();
-        daemon.records.lab.remove("luns", &wwn)?;
+        daemon.records.files.remove("luns", &wwn)?;
         // Its own layers go now, whatever their age; layers a clone shares stay.
         daemon.sweep(&chain)
     }
@@ -297,7 +298,7 @@ impl tidemark_sdk::StorageArray for QsdArray {
             .execute("transaction", json!({ "actions": actions }))
         {
             for s in &taken {
-                daemon.records.lab.remove("snapshots", &s.id)?;
+                daemon.records.files.remove("snapshots", &s.id)?;
             }
             let overlays: Vec<String> = taken.iter().map(|s| s.overlay.clone()).collect();
             daemon.sweep(&overlays)?;
@@ -322,7 +323,7 @@ impl tidemark_sdk::StorageArray for QsdArray {
                 snapshot.wwn
             )));
         }
-        if daemon.records.lab.recall::<String>(&token)?.is_some() {
+        if daemon.records.files.recall::<String>(&token)?.is_some() {
             return Ok(());
         }
         let fresh = daemon.create_layer(lun.capacity, Some(&snapshot.layer), false)?;
@@ -332,7 +333,7 @@ impl tidemark_sdk::StorageArray for QsdArray {
         }
         let old = std::mem::replace(&mut lun.top, fresh.id);
         daemon.records.save_lun(&lun)?;
-        daemon.records.lab.remember(&token, &snapshot_id)?;
+        daemon.records.files.remember(&token, &snapshot_id)?;
         daemon.sweep(&[old])
     }
 
@@ -340,7 +341,7 @@ impl tidemark_sdk::StorageArray for QsdArray {
         let mut daemon = Daemon::open()?;
         let snapshot = daemon.records.snapshot(&snapshot_id)?;
         daemon.unexport(&io_export(&snapshot_id), true)?;
-        daemon.records.lab.remove("snapshots", &snapshot_id)?;
+        daemon.records.files.remove("snapshots", &snapshot_id)?;
         // Its layer's data lives on in whatever rests on it; merging gives the space back.
         if let Err(e) = daemon.collapse(&snapshot.layer) {
             tidemark_sdk::log::warn(&format!(

@@ -3,8 +3,8 @@
 //! with its backing layer) and snapshots (the layer frozen at their instant). One JSON file
 //! per object, so sessions changing different objects never overwrite each other.
 
-use lab_common::Lab;
 use serde::{Deserialize, Serialize};
+use tidemark_sdk::records::Records as Files;
 use tidemark_sdk::{AdapterError, AdapterResult, LunInfo, SnapshotRef};
 
 /// A LUN: the top of a chain of qcow2 layers, exported over NBD under its WWN.
@@ -79,17 +79,17 @@ impl SnapshotRecord {
     }
 }
 
-/// The adapter's records, over the lab's JSON state files.
+/// The adapter's records, over the SDK's JSON records in the data directory.
 pub struct Records {
-    /// The data directory.
-    pub lab: Lab,
+    /// The JSON files (and the idempotency tokens).
+    pub files: Files,
 }
 
 impl Records {
     /// The records in the data directory preopened at `/data`.
     pub fn open() -> AdapterResult<Records> {
         Ok(Records {
-            lab: lab_common::lab()?,
+            files: Files::open()?,
         })
     }
 
@@ -97,7 +97,7 @@ impl Records {
     pub fn lun(&self, wwn: &str) -> AdapterResult<LunRecord> {
         let missing = || AdapterError::NotFound(format!("this array has no LUN '{wwn}'"));
         lab_common::check_wwn(wwn).map_err(|_| missing())?;
-        self.lab.load("luns", wwn)?.ok_or_else(missing)
+        self.files.load("luns", wwn)?.ok_or_else(missing)
     }
 
     /// A snapshot that is not pending, or `not-found` naming it.
@@ -109,7 +109,7 @@ impl Records {
         if !well_formed {
             return Err(missing());
         }
-        self.lab
+        self.files
             .load::<SnapshotRecord>("snapshots", id)?
             .filter(|s| !s.pending)
             .ok_or_else(missing)
@@ -117,7 +117,7 @@ impl Records {
 
     /// A layer; its absence is damage to the records, named.
     pub fn layer(&self, id: &str) -> AdapterResult<LayerRecord> {
-        self.lab.load("layers", id)?.ok_or_else(|| {
+        self.files.load("layers", id)?.ok_or_else(|| {
             AdapterError::Internal(format!(
                 "the records name layer {id} but hold no layers/{id}.json"
             ))
@@ -126,32 +126,32 @@ impl Records {
 
     /// Every LUN.
     pub fn luns(&self) -> AdapterResult<Vec<LunRecord>> {
-        self.lab.load_all("luns")
+        self.files.load_all("luns")
     }
 
     /// Every snapshot, pending ones included.
     pub fn snapshots(&self) -> AdapterResult<Vec<SnapshotRecord>> {
-        self.lab.load_all("snapshots")
+        self.files.load_all("snapshots")
     }
 
     /// Every layer.
     pub fn layers(&self) -> AdapterResult<Vec<LayerRecord>> {
-        self.lab.load_all("layers")
+        self.files.load_all("layers")
     }
 
     /// Saves a LUN.
     pub fn save_lun(&self, lun: &LunRecord) -> AdapterResult<()> {
-        self.lab.save("luns", &lun.wwn, lun)
+        self.files.save("luns", &lun.wwn, lun)
     }
 
     /// Saves a snapshot.
     pub fn save_snapshot(&self, snapshot: &SnapshotRecord) -> AdapterResult<()> {
-        self.lab.save("snapshots", &snapshot.id, snapshot)
+        self.files.save("snapshots", &snapshot.id, snapshot)
     }
 
     /// Saves a layer.
     pub fn save_layer(&self, layer: &LayerRecord) -> AdapterResult<()> {
-        self.lab.save("layers", &layer.id, layer)
+        self.files.save("layers", &layer.id, layer)
     }
 
     /// The chain of layers from `top` down to the base, top first.
