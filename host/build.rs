@@ -20,6 +20,11 @@ const ADAPTERS: &[(&str, &str, &str)] = &[
     ("lab-array", "lab_array.wasm", "TIDEMARK_LAB_ARRAY_WASM"),
     ("qsd-array", "qsd_array.wasm", "TIDEMARK_QSD_ARRAY_WASM"),
     (
+        "template-array",
+        "template_array.wasm",
+        "TIDEMARK_TEMPLATE_ARRAY_WASM",
+    ),
+    (
         "misbehaving",
         "misbehaving.wasm",
         "TIDEMARK_MISBEHAVING_WASM",

@@ -224,6 +224,24 @@ pub enum AdapterCommand {
     List,
     /// Removes an adapter, every version or NAME@VERSION; refused while an endpoint uses it.
     Remove { adapter: String },
+    /// Writes a new adapter project that builds offline and passes the conformance suite
+    /// as generated (a file-backed implementation to replace).
+    New {
+        /// The crate name: lower-case letters, digits and '-'.
+        name: String,
+        /// storage-array (hypervisor later).
+        #[arg(long, default_value = "storage-array")]
+        kind: String,
+        /// rust (python later).
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// A Tidemark checkout whose sdk/ to use instead of the embedded copy.
+        #[arg(long, value_name = "CHECKOUT")]
+        sdk: Option<PathBuf>,
+        /// Where to create the project directory (default: here).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Runs the conformance suite against an adapter file (a hypervisor or a storage array)
     /// in a private, temporary data directory; exit 1 naming every failed check, 2 when the
     /// file is not a loadable adapter.

@@ -13,6 +13,7 @@ mod inventory;
 mod jobs;
 pub mod lab;
 mod progress_bar;
+mod scaffold;
 mod serve;
 mod table;
 mod tokens;
@@ -113,6 +114,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     let json_output = cli.output == OutputFormat::Json;
     match cli.command {
         Command::Demo => return demo::run(cli.data_dir).await,
+        Command::Adapter(args::AdapterCommand::New {
+            name,
+            kind,
+            lang,
+            sdk,
+            dir,
+        }) => {
+            return scaffold::run(scaffold::NewAdapter {
+                name,
+                kind,
+                lang,
+                sdk,
+                dir,
+            });
+        }
         Command::Serve {
             listen,
             config,
@@ -122,7 +138,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     }
     let conn = Connection::open(cli.server.as_deref(), cli.data_dir).await?;
     match cli.command {
-        Command::Demo | Command::Serve { .. } | Command::Adapter(args::AdapterCommand::Test(_)) => {
+        Command::Demo
+        | Command::Serve { .. }
+        | Command::Adapter(args::AdapterCommand::Test(_))
+        | Command::Adapter(args::AdapterCommand::New { .. }) => {
             unreachable!("handled above")
         }
         Command::Lab(command) => lab::run(&conn, command).await,
