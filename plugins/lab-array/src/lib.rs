@@ -145,7 +145,7 @@ impl tidemark_sdk::StorageArray for LabArray {
     }
 
     fn create_lun(name: String, capacity: u64, token: String) -> AdapterResult<LunInfo> {
-        if capacity == 0 || capacity % 512 != 0 {
+        if capacity == 0 || !capacity.is_multiple_of(512) {
             return Err(AdapterError::Invalid(format!(
                 "LUN capacity {capacity} must be a positive multiple of 512 bytes"
             )));

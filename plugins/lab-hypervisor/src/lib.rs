@@ -43,7 +43,7 @@ fn check_host(host_id: &str) -> AdapterResult<()> {
 }
 
 fn check_capacity(capacity: u64, mount: &str) -> AdapterResult<()> {
-    if capacity == 0 || capacity % 512 != 0 {
+    if capacity == 0 || !capacity.is_multiple_of(512) {
         return Err(AdapterError::Invalid(format!(
             "device at {mount}: capacity {capacity} must be a positive multiple of 512 bytes"
         )));

@@ -74,7 +74,7 @@ impl HardwareRecord {
         }
         if hardware
             .memory
-            .is_some_and(|m| m < (1 << 20) || m > (16 << 40))
+            .is_some_and(|m| !((1 << 20)..=(16 << 40)).contains(&m))
         {
             return Err(AdapterError::Invalid(
                 "a VM's memory must be between 1 MiB and 16 TiB".to_string(),
@@ -256,7 +256,7 @@ impl VmRecord {
         }
     }
 
-    fn to_disk(&mut self) {
+    fn prepare_for_disk(&mut self) {
         self.powered_on = self.power == PowerState::On;
         self.device_records = self
             .devices
@@ -280,7 +280,7 @@ impl VmRecord {
             .collect();
     }
 
-    fn from_disk(&mut self) -> AdapterResult<()> {
+    fn complete_from_disk(&mut self) -> AdapterResult<()> {
         self.power = if self.powered_on {
             PowerState::On
         } else {
@@ -337,21 +337,21 @@ pub fn load(vm_id: &str) -> AdapterResult<VmRecord> {
     let mut record: VmRecord = lab()?
         .load("vms", vm_id)?
         .ok_or_else(|| AdapterError::NotFound(format!("no VM with id '{vm_id}'")))?;
-    record.from_disk()?;
+    record.complete_from_disk()?;
     Ok(record)
 }
 
 pub fn all() -> AdapterResult<Vec<VmRecord>> {
     let mut records: Vec<VmRecord> = lab()?.load_all("vms")?;
     for record in &mut records {
-        record.from_disk()?;
+        record.complete_from_disk()?;
     }
     Ok(records)
 }
 
 pub fn save(record: &VmRecord) -> AdapterResult<()> {
     let mut record = record.clone();
-    record.to_disk();
+    record.prepare_for_disk();
     lab()?.save("vms", &record.id, &record)
 }
 

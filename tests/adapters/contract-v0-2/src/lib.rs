@@ -181,7 +181,7 @@ impl ArrayGuest for Frozen {
                 "a LUN name must have 1 to 80 characters".into(),
             ));
         }
-        if capacity == 0 || capacity > LARGEST_LUN || capacity % 512 != 0 {
+        if capacity == 0 || capacity > LARGEST_LUN || !capacity.is_multiple_of(512) {
             return Err(AdapterError::Invalid(format!(
                 "capacity {capacity} must be a positive multiple of 512 up to 1 TiB"
             )));
