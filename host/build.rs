@@ -25,6 +25,11 @@ const ADAPTERS: &[(&str, &str, &str)] = &[
         "TIDEMARK_TEMPLATE_ARRAY_WASM",
     ),
     (
+        "libvirt-hypervisor",
+        "libvirt_hypervisor.wasm",
+        "TIDEMARK_LIBVIRT_HYPERVISOR_WASM",
+    ),
+    (
         "misbehaving",
         "misbehaving.wasm",
         "TIDEMARK_MISBEHAVING_WASM",

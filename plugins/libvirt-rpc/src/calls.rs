@@ -53,6 +53,7 @@ pub mod procedure {
     pub const DOMAIN_UNDEFINE_FLAGS: i32 = 231;
     pub const DOMAIN_DESTROY_FLAGS: i32 = 234;
     pub const DOMAIN_BLOCK_JOB_ABORT: i32 = 237;
+    pub const DOMAIN_GET_BLOCK_INFO: i32 = 194;
     pub const DOMAIN_GET_BLOCK_JOB_INFO: i32 = 238;
     pub const DOMAIN_BLOCK_PULL: i32 = 240;
     pub const DOMAIN_SHUTDOWN_FLAGS: i32 = 258;
@@ -388,6 +389,17 @@ pub struct BlockJobInfo {
     pub end: u64,
 }
 
+/// `remote_domain_get_block_info_ret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Bytes allocated in the image.
+    pub allocation: u64,
+    /// The guest-visible size, bytes.
+    pub capacity: u64,
+    /// The image's host size, bytes.
+    pub physical: u64,
+}
+
 /// `remote_storage_vol_get_info_ret`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageVolInfo {
@@ -614,6 +626,25 @@ impl<S: Read + Write> Client<S> {
             procedure::DOMAIN_GET_STATE,
             &Args(|e: &mut Encoder| {
                 e.put(dom).uint(0);
+            }),
+        )
+        .map(|r| r.0)
+    }
+
+    /// `REMOTE_PROC_DOMAIN_GET_BLOCK_INFO`, `{ dom; remote_nonnull_string path; unsigned
+    /// int flags; }` → `{ unsigned hyper allocation; unsigned hyper capacity; unsigned hyper
+    /// physical; }`: `path` is a disk's source or target dev; inactive domains too (libvirt
+    /// reads a local image's header).
+    pub fn domain_get_block_info(&mut self, dom: &Domain, path: &str) -> Result<BlockInfo> {
+        reply!(BlockInfo, |d| BlockInfo {
+            allocation: d.uhyper("block allocation")?,
+            capacity: d.uhyper("block capacity")?,
+            physical: d.uhyper("block physical")?,
+        });
+        self.call_typed::<_, R>(
+            procedure::DOMAIN_GET_BLOCK_INFO,
+            &Args(|e: &mut Encoder| {
+                e.put(dom).string(path).uint(0);
             }),
         )
         .map(|r| r.0)
