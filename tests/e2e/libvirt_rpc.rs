@@ -290,9 +290,18 @@ fn a_disk_only_external_snapshot_of_a_running_domain_is_listed_and_committed_bac
         assert!(start.elapsed() < Duration::from_secs(60), "{job:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    client
-        .block_job_abort(&dom, "vda", flags::block_job_abort::PIVOT)
-        .unwrap();
+    // cur == end says the copy caught up; libvirt may still refuse the pivot until QEMU
+    // reports the job ready ("not ready for pivot yet"): ask again until it takes.
+    loop {
+        match client.block_job_abort(&dom, "vda", flags::block_job_abort::PIVOT) {
+            Ok(_) => break,
+            Err(e) if e.to_string().contains("not ready for pivot") => {
+                assert!(start.elapsed() < Duration::from_secs(60), "{e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("pivot: {e}"),
+        }
+    }
     eprintln!("active commit + pivot: {:?}", t.elapsed());
     let start = Instant::now();
     while client.block_job_info(&dom, "vda").unwrap().is_some() {
