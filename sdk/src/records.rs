@@ -41,6 +41,20 @@ pub fn token_key(token: &str) -> String {
     )
 }
 
+/// `n` random hex digits from the WASI random source: ids for what an adapter creates
+/// (and the names of its temporary files).
+pub fn random_hex(n: usize) -> String {
+    let mut out = String::with_capacity(n + 16);
+    while out.len() < n {
+        out.push_str(&format!(
+            "{:016x}",
+            wasip2::random::random::get_random_u64()
+        ));
+    }
+    out.truncate(n);
+    out
+}
+
 /// JSON records under the data directory: `KIND/NAME.json`.
 #[derive(Debug, Clone)]
 pub struct Records {
@@ -114,10 +128,7 @@ impl Records {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| AdapterError::Internal(format!("encoding a {kind} record: {e}")))?;
         // A name of its own per write, so concurrent sessions never share a temporary file.
-        let tmp = dir.join(format!(
-            ".{name}.{:016x}.tmp",
-            wasip2::random::random::get_random_u64()
-        ));
+        let tmp = dir.join(format!(".{name}.{}.tmp", random_hex(16)));
         std::fs::write(&tmp, &bytes).map_err(|e| io_error("writing", &tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);

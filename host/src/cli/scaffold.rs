@@ -150,7 +150,6 @@ crate-type = ["cdylib"]
 [dependencies]
 tidemark-sdk = {{ path = "{sdk_path}", default-features = false, features = ["storage-array"] }}
 serde = {{ version = "1", features = ["derive"] }}
-wasip2 = "2"
 
 # A project of its own, even inside another workspace's directory.
 [workspace]

@@ -3,20 +3,7 @@
 
 use tidemark_sdk::{AdapterError, AdapterResult};
 
-/// `n` random hex digits from the WASI random source.
-pub fn random_hex(n: usize) -> String {
-    let mut out = String::with_capacity(n + 16);
-    while out.len() < n {
-        out.push_str(&format!(
-            "{:016x}",
-            wasip2::random::random::get_random_u64()
-        ));
-    }
-    out.truncate(n);
-    out
-}
-
-pub use tidemark_sdk::records::token_key;
+pub use tidemark_sdk::records::{random_hex, token_key};
 
 /// A WWN as arrays report them: `naa.` and 16 or 32 hex digits (the host's own rule).
 pub fn check_wwn(wwn: &str) -> AdapterResult<()> {

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tidemark_sdk::records::{DATA_DIR, Records, token_key};
+use tidemark_sdk::records::{DATA_DIR, Records, random_hex, token_key};
 use tidemark_sdk::{
     About, AdapterError, AdapterResult, DeviceRead, DeviceWrite, Extent, LunInfo, OrInternal as _,
     SnapshotRef,
@@ -76,18 +76,6 @@ fn image(id: &str) -> PathBuf {
     PathBuf::from(DATA_DIR)
         .join("data")
         .join(format!("{id}.img"))
-}
-
-fn random_hex(digits: usize) -> String {
-    let mut out = String::new();
-    while out.len() < digits {
-        out.push_str(&format!(
-            "{:016x}",
-            wasip2::random::random::get_random_u64()
-        ));
-    }
-    out.truncate(digits);
-    out
 }
 
 /// Ids this adapter makes are hex after a prefix: anything else cannot be one of them.
