@@ -20,7 +20,7 @@ use crate::catalog::EndpointRecord;
 use crate::data_dir::DataDir;
 use crate::engine::services;
 use crate::model::AdapterKind;
-use crate::model::capabilities::Grants;
+use crate::model::capabilities::{self, Grants};
 
 /// What replaces a secret setting's value in every answer.
 pub const REDACTED: &str = "********";
@@ -153,15 +153,12 @@ pub async fn add_endpoint(
         .into_response())
 }
 
-/// What a secret's name must look like, as `check_secret_name` enforces it.
-const SECRET_NAME_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
-
 /// A secret name in the document, so generated clients and fuzzers send only names the
 /// server takes.
 fn secret_name_schema() -> utoipa::openapi::schema::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
-        .pattern(Some(SECRET_NAME_PATTERN))
+        .pattern(Some(capabilities::SECRET_NAME_PATTERN))
         .build()
 }
 

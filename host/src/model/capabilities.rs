@@ -254,6 +254,10 @@ fn check_data_dir_path(path: &str) -> Result<String, String> {
     }
 }
 
+/// [`check_secret_name`]'s rule as a regular expression, for the API document (a test
+/// holds the two together).
+pub const SECRET_NAME_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+
 /// A secret's name: what `host.secret` is asked for and `--secret NAME=` sets.
 pub fn check_secret_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
@@ -548,6 +552,31 @@ mod tests {
         assert!(e.data_dir && e.tcp.is_empty() && e.secrets.is_empty());
         let r = report(&requested, &g, &["s"]);
         assert_eq!(r.not_requested, ["tcp=127.0.0.1:1", "secret=s"]);
+    }
+
+    #[test]
+    fn the_documented_secret_name_pattern_is_the_checked_rule() {
+        let pattern = regex::Regex::new(SECRET_NAME_PATTERN).unwrap();
+        let long = "x".repeat(64);
+        let too_long = "x".repeat(65);
+        for name in [
+            "a",
+            "db.password",
+            "A-Z_09",
+            &long,
+            "",
+            "a b",
+            "ä",
+            &too_long,
+            "a/b",
+            "a\n",
+        ] {
+            assert_eq!(
+                check_secret_name(name).is_ok(),
+                pattern.is_match(name),
+                "{name:?} against {SECRET_NAME_PATTERN}"
+            );
+        }
     }
 
     #[test]
