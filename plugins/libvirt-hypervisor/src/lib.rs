@@ -398,6 +398,15 @@ fn live_devs(c: &mut Conn, dom: &Domain) -> AdapterResult<Vec<String>> {
 }
 
 /// A device the VM has, by id: `not-found` otherwise.
+/// The device an earlier call with this token key added (its key is in the metadata).
+fn device_made_by(vm: &VmInfo, def: &Definition, key: &str) -> Option<AdapterResult<Device>> {
+    def.meta
+        .devices
+        .iter()
+        .find(|m| m.made_by.as_deref() == Some(key))
+        .map(|m| known_device(vm, &m.dev).cloned())
+}
+
 fn known_device<'a>(vm: &'a VmInfo, device_id: &str) -> AdapterResult<&'a Device> {
     vm.devices
         .iter()
@@ -666,13 +675,8 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
         let key = check_token(&token)?;
         let mut c = Conn::open()?;
         let (vm, def, dom, _) = get(&mut c, &vm_id)?;
-        if let Some(m) = def
-            .meta
-            .devices
-            .iter()
-            .find(|m| m.made_by.as_deref() == Some(key.as_str()))
-        {
-            return known_device(&vm, &m.dev).cloned();
+        if let Some(made) = device_made_by(&vm, &def, &key) {
+            return made;
         }
         names::check_mount_point(&disk.mount_point)?;
         check_capacity(disk.capacity, &disk.mount_point)?;
@@ -723,13 +727,8 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
         let key = check_token(&token)?;
         let mut c = Conn::open()?;
         let (vm, def, dom, _) = get(&mut c, &vm_id)?;
-        if let Some(m) = def
-            .meta
-            .devices
-            .iter()
-            .find(|m| m.made_by.as_deref() == Some(key.as_str()))
-        {
-            return known_device(&vm, &m.dev).cloned();
+        if let Some(made) = device_made_by(&vm, &def, &key) {
+            return made;
         }
         names::check_wwn(&mapping.lun.wwn)?;
         names::check_mount_point(&mapping.mount_point)?;

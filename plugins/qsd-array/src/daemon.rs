@@ -138,7 +138,8 @@ impl Daemon {
         let mut open = self.open_nodes()?;
         // Only layers something refers to: one another session is creating right now is
         // recorded before its image is formatted, and is not referred to until it is.
-        let (layers, needed) = self.needed_layers()?;
+        let luns = self.records.luns()?;
+        let (layers, needed) = self.needed_layers(&luns)?;
         let mut missing: Vec<LayerRecord> = layers
             .into_values()
             .filter(|l| needed.contains(&l.id) && !open.contains(&node(&l.id)))
@@ -174,9 +175,7 @@ impl Daemon {
             missing = rest;
         }
         let exports = self.exports()?;
-        let exposed: Vec<LunRecord> = self
-            .records
-            .luns()?
+        let exposed: Vec<LunRecord> = luns
             .into_iter()
             .filter(|l| !l.exposed_to.is_empty() && !exports.contains_key(&l.wwn))
             .collect();
@@ -388,14 +387,17 @@ impl Daemon {
 
     /// Every layer by id, and the ids of those something needs: LUN tops, snapshots'
     /// layers, pending snapshots' overlays, and everything under them.
-    fn needed_layers(&self) -> AdapterResult<(BTreeMap<String, LayerRecord>, BTreeSet<String>)> {
+    fn needed_layers(
+        &self,
+        luns: &[LunRecord],
+    ) -> AdapterResult<(BTreeMap<String, LayerRecord>, BTreeSet<String>)> {
         let layers: BTreeMap<String, LayerRecord> = self
             .records
             .layers()?
             .into_iter()
             .map(|l| (l.id.clone(), l))
             .collect();
-        let mut roots: Vec<String> = self.records.luns()?.into_iter().map(|l| l.top).collect();
+        let mut roots: Vec<String> = luns.iter().map(|l| l.top.clone()).collect();
         for s in self.records.snapshots()? {
             roots.push(s.layer);
             // A pending snapshot's overlay may be its LUN's top already.
@@ -420,7 +422,8 @@ impl Daemon {
     /// nor below one of those, and older than a minute unless listed in `now` (layers the
     /// calling operation just let go of). Children go before their backing.
     pub fn sweep(&mut self, now: &[String]) -> AdapterResult<()> {
-        let (layers, needed) = self.needed_layers()?;
+        let luns = self.records.luns()?;
+        let (layers, needed) = self.needed_layers(&luns)?;
         let clock = tidemark_sdk::now_ms();
         let mut doomed: Vec<&LayerRecord> = layers
             .values()
