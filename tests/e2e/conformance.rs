@@ -13,14 +13,6 @@ const LAB_HYPERVISOR: &str = env!("TIDEMARK_LAB_HYPERVISOR_WASM");
 const LAB_ARRAY: &str = env!("TIDEMARK_LAB_ARRAY_WASM");
 const BROKEN_ARRAY: &str = env!("TIDEMARK_BROKEN_ARRAY_WASM");
 
-/// Runs `adapter test ARGS` with `--output json`; the exit code and the report.
-fn suite(lab: &Lab, args: &[&str]) -> (Option<i32>, Value) {
-    let mut all = vec!["adapter", "test"];
-    all.extend_from_slice(args);
-    let out = lab.run(&all);
-    (out.status.code(), json(&out))
-}
-
 fn ids_where(report: &Value, outcome: &str) -> BTreeSet<String> {
     report["checks"]
         .as_array()
@@ -43,10 +35,8 @@ fn the_bundled_lab_adapters_pass_with_junit_written() {
     let lab = Lab::empty();
     let junit = lab.dir.path().join("suite.xml");
     let junit_arg = junit.to_str().unwrap();
-    let (code, report) = suite(
-        &lab,
-        &[LAB_HYPERVISOR, "--array", LAB_ARRAY, "--junit", junit_arg],
-    );
+    let (code, report) =
+        lab.adapter_test(&[LAB_HYPERVISOR, "--array", LAB_ARRAY, "--junit", junit_arg]);
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["kind"], "hypervisor");
     assert_eq!(report["failed"], 0, "{:?}", ids_where(&report, "failed"));
@@ -67,7 +57,7 @@ fn the_bundled_lab_adapters_pass_with_junit_written() {
         .unwrap();
     assert_eq!(suite_node.attribute("failures"), Some("0"));
 
-    let (code, report) = suite(&lab, &[LAB_ARRAY]);
+    let (code, report) = lab.adapter_test(&[LAB_ARRAY]);
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["kind"], "storage-array");
     assert_eq!(report["failed"], 0, "{:?}", ids_where(&report, "failed"));
@@ -80,7 +70,7 @@ fn the_bundled_lab_adapters_pass_with_junit_written() {
 #[test]
 fn a_hypervisor_without_an_array_skips_only_its_lun_checks() {
     let lab = Lab::empty();
-    let (code, report) = suite(&lab, &[LAB_HYPERVISOR]);
+    let (code, report) = lab.adapter_test(&[LAB_HYPERVISOR]);
     assert_eq!(code, Some(0), "{report:#}");
     let needs_array: BTreeSet<String> = listed(&lab)
         .iter()
@@ -110,7 +100,7 @@ fn the_broken_array_fails_exactly_the_checks_of_its_flaw() {
     };
     for (flaw, tag) in [("tokens", "token"), ("isolation", "isolation")] {
         let setting = format!("flaw={flaw}");
-        let (code, report) = suite(&lab, &[BROKEN_ARRAY, "--setting", &setting]);
+        let (code, report) = lab.adapter_test(&[BROKEN_ARRAY, "--setting", &setting]);
         assert_eq!(code, Some(1), "flaw {flaw}: {report:#}");
         let expected = tagged(tag);
         assert!(expected.len() >= 5, "{tag}: {expected:?}");
@@ -123,7 +113,7 @@ fn the_broken_array_fails_exactly_the_checks_of_its_flaw() {
         assert!(report["left_behind"].as_array().unwrap().is_empty());
     }
     // Without a flaw it is the lab array and passes.
-    let (code, report) = suite(&lab, &[BROKEN_ARRAY, "--setting", "flaw=none"]);
+    let (code, report) = lab.adapter_test(&[BROKEN_ARRAY, "--setting", "flaw=none"]);
     assert_eq!(code, Some(0), "{:?}", ids_where(&report, "failed"));
 }
 

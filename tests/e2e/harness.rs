@@ -119,6 +119,29 @@ impl Lab {
         json(&out)
     }
 
+    /// `adapter test ARGS…` (the file first): its exit code and report.
+    pub fn adapter_test(&self, args: &[&str]) -> (Option<i32>, Value) {
+        let mut all = vec!["adapter", "test"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        (out.status.code(), json(&out))
+    }
+
+    /// `endpoint test NAME`: whether it worked, its error (or, without an answer, what the
+    /// command printed), and how long the command took.
+    pub fn endpoint_test(&self, name: &str) -> (bool, String, std::time::Duration) {
+        let started = std::time::Instant::now();
+        let out = self.run(&["endpoint", "test", name]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let ok = out.status.success() && answer["ok"] == true;
+        let error = answer["error"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| text + &String::from_utf8_lossy(&out.stderr));
+        (ok, error, started.elapsed())
+    }
+
     /// Writes `data` at `offset` of a device through the guest path.
     pub fn write(&self, vm: &str, mount: &str, offset: u64, data: &[u8]) {
         let file = self.dir.path().join("payload.bin");
@@ -207,6 +230,17 @@ impl Lab {
         let id = jobs[0]["id"].as_str().unwrap().to_string();
         self.ok(&["job", &id])
     }
+}
+
+/// The checks of an `adapter test` report that did not pass, as `id: outcome reason`.
+pub fn unpassed(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["outcome"] != "passed")
+        .map(|c| format!("{}: {} {}", c["id"], c["outcome"], c["reason"]))
+        .collect()
 }
 
 /// Parses a command's stdout as JSON.

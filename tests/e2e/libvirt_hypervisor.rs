@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Lab, json};
+use crate::harness::Lab;
 use crate::libvirtd::Libvirtd;
 
 const WASM: &str = env!("TIDEMARK_LIBVIRT_HYPERVISOR_WASM");
@@ -39,20 +39,6 @@ fn lab_with_endpoint(name: &str, args: &[String]) -> Lab {
     add.extend(args.iter().map(String::as_str));
     lab.ok(&add);
     lab
-}
-
-/// `endpoint test NAME`: whether it worked, its error, and how long it took.
-fn endpoint_test(lab: &Lab, name: &str) -> (bool, String, Duration) {
-    let started = Instant::now();
-    let out = lab.run(&["endpoint", "test", name]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let ok = out.status.success() && answer["ok"] == true;
-    let error = answer["error"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| text + &String::from_utf8_lossy(&out.stderr));
-    (ok, error, started.elapsed())
 }
 
 /// The WWN the outside domain's NBD disk is exported under.
@@ -150,7 +136,7 @@ fn a_domain_defined_outside_tidemark_shows_in_inventory_with_its_devices_and_har
     let mut endpoint = args(&daemon, &daemon.make_dir("pool"));
     endpoint.extend(["--grant".into(), format!("tcp=127.0.0.1:{nbd_port}")]);
     let lab = lab_with_endpoint("lv", &endpoint);
-    let (ok, error, _) = endpoint_test(&lab, "lv");
+    let (ok, error, _) = lab.endpoint_test("lv");
     assert!(ok, "{error}");
     let inventory = lab.ok(&["inventory", "--endpoint", "lv"]);
     eprintln!("{inventory:#}");
@@ -242,11 +228,9 @@ fn a_domain_defined_outside_tidemark_shows_in_inventory_with_its_devices_and_har
 
 /// `adapter test` of the adapter with `args`: exit code and report.
 fn suite(lab: &Lab, args: &[String]) -> (Option<i32>, Value) {
-    let mut all = vec!["adapter".to_string(), "test".into(), WASM.into()];
-    all.extend(args.iter().cloned());
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let out = lab.run(&all);
-    (out.status.code(), json(&out))
+    let mut all = vec![WASM];
+    all.extend(args.iter().map(String::as_str));
+    lab.adapter_test(&all)
 }
 
 /// The checks this part of the adapter must pass.
@@ -351,7 +335,7 @@ fn bad_settings_and_a_daemon_that_is_down_are_clear_errors_naming_the_endpoint()
             format!("tcp=127.0.0.1:{}", daemon.port()),
         ],
     );
-    let (ok, error, took) = endpoint_test(&lab, "lv-bad");
+    let (ok, error, took) = lab.endpoint_test("lv-bad");
     eprintln!("malformed address: {error}");
     assert!(!ok && took < limit, "{error} after {took:?}");
     assert!(
@@ -361,7 +345,7 @@ fn bad_settings_and_a_daemon_that_is_down_are_clear_errors_naming_the_endpoint()
 
     // No address at all.
     let lab = lab_with_endpoint("lv-none", &["--setting".into(), "pool=x".into()]);
-    let (ok, error, _) = endpoint_test(&lab, "lv-none");
+    let (ok, error, _) = lab.endpoint_test("lv-none");
     eprintln!("no address: {error}");
     assert!(!ok, "{error}");
     assert!(
@@ -377,7 +361,7 @@ fn bad_settings_and_a_daemon_that_is_down_are_clear_errors_naming_the_endpoint()
             format!("libvirt=127.0.0.1:{}", daemon.port()),
         ],
     );
-    let (ok, error, _) = endpoint_test(&lab, "lv-grant");
+    let (ok, error, _) = lab.endpoint_test("lv-grant");
     eprintln!("not granted: {error}");
     assert!(!ok, "{error}");
     assert!(error.contains("lv-grant"), "{error}");
@@ -407,12 +391,12 @@ fn bad_settings_and_a_daemon_that_is_down_are_clear_errors_naming_the_endpoint()
 
     // A working endpoint, then the daemon goes away.
     let lab = lab_with_endpoint("lv", &args(&daemon, &pool));
-    let (ok, error, _) = endpoint_test(&lab, "lv");
+    let (ok, error, _) = lab.endpoint_test("lv");
     assert!(ok, "{error}");
     let port = daemon.port();
     drop(daemon);
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
-    let (ok, error, took) = endpoint_test(&lab, "lv");
+    let (ok, error, took) = lab.endpoint_test("lv");
     eprintln!("daemon down ({took:?}): {error}");
     assert!(!ok && took < limit, "{error} after {took:?}");
     assert!(

@@ -4,11 +4,11 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use libvirt_rpc::{Client, DomainState, Error, ProtocolError, StoragePool, codes, flags};
+use libvirt_rpc::{Client, Domain, DomainState, Error, ProtocolError, StoragePool, codes, flags};
 
 use crate::libvirtd::Libvirtd;
 
@@ -35,6 +35,19 @@ fn domain_xml(name: &str, qemu: &Path, disk: &Path) -> String {
         qemu = qemu.display(),
         disk = disk.display(),
     )
+}
+
+/// A private daemon with domain `name` defined on a fresh 16 MiB qcow2 disk in `vm/`: the
+/// daemon, a client, the domain and the disk's path (`None`: skipping off CI).
+fn daemon_with_domain(name: &str) -> Option<(Libvirtd, Client<TcpStream>, Domain, PathBuf)> {
+    let daemon = Libvirtd::start()?;
+    let disk = daemon.make_dir("vm").join("disk.qcow2");
+    daemon.qcow2(&disk, "16M");
+    let mut client = daemon.connect();
+    let dom = client
+        .domain_define_xml(&domain_xml(name, daemon.qemu(), &disk))
+        .unwrap();
+    Some((daemon, client, dom, disk))
 }
 
 fn wait_for_state<S: Read + Write>(
@@ -105,17 +118,9 @@ fn connects_and_reports_version_hostname_and_capabilities() {
 #[test]
 fn a_tcg_domain_is_defined_started_paused_destroyed_and_undefined() {
     let started = Instant::now();
-    let Some(daemon) = Libvirtd::start() else {
+    let Some((daemon, mut client, dom, disk)) = daemon_with_domain("t1") else {
         return;
     };
-    let vm = daemon.make_dir("vm");
-    let disk = vm.join("disk.qcow2");
-    daemon.qcow2(&disk, "16M");
-    let mut client = daemon.connect();
-
-    let dom = client
-        .domain_define_xml(&domain_xml("t1", daemon.qemu(), &disk))
-        .unwrap();
     assert_eq!((dom.name.as_str(), dom.id), ("t1", -1));
     assert_eq!(client.domain_lookup_by_name("t1").unwrap(), dom);
     assert_eq!(client.domain_lookup_by_uuid(&dom.uuid).unwrap(), dom);
@@ -156,7 +161,7 @@ fn a_tcg_domain_is_defined_started_paused_destroyed_and_undefined() {
 
     // A second disk attached live and to the persistent definition, then detached from
     // the definition (a live detach needs the guest's consent; this guest has no OS).
-    let extra = vm.join("extra.qcow2");
+    let extra = disk.with_file_name("extra.qcow2");
     daemon.qcow2(&extra, "16M");
     let disk_xml = format!(
         "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
@@ -219,17 +224,10 @@ fn a_tcg_domain_is_defined_started_paused_destroyed_and_undefined() {
 #[test]
 fn a_disk_only_external_snapshot_of_a_running_domain_is_listed_and_committed_back() {
     let started = Instant::now();
-    let Some(daemon) = Libvirtd::start() else {
+    let Some((_daemon, mut client, dom, disk)) = daemon_with_domain("snap") else {
         return;
     };
-    let vm = daemon.make_dir("vm");
-    let disk = vm.join("disk.qcow2");
-    let overlay = vm.join("disk.s1");
-    daemon.qcow2(&disk, "16M");
-    let mut client = daemon.connect();
-    let dom = client
-        .domain_define_xml(&domain_xml("snap", daemon.qemu(), &disk))
-        .unwrap();
+    let overlay = disk.with_file_name("disk.s1");
     let dom = client.domain_create_with_flags(&dom, 0).unwrap();
 
     let t = Instant::now();
@@ -576,16 +574,9 @@ fn a_server_answering_garbage_is_an_error_not_a_hang_or_a_panic() {
 
 #[test]
 fn stopping_the_daemon_leaves_nothing_running() {
-    let Some(daemon) = Libvirtd::start() else {
+    let Some((daemon, mut client, dom, _)) = daemon_with_domain("left") else {
         return;
     };
-    let vm = daemon.make_dir("vm");
-    let disk = vm.join("disk.qcow2");
-    daemon.qcow2(&disk, "16M");
-    let mut client = daemon.connect();
-    let dom = client
-        .domain_define_xml(&domain_xml("left", daemon.qemu(), &disk))
-        .unwrap();
     client.domain_create_with_flags(&dom, 0).unwrap();
     // libvirtd, runuser, virtlogd and QEMU, the last two in sessions of their own.
     let before = daemon.processes();
@@ -632,16 +623,9 @@ fn stopping_the_daemon_leaves_nothing_running() {
 #[test]
 fn a_checkpoint_and_a_pull_backup_expose_the_disk_and_its_changes_over_nbd() {
     let started = Instant::now();
-    let Some(daemon) = Libvirtd::start() else {
+    let Some((_daemon, mut client, dom, disk)) = daemon_with_domain("cbt") else {
         return;
     };
-    let vm = daemon.make_dir("vm");
-    let disk = vm.join("disk.qcow2");
-    daemon.qcow2(&disk, "16M");
-    let mut client = daemon.connect();
-    let dom = client
-        .domain_define_xml(&domain_xml("cbt", daemon.qemu(), &disk))
-        .unwrap();
     let dom = client.domain_create_with_flags(&dom, 0).unwrap();
 
     let cp = client
@@ -661,7 +645,7 @@ fn a_checkpoint_and_a_pull_backup_expose_the_disk_and_its_changes_over_nbd() {
 
     // A pull-mode backup of what changed since cp1, served over NBD on 127.0.0.1.
     let port = crate::daemons::port();
-    let scratch = vm.join("scratch.qcow2");
+    let scratch = disk.with_file_name("scratch.qcow2");
     let backup_xml = format!(
         "<domainbackup mode='pull'><incremental>cp1</incremental>\
          <server transport='tcp' name='127.0.0.1' port='{port}'/>\

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::daemons::{self, Daemon};
 use crate::fault_proxy::{Fault, FaultProxy};
-use crate::harness::{Lab, json};
+use crate::harness::{Lab, unpassed};
 
 const QSD_ARRAY: &str = env!("TIDEMARK_QSD_ARRAY_WASM");
 
@@ -203,21 +203,9 @@ impl Drop for Qsd {
 
 /// `adapter test` of the qsd array with `args`: exit code and report.
 fn suite(lab: &Lab, args: &[String]) -> (Option<i32>, Value) {
-    let mut all = vec!["adapter".to_string(), "test".into(), QSD_ARRAY.into()];
-    all.extend(args.iter().cloned());
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let out = lab.run(&all);
-    (out.status.code(), json(&out))
-}
-
-fn failed_checks(report: &Value) -> Vec<String> {
-    report["checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["outcome"] != "passed")
-        .map(|c| format!("{}: {} {}", c["id"], c["outcome"], c["reason"]))
-        .collect()
+    let mut all = vec![QSD_ARRAY];
+    all.extend(args.iter().map(String::as_str));
+    lab.adapter_test(&all)
 }
 
 #[test]
@@ -225,10 +213,10 @@ fn the_conformance_suite_passes_on_a_real_qemu_storage_daemon_and_leaves_no_imag
     let Some(qsd) = Qsd::start() else { return };
     let lab = Lab::empty();
     let (code, report) = suite(&lab, &qsd.args(qsd.dir()));
-    assert_eq!(code, Some(0), "{:#?}", failed_checks(&report));
+    assert_eq!(code, Some(0), "{:#?}", unpassed(&report));
     assert_eq!(report["kind"], "storage-array");
     assert_eq!(report["failed"], 0);
-    assert_eq!(report["skipped"], 0, "{:#?}", failed_checks(&report));
+    assert_eq!(report["skipped"], 0, "{:#?}", unpassed(&report));
     assert!(report["checks"].as_array().unwrap().len() >= 80);
     let left = qsd.images_left();
     assert!(left.is_empty(), "images left behind: {left:?}");
@@ -241,33 +229,21 @@ fn an_image_dir_qsd_cannot_see_is_refused_naming_the_setting() {
     let elsewhere = tempfile::tempdir().unwrap();
     let (code, report) = suite(&lab, &qsd.args(elsewhere.path()));
     assert_ne!(code, Some(0));
-    let first = &failed_checks(&report)[0];
+    let first = &unpassed(&report)[0];
     assert!(
         first.contains("image-dir") && first.contains("cannot see"),
         "{first}"
     );
 }
 
-/// A lab whose VM `app` has its physical LUN `D:` on the real qsd array (endpoint `qsd`)
-/// and its virtual disk `C:` on the lab hypervisor.
+/// A lab whose VM `app` has its LUNs (`D:` physical, `/data` virtual) on the real qsd array
+/// (endpoint `qsd`) and its virtual disk `C:` on the lab hypervisor.
 fn lab_with_qsd_lun(qsd: &Qsd) -> Lab {
-    let lab = Lab::empty();
+    let mut lab = Lab::empty();
     lab.ok(&["lab", "init"]);
     qsd.add_endpoint(&lab);
-    lab.ok(&[
-        "lab",
-        "vm",
-        "create",
-        "app",
-        "--host",
-        "esx-a",
-        "--disk",
-        "C:=64MiB",
-        "--lun",
-        "D:=64MiB:physical",
-        "--array",
-        "qsd",
-    ]);
+    lab.array = "qsd".into();
+    lab.create_vm("app");
     lab
 }
 
@@ -339,25 +315,12 @@ fn a_physical_lun_on_qsd_is_snapshotted_reverted_copied_and_restored_across_a_da
     lab.assert_reconciled();
 }
 
-/// `endpoint test qsd`: whether it worked, its error, and how long the command took.
-fn endpoint_test(lab: &Lab) -> (bool, String, Duration) {
-    let started = Instant::now();
-    let out = lab.run(&["endpoint", "test", "qsd"]);
-    let answer = json(&out);
-    let ok = out.status.success() && answer["ok"] == true;
-    (
-        ok,
-        answer["error"].as_str().unwrap_or("").to_string(),
-        started.elapsed(),
-    )
-}
-
 #[test]
 fn garbage_silence_resets_and_a_dead_daemon_are_clear_errors_naming_the_endpoint_never_hangs() {
     let Some(mut qsd) = Qsd::start() else { return };
     let monitors: Vec<FaultProxy> = qsd.monitors.iter().map(|p| FaultProxy::start(*p)).collect();
     let nbd = FaultProxy::start(qsd.nbd);
-    let lab = Lab::empty();
+    let mut lab = Lab::empty();
     lab.ok(&["lab", "init"]);
     lab.ok(&["adapter", "add", QSD_ARRAY, "--name", "qsd-array"]);
     let ports: Vec<u16> = monitors.iter().map(|m| m.port).collect();
@@ -374,22 +337,10 @@ fn garbage_silence_resets_and_a_dead_daemon_are_clear_errors_naming_the_endpoint
         format!("tcp=127.0.0.1:{}", qsd.nbd),
     ]);
     lab.ok(&add.iter().map(String::as_str).collect::<Vec<_>>());
-    lab.ok(&[
-        "lab",
-        "vm",
-        "create",
-        "app",
-        "--host",
-        "esx-a",
-        "--disk",
-        "C:=64MiB",
-        "--lun",
-        "D:=64MiB:physical",
-        "--array",
-        "qsd",
-    ]);
+    lab.array = "qsd".into();
+    lab.create_vm("app");
     lab.write("app", "D:", 0, &pattern(5, 1 << 20));
-    let (ok, error, _) = endpoint_test(&lab);
+    let (ok, error, _) = lab.endpoint_test("qsd");
     assert!(ok, "{error}");
     let limit = Duration::from_secs(20);
 
@@ -397,7 +348,7 @@ fn garbage_silence_resets_and_a_dead_daemon_are_clear_errors_naming_the_endpoint
     for m in &monitors {
         m.set(Fault::Answer(b"{\"QMP\": not json at all\n".to_vec()));
     }
-    let (ok, error, took) = endpoint_test(&lab);
+    let (ok, error, took) = lab.endpoint_test("qsd");
     assert!(!ok && took < limit, "{error} after {took:?}");
     assert!(
         error.contains("qsd") && error.contains("not JSON"),
@@ -408,7 +359,7 @@ fn garbage_silence_resets_and_a_dead_daemon_are_clear_errors_naming_the_endpoint
     for m in &monitors {
         m.set(Fault::Truncate(40));
     }
-    let (ok, error, took) = endpoint_test(&lab);
+    let (ok, error, took) = lab.endpoint_test("qsd");
     assert!(!ok && took < limit, "{error} after {took:?}");
     assert!(
         error.contains("qsd") && error.contains("closed the connection"),
@@ -419,7 +370,7 @@ fn garbage_silence_resets_and_a_dead_daemon_are_clear_errors_naming_the_endpoint
     for m in &monitors {
         m.set(Fault::Delay(Duration::from_secs(30)));
     }
-    let (ok, error, took) = endpoint_test(&lab);
+    let (ok, error, took) = lab.endpoint_test("qsd");
     assert!(!ok && took < limit, "{error} after {took:?}");
     assert!(error.contains("qsd") && error.contains("busy"), "{error}");
     for m in &monitors {
@@ -489,11 +440,14 @@ fn garbage_silence_resets_and_a_dead_daemon_are_clear_errors_naming_the_endpoint
         serde_json::json!([]),
         "{inventory}"
     );
-    assert_eq!(qsd.images_left().len(), 1, "{:?}", qsd.images_left());
+    // One image per LUN (its only layer): the failed job made and left none.
+    let luns = inventory[0]["luns"].as_array().unwrap().len();
+    assert_eq!(luns, 2, "{inventory}");
+    assert_eq!(qsd.images_left().len(), luns, "{:?}", qsd.images_left());
 
     // The daemon is gone: refused connections, named.
     qsd.kill();
-    let (ok, error, took) = endpoint_test(&lab);
+    let (ok, error, took) = lab.endpoint_test("qsd");
     assert!(!ok && took < limit, "{error} after {took:?}");
     assert!(error.contains("qsd"), "{error}");
 }

@@ -5,31 +5,15 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::harness::{Lab, json};
+use crate::harness::{Lab, unpassed};
 
 const TEMPLATE_ARRAY: &str = env!("TIDEMARK_TEMPLATE_ARRAY_WASM");
-
-/// `adapter test FILE`: exit code and report.
-fn suite(lab: &Lab, file: &str) -> (Option<i32>, serde_json::Value) {
-    let out = lab.run(&["adapter", "test", file]);
-    (out.status.code(), json(&out))
-}
-
-fn not_passed(report: &serde_json::Value) -> Vec<String> {
-    report["checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["outcome"] == "failed")
-        .map(|c| format!("{}: {}", c["id"], c["reason"]))
-        .collect()
-}
 
 #[test]
 fn the_template_array_passes_the_conformance_suite() {
     let lab = Lab::empty();
-    let (code, report) = suite(&lab, TEMPLATE_ARRAY);
-    assert_eq!(code, Some(0), "{:#?}", not_passed(&report));
+    let (code, report) = lab.adapter_test(&[TEMPLATE_ARRAY]);
+    assert_eq!(code, Some(0), "{:#?}", unpassed(&report));
     assert!(report["passed"].as_u64().unwrap() >= 70, "{report}");
 }
 
@@ -73,8 +57,8 @@ fn a_new_project_builds_offline_and_passes_the_suite_as_generated() {
         String::from_utf8_lossy(&built.stderr)
     );
     let wasm = target.join("wasm32-wasip2/release/acme_array.wasm");
-    let (code, report) = suite(&lab, wasm.to_str().unwrap());
-    assert_eq!(code, Some(0), "{:#?}", not_passed(&report));
+    let (code, report) = lab.adapter_test(&[wasm.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{:#?}", unpassed(&report));
 
     // Again into the same place: refused, nothing overwritten.
     let again = lab.run(&["adapter", "new", "acme-array", "--dir", dir_arg]);
