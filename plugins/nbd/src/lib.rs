@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 
+#[cfg(feature = "device")]
+pub mod device;
 #[cfg(test)]
 mod tests;
 

@@ -42,22 +42,7 @@ impl Settings {
     pub fn read() -> AdapterResult<Settings> {
         let qmp = tidemark_sdk::required_setting("qmp")?;
         let (host, ports) = split(&qmp, "qmp")?;
-        let mut monitors = Vec::new();
-        for part in ports.split(',') {
-            match part.split_once('-') {
-                Some((first, last)) => {
-                    let (first, last) = (port(first, "qmp")?, port(last, "qmp")?);
-                    if last < first {
-                        return Err(bad("qmp", &qmp, "ranges FIRST-LAST with FIRST <= LAST"));
-                    }
-                    monitors.extend(first..=last);
-                }
-                None => monitors.push(port(part, "qmp")?),
-            }
-            if monitors.len() > 64 {
-                return Err(bad("qmp", &qmp, "at most 64 monitor ports"));
-            }
-        }
+        let monitors = tidemark_sdk::net::ports(ports, 64).map_err(|why| bad("qmp", &qmp, &why))?;
         let nbd = tidemark_sdk::required_setting("nbd")?;
         let (nbd_host, nbd_port) = split(&nbd, "nbd")?;
         let nbd_port = port(nbd_port, "nbd")?;
