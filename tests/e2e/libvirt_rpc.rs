@@ -693,3 +693,51 @@ fn a_checkpoint_and_a_pull_backup_expose_the_disk_and_its_changes_over_nbd() {
         .unwrap();
     eprintln!("checkpoint + backup test: {:?}", started.elapsed());
 }
+
+#[test]
+fn a_transient_paused_domain_answers_qmp_suspends_resumes_and_goes_with_its_connection() {
+    let Some((daemon, mut client, dom, disk)) = daemon_with_domain("t5") else {
+        return;
+    };
+    // Suspend and resume a running domain.
+    client.domain_create(&dom).unwrap();
+    wait_for_state(&mut client, &dom, DomainState::Running);
+    client.domain_suspend(&dom).unwrap();
+    wait_for_state(&mut client, &dom, DomainState::Paused);
+    client.domain_resume(&dom).unwrap();
+    wait_for_state(&mut client, &dom, DomainState::Running);
+    client.domain_destroy(&dom).unwrap();
+
+    // A transient domain started paused with AUTODESTROY: QMP through the QEMU program.
+    let mut other = daemon.connect();
+    let xml = domain_xml("t5-proxy", daemon.qemu(), &disk);
+    let proxy = other
+        .domain_create_xml(&xml, flags::create::PAUSED | flags::create::AUTODESTROY)
+        .unwrap();
+    let status = other
+        .qemu_monitor_command(&proxy, r#"{"execute":"query-status"}"#)
+        .unwrap();
+    // Started paused: QEMU reports it as not running ("prelaunch").
+    assert!(status.contains(r#""running":false"#), "{status}");
+    // A QMP error is an answer, not a call error.
+    let bad = other
+        .qemu_monitor_command(&proxy, r#"{"execute":"no-such-command"}"#)
+        .unwrap();
+    assert!(bad.contains("CommandNotFound"), "{bad}");
+    // A monitor command of a domain that is not running is libvirt's error.
+    let err = other
+        .qemu_monitor_command(&dom, r#"{"execute":"query-status"}"#)
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::OPERATION_INVALID), "{err}");
+    assert!(client.domain_lookup_by_name("t5-proxy").is_ok());
+    other.connect_close().unwrap();
+    drop(other);
+    let start = Instant::now();
+    while client.domain_lookup_by_name("t5-proxy").is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the AUTODESTROY domain outlived its connection"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

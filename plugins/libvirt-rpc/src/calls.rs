@@ -16,13 +16,16 @@ pub mod procedure {
     pub const CONNECT_GET_VERSION: i32 = 4;
     pub const CONNECT_GET_CAPABILITIES: i32 = 7;
     pub const DOMAIN_CREATE: i32 = 9;
+    pub const DOMAIN_CREATE_XML: i32 = 10;
     pub const DOMAIN_DEFINE_XML: i32 = 11;
     pub const DOMAIN_DESTROY: i32 = 12;
     pub const DOMAIN_GET_XML_DESC: i32 = 14;
     pub const DOMAIN_GET_INFO: i32 = 16;
     pub const DOMAIN_LOOKUP_BY_NAME: i32 = 23;
     pub const DOMAIN_LOOKUP_BY_UUID: i32 = 24;
+    pub const DOMAIN_RESUME: i32 = 28;
     pub const DOMAIN_SHUTDOWN: i32 = 33;
+    pub const DOMAIN_SUSPEND: i32 = 34;
     pub const DOMAIN_UNDEFINE: i32 = 35;
     pub const CONNECT_GET_HOSTNAME: i32 = 59;
     pub const AUTH_LIST: i32 = 66;
@@ -69,6 +72,12 @@ pub mod procedure {
     pub const DOMAIN_CHECKPOINT_DELETE: i32 = 417;
     pub const DOMAIN_BACKUP_BEGIN: i32 = 421;
     pub const DOMAIN_BACKUP_GET_XML_DESC: i32 = 422;
+}
+
+/// `QEMU_PROC_*` numbers of [`crate::QEMU_PROGRAM`] (`enum qemu_procedure`).
+pub mod qemu_procedure {
+    #![allow(missing_docs)]
+    pub const DOMAIN_MONITOR_COMMAND: i32 = 1;
 }
 
 /// List limits of `remote_protocol.x`.
@@ -584,6 +593,44 @@ impl<S: Read + Write> Client<S> {
         self.typed(procedure::DOMAIN_CREATE_WITH_FLAGS, |e| {
             e.put(dom).uint(flags);
         })
+    }
+
+    /// `REMOTE_PROC_DOMAIN_CREATE_XML`, `{ remote_nonnull_string xml_desc; unsigned int
+    /// flags; }` → `{ dom }`: starts a transient domain ([`flags::create`]; with
+    /// `AUTODESTROY` it lives only as long as this connection).
+    pub fn domain_create_xml(&mut self, xml: &str, flags: u32) -> Result<Domain> {
+        self.typed(procedure::DOMAIN_CREATE_XML, |e| {
+            e.string(xml).uint(flags);
+        })
+    }
+
+    /// `REMOTE_PROC_DOMAIN_SUSPEND`, `{ dom; }`: pauses every vCPU.
+    pub fn domain_suspend(&mut self, dom: &Domain) -> Result<()> {
+        self.void(procedure::DOMAIN_SUSPEND, |e| {
+            e.put(dom);
+        })
+    }
+
+    /// `REMOTE_PROC_DOMAIN_RESUME`, `{ dom; }`: lets a paused domain run again.
+    pub fn domain_resume(&mut self, dom: &Domain) -> Result<()> {
+        self.void(procedure::DOMAIN_RESUME, |e| {
+            e.put(dom);
+        })
+    }
+
+    /// `QEMU_PROC_DOMAIN_MONITOR_COMMAND` of the QEMU program, `{ dom; remote_nonnull_string
+    /// cmd; unsigned int flags; }` → `{ remote_nonnull_string result; }`: one QMP command
+    /// (a JSON object) passed through to the domain's monitor, its JSON answer back. A
+    /// QMP error is an answer here (`{"error": …}`), not an [`crate::Error`].
+    pub fn qemu_monitor_command(&mut self, dom: &Domain, qmp: &str) -> Result<String> {
+        self.call_program_typed::<_, Str>(
+            crate::QEMU_PROGRAM,
+            qemu_procedure::DOMAIN_MONITOR_COMMAND,
+            &Args(|e: &mut Encoder| {
+                e.put(dom).string(qmp).uint(0);
+            }),
+        )
+        .map(|s| s.0)
     }
 
     /// `REMOTE_PROC_DOMAIN_DESTROY`, `{ dom; }`: pulls the plug.

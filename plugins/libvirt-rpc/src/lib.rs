@@ -40,6 +40,8 @@ use xdr::{Decoder, Encoder, XdrDecode, XdrEncode, XdrError};
 pub const REMOTE_PROGRAM: u32 = 0x2000_8086;
 /// Its protocol version (`REMOTE_PROTOCOL_VERSION`).
 pub const REMOTE_PROTOCOL_VERSION: u32 = 1;
+/// libvirt's QEMU-specific program (`QEMU_PROGRAM`, `qemu_protocol.x`): monitor passthrough.
+pub const QEMU_PROGRAM: u32 = 0x2000_8087;
 /// The keepalive program (`KEEPALIVE_PROGRAM`, "keep"); its pings are answered.
 pub const KEEPALIVE_PROGRAM: u32 = 0x6b65_6570;
 const KEEPALIVE_PROC_PING: i32 = 1;
@@ -126,7 +128,9 @@ pub enum ProtocolError {
         len: u32,
     },
     /// A message of another program.
-    #[error("message of program {program:#x}, not libvirt's remote program {REMOTE_PROGRAM:#x}")]
+    #[error(
+        "message of program {program:#x}, not the program called (the remote program is {REMOTE_PROGRAM:#x})"
+    )]
     WrongProgram {
         /// The program sent.
         program: u32,
@@ -554,10 +558,16 @@ impl<S: Read + Write> Client<S> {
     /// XDR (empty when it has none); the reply body, the `*_ret` structure as XDR, is
     /// returned. An ERROR reply is [`Error::Libvirt`].
     pub fn call(&mut self, procedure: i32, args: &[u8]) -> Result<Vec<u8>> {
+        self.call_program(REMOTE_PROGRAM, procedure, args)
+    }
+
+    /// [`Client::call`] of another program on the same connection ([`QEMU_PROGRAM`]); its
+    /// protocol version is 1 as the remote program's.
+    pub fn call_program(&mut self, program: u32, procedure: i32, args: &[u8]) -> Result<Vec<u8>> {
         if let Some(why) = &self.broken {
             return Err(Error::Broken(why.clone()));
         }
-        match self.exchange(procedure, args) {
+        match self.exchange(program, procedure, args) {
             Err(e @ (Error::Io(_) | Error::Protocol(_))) => {
                 self.broken = Some(e.to_string());
                 Err(e)
@@ -573,9 +583,19 @@ impl<S: Read + Write> Client<S> {
         procedure: i32,
         args: &A,
     ) -> Result<R> {
+        self.call_program_typed(REMOTE_PROGRAM, procedure, args)
+    }
+
+    /// [`Client::call_typed`] of another program ([`Client::call_program`]).
+    pub fn call_program_typed<A: XdrEncode + ?Sized, R: XdrDecode>(
+        &mut self,
+        program: u32,
+        procedure: i32,
+        args: &A,
+    ) -> Result<R> {
         let mut e = Encoder::new();
         args.encode(&mut e);
-        let body = self.call(procedure, e.as_bytes())?;
+        let body = self.call_program(program, procedure, e.as_bytes())?;
         xdr::decode_all(&body).map_err(|error| {
             let e = Error::Protocol(ProtocolError::Xdr { procedure, error });
             self.broken = Some(e.to_string());
@@ -590,11 +610,11 @@ impl<S: Read + Write> Client<S> {
         Ok(())
     }
 
-    fn exchange(&mut self, procedure: i32, args: &[u8]) -> Result<Vec<u8>> {
+    fn exchange(&mut self, program: u32, procedure: i32, args: &[u8]) -> Result<Vec<u8>> {
         self.serial = self.serial.wrapping_add(1);
         let serial = self.serial;
         let call = Header {
-            program: REMOTE_PROGRAM,
+            program,
             version: REMOTE_PROTOCOL_VERSION,
             procedure,
             kind: message_type::CALL,
@@ -615,7 +635,14 @@ impl<S: Read + Write> Client<S> {
                 }
                 continue;
             }
-            if header.program != REMOTE_PROGRAM {
+            // Events come from the remote program whatever was called; replies from the
+            // program called.
+            let expected = if header.kind == message_type::MESSAGE {
+                REMOTE_PROGRAM
+            } else {
+                program
+            };
+            if header.program != expected {
                 return Err(ProtocolError::WrongProgram {
                     program: header.program,
                 }
