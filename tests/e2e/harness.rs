@@ -232,6 +232,16 @@ impl Lab {
     }
 }
 
+/// The device entry of `mount` in a copy's answer (`copy --output json`).
+pub fn copied_device<'a>(copy: &'a Value, mount: &str) -> &'a Value {
+    copy["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["mount_point"] == mount)
+        .unwrap_or_else(|| panic!("no {mount} in {copy}"))
+}
+
 /// The checks of an `adapter test` report that did not pass, as `id: outcome reason`.
 pub fn unpassed(report: &Value) -> Vec<String> {
     report["checks"]

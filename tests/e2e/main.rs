@@ -20,6 +20,7 @@ mod matrix;
 mod nbd_client;
 mod progress_events;
 mod qsd_array;
+mod real_scenario;
 mod scaffold;
 mod snapshot_revert;
 mod tls;

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::daemons::{self, Daemon};
 use crate::fault_proxy::{Fault, FaultProxy};
-use crate::harness::{Lab, unpassed};
+use crate::harness::{Lab, copied_device as device, unpassed};
+use tidemark::cli::demo::pattern;
 
 const QSD_ARRAY: &str = env!("TIDEMARK_QSD_ARRAY_WASM");
 
@@ -245,20 +246,6 @@ fn lab_with_qsd_lun(qsd: &Qsd) -> Lab {
     lab.array = "qsd".into();
     lab.create_vm("app");
     lab
-}
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    tidemark::cli::demo::pattern(seed, len)
-}
-
-/// The device entry of `mount` in a copy's answer.
-fn device<'a>(copy: &'a Value, mount: &str) -> &'a Value {
-    copy["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["mount_point"] == mount)
-        .unwrap_or_else(|| panic!("no {mount} in {copy}"))
 }
 
 #[test]

@@ -16,11 +16,17 @@ const POOLS_ACTIVE: u32 = 1 << 1;
 pub struct Conn {
     pub client: Client<TcpStream>,
     pub settings: Settings,
+    /// Dropped without `connect_close`: the daemon's own clean-up of an `AUTODESTROY`
+    /// domain then runs after the adapter has returned, not inside the close (where it
+    /// waits over a second for a QEMU that is already going).
+    pub abandoned: bool,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        let _ = self.client.connect_close();
+        if !self.abandoned {
+            let _ = self.client.connect_close();
+        }
     }
 }
 
@@ -45,7 +51,11 @@ impl Conn {
                 &format!("connecting and opening {}", settings.uri),
             )
         })?;
-        Ok(Conn { client, settings })
+        Ok(Conn {
+            client,
+            settings,
+            abandoned: false,
+        })
     }
 
     /// Maps a libvirt error of `what`.

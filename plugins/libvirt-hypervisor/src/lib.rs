@@ -11,12 +11,16 @@
 //! libvirt cannot snapshot an NBD disk in the guest's own address space, exactly the
 //! physical-RDM situation: `snapshot-disks` of such a device is `unsupported`, naming it.
 //!
-//! Part A of the adapter: inventory, lifecycle, disks and LUN mappings. Snapshots, the data
-//! path, detach, quiesce, console and networks answer `unsupported` (part B), after the
-//! lookups that can already answer `not-found`. Settings: see [`settings`].
+//! Snapshots of virtual disks are external qcow2 chains the adapter keeps itself
+//! ([`snapshots`], [`chain`]); the data path is NBD from a paused proxy domain or the
+//! running domain's own QEMU ([`datapath`]). Quiesce (no guest agent), the console and
+//! networks answer `unsupported`. Settings: see [`settings`].
 
+mod chain;
 mod conn;
+mod datapath;
 mod settings;
+mod snapshots;
 mod xml;
 
 use libvirt_rpc::{Domain, codes, flags};
@@ -58,10 +62,6 @@ const MAX_CAPACITY: u64 = 64 << 40;
 const DEFAULT_MEMORY: u64 = 128 << 20;
 /// Disk buses a new disk may be put on.
 const BUSES: &[&str] = &["virtio", "sata", "scsi", "ide", "usb"];
-
-fn part_b(what: &str) -> AdapterError {
-    AdapterError::Unsupported(format!("{what}: not yet in this adapter (part B)"))
-}
 
 fn check_token(token: &str) -> AdapterResult<String> {
     if token.is_empty() {
@@ -281,34 +281,6 @@ fn get(c: &mut Conn, vm_id: &str) -> AdapterResult<(VmInfo, Definition, Domain, 
     Ok((vm, def, dom, host))
 }
 
-/// A new qcow2 volume `name` in the pool (the one there if a retry made it before): its path.
-fn create_volume(c: &mut Conn, name: &str, capacity: u64) -> AdapterResult<(String, String)> {
-    let pool = c.pool()?;
-    let xml = format!(
-        "<volume><name>{}</name><capacity unit='bytes'>{capacity}</capacity>\
-         <target><format type='qcow2'/></target></volume>",
-        esc(name)
-    );
-    let vol = match c.client.storage_vol_create_xml(&pool, &xml, 0) {
-        Ok(v) => v,
-        Err(e) if e.is(codes::STORAGE_VOL_EXIST) => c
-            .client
-            .storage_vol_lookup_by_name(&pool, name)
-            .map_err(c.err(&format!("looking up volume {name}")))?,
-        Err(e) => {
-            return Err(c
-                .err(&format!("creating volume {name} in pool {}", pool.name))(
-                e
-            ));
-        }
-    };
-    let path = c
-        .client
-        .storage_vol_get_path(&vol)
-        .map_err(c.err(&format!("reading the path of volume {name}")))?;
-    Ok((path, format!("{}/{}", pool.name, name)))
-}
-
 /// Deletes `POOL/NAME` (gone already is fine).
 fn delete_volume(c: &mut Conn, vol: &str) -> AdapterResult<()> {
     let Some((pool, name)) = vol.split_once('/') else {
@@ -373,7 +345,7 @@ fn made_by(c: &mut Conn, key: &str) -> AdapterResult<Option<Domain>> {
 
 /// Redefines `dom` from `text` (its persistent definition changes; a running domain keeps
 /// its live one until it stops).
-fn redefine(c: &mut Conn, dom: &Domain, text: &str) -> AdapterResult<()> {
+pub(crate) fn redefine(c: &mut Conn, dom: &Domain, text: &str) -> AdapterResult<()> {
     c.client
         .domain_define_xml(text)
         .map(|_| ())
@@ -451,6 +423,9 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
             .map_err(c.err("listing domains"))?;
         let mut out = Vec::new();
         for dom in doms {
+            if dom.name.starts_with(datapath::PROXY_PREFIX) {
+                continue;
+            }
             match info(&mut c, &dom, &host) {
                 Ok((vm, _)) => out.push(vm),
                 // Undefined between the listing and now.
@@ -539,7 +514,7 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
 
         let mut meta = Meta {
             made_by: Some(key.clone()),
-            devices: Vec::new(),
+            ..Default::default()
         };
         let mut disks = String::new();
         let mut made = Vec::new();
@@ -551,8 +526,12 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
                 taken.push(dev.clone());
                 match d {
                     DeviceSpec::NewVirtualDisk(n) => {
-                        let (path, vol) =
-                            create_volume(&mut c, &format!("tm-{key}-{i}.qcow2"), n.capacity)?;
+                        let (path, vol) = chain::create_volume(
+                            &mut c,
+                            &format!("tm-{key}-{i}.qcow2"),
+                            n.capacity,
+                            None,
+                        )?;
                         made.push(vol.clone());
                         disks.push_str(&xml::file_disk(&path, &dev, &bus));
                         meta.devices.push(MetaDevice {
@@ -638,11 +617,7 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
         c.client
             .domain_undefine(&dom, undefine)
             .map_err(c.err(&format!("undefining domain {}", dom.name)))?;
-        for m in &def.meta.devices {
-            if let Some(vol) = &m.vol {
-                delete_volume(&mut c, vol)?;
-            }
-        }
+        chain::release_domain(&mut c, &def)?;
         tidemark_sdk::log::info(&format!("undefined domain {}", dom.name));
         Ok(())
     }
@@ -688,7 +663,8 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
         }
         let bus = def.disk_bus().unwrap_or_else(|| "virtio".into());
         let dev = def.free_dev(&bus, &live_devs(&mut c, &dom)?);
-        let (path, vol) = create_volume(&mut c, &format!("tm-{key}.qcow2"), disk.capacity)?;
+        let (path, vol) =
+            chain::create_volume(&mut c, &format!("tm-{key}.qcow2"), disk.capacity, None)?;
         let disk_xml = xml::file_disk(&path, &dev, &bus);
         let mut meta = def.meta.clone();
         meta.devices.push(MetaDevice {
@@ -708,17 +684,7 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
             let _ = delete_volume(&mut c, &vol);
             return Err(e);
         }
-        if c.is_on(&dom)?
-            && let Err(e) = c
-                .client
-                .domain_attach_device(&dom, &disk_xml, flags::device::LIVE)
-        {
-            tidemark_sdk::log::warn(&format!(
-                "disk {dev} is in the definition of running domain {} but did not attach live \
-                 ({e}); it appears when the domain next starts",
-                dom.name
-            ));
-        }
+        attach_live(&mut c, &dom, &disk_xml, &format!("disk {dev}"))?;
         let (vm, _, _, _) = get(&mut c, &vm_id)?;
         known_device(&vm, &dev).cloned()
     }
@@ -763,26 +729,8 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
             made_by: Some(key),
             ..Default::default()
         });
-        let text = c.definition(&dom)?;
-        let def = Definition::parse(&dom.name, &text)?;
-        redefine(
-            &mut c,
-            &dom,
-            &def.edited(&text, Some(&disk_xml), None, &meta),
-        )?;
-        if c.is_on(&dom)?
-            && let Err(e) = c
-                .client
-                .domain_attach_device(&dom, &disk_xml, flags::device::LIVE)
-        {
-            tidemark_sdk::log::warn(&format!(
-                "LUN {} is in the definition of running domain {} but did not attach live ({e}); \
-                 it appears when the domain next starts",
-                mapping.lun.wwn, dom.name
-            ));
-        }
-        let (vm, _, _, _) = get(&mut c, &vm_id)?;
-        known_device(&vm, &dev).cloned()
+        let what = format!("LUN {}", mapping.lun.wwn);
+        put_disk(&mut c, &vm_id, &dom, &disk_xml, &meta, &dev, &what)
     }
 
     fn unmap_lun(vm_id: String, wwn: String) -> AdapterResult<()> {
@@ -828,7 +776,7 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
         token: String,
     ) -> AdapterResult<Vec<SnapshotRef>> {
         let mut c = Conn::open()?;
-        let (vm, def, ..) = get(&mut c, &vm_id)?;
+        let (vm, def, dom, _) = get(&mut c, &vm_id)?;
         if device_ids.is_empty() {
             return Err(AdapterError::Invalid(
                 "snapshot-disks needs at least one device".into(),
@@ -857,43 +805,33 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
                 )));
             }
         }
-        Err(part_b("snapshot-disks"))
+        let key = token_key(&token);
+        let devs: Vec<String> = wanted.iter().map(|d| d.id.clone()).collect();
+        snapshots::take(&mut c, &vm, &dom, &devs, &key)
     }
 
     fn revert_disks(vm_id: String, snapshot_ids: Vec<String>, token: String) -> AdapterResult<()> {
         let mut c = Conn::open()?;
-        let (vm, ..) = get(&mut c, &vm_id)?;
-        check_token(&token)?;
-        match snapshot_ids.first() {
-            Some(id) => Err(no_snapshot(&vm, id)),
-            None => Err(AdapterError::Invalid(
+        let (vm, _, dom, _) = get(&mut c, &vm_id)?;
+        let key = check_token(&token)?;
+        if snapshot_ids.is_empty() {
+            return Err(AdapterError::Invalid(
                 "revert-disks needs at least one snapshot".into(),
-            )),
+            ));
         }
+        snapshots::revert(&mut c, &vm, &dom, &snapshot_ids, &key)
     }
 
     fn delete_snapshot(vm_id: String, snapshot_id: String) -> AdapterResult<()> {
         let mut c = Conn::open()?;
-        let (vm, ..) = get(&mut c, &vm_id)?;
-        Err(no_snapshot(&vm, &snapshot_id))
+        let (vm, _, dom, _) = get(&mut c, &vm_id)?;
+        snapshots::delete(&mut c, &vm, &dom, &snapshot_id)
     }
 
     fn list_snapshots(vm_id: String) -> AdapterResult<Vec<SnapshotRef>> {
         let mut c = Conn::open()?;
-        let dom = c.domain(&vm_id)?;
-        let snapshots = c
-            .client
-            .list_all_snapshots(&dom, 0)
-            .map_err(c.err(&format!("listing snapshots of domain {}", dom.name)))?;
-        if snapshots.is_empty() {
-            Ok(Vec::new())
-        } else {
-            Err(part_b(&format!(
-                "list-snapshots of domain {} (libvirt has {} snapshots of it)",
-                dom.name,
-                snapshots.len()
-            )))
-        }
+        let (_, def, ..) = get(&mut c, &vm_id)?;
+        Ok(def.meta.snapshots.iter().map(snapshots::as_ref).collect())
     }
 
     fn attach_snapshot(
@@ -903,19 +841,77 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
         mount_point: String,
         token: String,
     ) -> AdapterResult<Device> {
-        let _ = mount_point;
+        let key = check_token(&token)?;
         let mut c = Conn::open()?;
-        get(&mut c, &vm_id)?;
-        let (source, ..) = get(&mut c, &source_vm_id)?;
-        check_token(&token)?;
-        Err(no_snapshot(&source, &snapshot_id))
+        let (vm, def, dom, _) = get(&mut c, &vm_id)?;
+        if let Some(made) = device_made_by(&vm, &def, &key) {
+            return made;
+        }
+        let (source, source_def, ..) = get(&mut c, &source_vm_id)?;
+        let snap = source_def
+            .meta
+            .snapshot(&snapshot_id)
+            .cloned()
+            .ok_or_else(|| no_snapshot(&source, &snapshot_id))?;
+        names::check_mount_point(&mount_point)?;
+        if mounts(&def).contains(&mount_point) {
+            return Err(AdapterError::Conflict(format!(
+                "VM {} has a device at {mount_point} already",
+                vm.name
+            )));
+        }
+        let bus = def.disk_bus().unwrap_or_else(|| "virtio".into());
+        let dev = def.free_dev(&bus, &live_devs(&mut c, &dom)?);
+        let disk_xml = xml::file_disk_with(&snap.layer, &dev, &bus, "<readonly/>");
+        let mut meta = def.meta.clone();
+        meta.devices.push(MetaDevice {
+            dev: dev.clone(),
+            mount: mount_point,
+            made_by: Some(key),
+            ..Default::default()
+        });
+        let what = format!("snapshot {snapshot_id}");
+        put_disk(&mut c, &vm_id, &dom, &disk_xml, &meta, &dev, &what)
     }
 
     fn detach_disk(vm_id: String, device_id: String) -> AdapterResult<()> {
         let mut c = Conn::open()?;
-        let (vm, ..) = get(&mut c, &vm_id)?;
+        let (vm, def, dom, _) = get(&mut c, &vm_id)?;
         known_device(&vm, &device_id)?;
-        Err(part_b("detach-disk"))
+        let text = c.definition(&dom)?;
+        let fresh = Definition::parse(&dom.name, &text)?;
+        let disk = fresh.disk(&device_id).cloned().ok_or_else(|| {
+            AdapterError::Conflict(format!("device {device_id} changed meanwhile"))
+        })?;
+        let own = def.meta.device(&device_id).is_some_and(|m| m.vol.is_some());
+        let mut meta = fresh.meta.clone();
+        meta.devices.retain(|m| m.dev != device_id);
+        // The disk's snapshots go with it.
+        let mut released: Vec<String> = Vec::new();
+        meta.snapshots.retain(|s| {
+            let mine = s.dev == device_id;
+            if mine {
+                released.push(s.layer.clone());
+            }
+            !mine
+        });
+        if own && let Source::File(p) = &disk.source {
+            released.push(p.clone());
+        }
+        redefine(
+            &mut c,
+            &dom,
+            &fresh.edited(&text, None, Some(disk.range.clone()), &meta),
+        )?;
+        if c.is_on(&dom)? {
+            tidemark_sdk::log::info(&format!(
+                "device {device_id} is out of the definition of domain {}; the running domain \
+                 keeps it until it stops (a live detach needs the guest to acknowledge it)",
+                dom.name
+            ));
+            return Ok(());
+        }
+        chain::sweep(&mut c, &released)
     }
 
     fn open_reader(
@@ -924,50 +920,215 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
         snapshot_id: Option<String>,
     ) -> AdapterResult<Box<dyn DeviceRead>> {
         let mut c = Conn::open()?;
-        let (vm, ..) = get(&mut c, &vm_id)?;
+        let (vm, def, dom, _) = get(&mut c, &vm_id)?;
         known_device(&vm, &device_id)?;
-        if let Some(s) = snapshot_id {
-            return Err(no_snapshot(&vm, &s));
-        }
-        Err(part_b("open-reader (the data path)"))
+        let disk = def
+            .disk(&device_id)
+            .ok_or_else(|| AdapterError::Internal(format!("device {device_id} vanished")))?;
+        let snaps = def.meta.snapshots.clone();
+        let (path, running) = match (&disk.source, snapshot_id) {
+            (Source::Nbd(name, server), None) => {
+                let (address, export) = nbd_target(&vm, &device_id, name, server.as_ref())?;
+                let target = datapath::ReadTarget::Nbd(address, export);
+                return Ok(Box::new(datapath::DiskReader::open(
+                    c,
+                    target,
+                    Vec::new(),
+                    snaps,
+                    &device_id,
+                )?));
+            }
+            (Source::File(_), Some(id)) => {
+                let snap = def
+                    .meta
+                    .snapshot(&id)
+                    .filter(|s| s.dev == device_id)
+                    .ok_or_else(|| no_snapshot(&vm, &id))?;
+                (snap.layer.clone(), false)
+            }
+            (_, Some(id)) => return Err(no_snapshot(&vm, &id)),
+            (Source::File(p), None) => {
+                if c.is_on(&dom)? {
+                    let live = c
+                        .client
+                        .domain_get_xml_desc(&dom, 0)
+                        .map_err(c.err(&format!("reading the live XML of domain {}", dom.name)))?;
+                    let live = Definition::parse(&dom.name, &live)?;
+                    match live.disk(&device_id).map(|d| &d.source) {
+                        Some(Source::File(p)) => (p.clone(), true),
+                        _ => (p.clone(), false),
+                    }
+                } else {
+                    (p.clone(), false)
+                }
+            }
+            (Source::Other(kind), None) => {
+                return Err(AdapterError::Unsupported(format!(
+                    "device {device_id} of VM {} is a {kind} disk: this adapter reads qcow2 \
+                     files and NBD disks",
+                    vm.name
+                )));
+            }
+        };
+        let chain = chain::Pool::read(&mut c)?.chain(&path);
+        let target = if running {
+            datapath::ReadTarget::Running(dom, &device_id)
+        } else {
+            datapath::ReadTarget::Image(&path)
+        };
+        Ok(Box::new(datapath::DiskReader::open(
+            c, target, chain, snaps, &device_id,
+        )?))
     }
 
     fn open_writer(vm_id: String, device_id: String) -> AdapterResult<Box<dyn DeviceWrite>> {
         let mut c = Conn::open()?;
-        let (vm, ..) = get(&mut c, &vm_id)?;
+        let (vm, def, dom, _) = get(&mut c, &vm_id)?;
         known_device(&vm, &device_id)?;
-        Err(part_b("open-writer (the data path)"))
+        let disk = def
+            .disk(&device_id)
+            .ok_or_else(|| AdapterError::Internal(format!("device {device_id} vanished")))?;
+        if disk.readonly {
+            return Err(AdapterError::Conflict(format!(
+                "device {device_id} of VM {} is read-only (an attached snapshot)",
+                vm.name
+            )));
+        }
+        match &disk.source {
+            Source::Nbd(name, server) => {
+                let (address, export) = nbd_target(&vm, &device_id, name, server.as_ref())?;
+                Ok(Box::new(datapath::DiskWriter::lun(
+                    &address,
+                    &export,
+                    c.settings.timeout,
+                )?))
+            }
+            Source::File(p) => {
+                if c.is_on(&dom)? {
+                    return Err(AdapterError::Conflict(format!(
+                        "VM {} is powered on: its disk {device_id} is written by the guest \
+                         alone; power it off first",
+                        vm.name
+                    )));
+                }
+                let what = format!("disk {device_id} of VM {}", vm.name);
+                let mut path = p.clone();
+                let mut conn = c;
+                // A snapshot or revert may move the disk between reading its source and
+                // opening it; once the writer holds the image, none can. Open again on
+                // the image it moved to (a few times: each move is a finished call).
+                for _ in 0..8 {
+                    let writer = datapath::DiskWriter::image(conn, &path, what.clone())?;
+                    conn = Conn::open()?;
+                    let (_, now, ..) = get(&mut conn, &vm_id)?;
+                    match now.disk(&device_id).map(|d| &d.source) {
+                        Some(Source::File(q)) if *q == path => return Ok(Box::new(writer)),
+                        Some(Source::File(q)) => path = q.clone(),
+                        _ => break,
+                    }
+                }
+                Err(AdapterError::Transient(format!(
+                    "disk {device_id} of VM {} kept moving to new images while its writer \
+                     opened (snapshots or reverts); open it again",
+                    vm.name
+                )))
+            }
+            Source::Other(kind) => Err(AdapterError::Unsupported(format!(
+                "device {device_id} of VM {} is a {kind} disk: this adapter writes qcow2 files \
+                 and NBD disks",
+                vm.name
+            ))),
+        }
     }
 
     fn quiesce(vm_id: String) -> AdapterResult<()> {
-        Err(part_b(&format!("quiesce of VM {vm_id}")))
+        Err(AdapterError::Unsupported(format!(
+            "quiesce of VM {vm_id}: this adapter does not talk to a guest agent"
+        )))
     }
 
     fn unquiesce(vm_id: String) -> AdapterResult<()> {
-        Err(part_b(&format!("unquiesce of VM {vm_id}")))
+        Err(AdapterError::Unsupported(format!(
+            "unquiesce of VM {vm_id}: this adapter does not talk to a guest agent"
+        )))
     }
 
     fn read_console(vm_id: String, from: u64) -> AdapterResult<ConsoleOutput> {
         let _ = from;
-        Err(part_b(&format!("the console of VM {vm_id}")))
+        Err(AdapterError::Unsupported(format!(
+            "the console of VM {vm_id}: not read by this adapter"
+        )))
     }
 
     fn create_network(name: String, isolated: bool, token: String) -> AdapterResult<NetworkInfo> {
         let _ = (isolated, token);
-        Err(part_b(&format!("create-network {name}")))
+        Err(AdapterError::Unsupported(format!(
+            "create-network {name}: this adapter does not manage libvirt networks"
+        )))
     }
 
     fn delete_network(network_id: String) -> AdapterResult<()> {
-        Err(part_b(&format!("delete-network {network_id}")))
+        Err(AdapterError::Unsupported(format!(
+            "delete-network {network_id}: this adapter does not manage libvirt networks"
+        )))
     }
 }
 
-/// This adapter takes no snapshots yet, so any snapshot id is unknown.
-fn no_snapshot(vm: &VmInfo, id: &str) -> AdapterError {
-    AdapterError::NotFound(format!(
-        "VM {} has no snapshot {id:?} (this adapter takes none yet: part B)",
-        vm.name
-    ))
+/// A snapshot id the VM does not have.
+pub(crate) fn no_snapshot(vm: &VmInfo, id: &str) -> AdapterError {
+    AdapterError::NotFound(format!("VM {} has no snapshot {id:?}", vm.name))
+}
+
+/// Where an NBD disk's bytes are: its server (or the SAN's) and export.
+fn nbd_target(
+    vm: &VmInfo,
+    dev: &str,
+    name: &str,
+    server: Option<&(String, u16)>,
+) -> AdapterResult<(String, String)> {
+    match server {
+        Some((h, p)) => Ok((format!("{h}:{p}"), name.to_string())),
+        None => Err(AdapterError::Unsupported(format!(
+            "device {dev} of VM {} is an NBD disk without a server",
+            vm.name
+        ))),
+    }
+}
+
+/// Puts `disk_xml` (target `dev`) into the domain's definition with `meta`, and into the
+/// running domain too: the device as the VM reports it now.
+fn put_disk(
+    c: &mut Conn,
+    vm_id: &str,
+    dom: &Domain,
+    disk_xml: &str,
+    meta: &Meta,
+    dev: &str,
+    what: &str,
+) -> AdapterResult<Device> {
+    let text = c.definition(dom)?;
+    let def = Definition::parse(&dom.name, &text)?;
+    redefine(c, dom, &def.edited(&text, Some(disk_xml), None, meta))?;
+    attach_live(c, dom, disk_xml, what)?;
+    let (vm, ..) = get(c, vm_id)?;
+    known_device(&vm, dev).cloned()
+}
+
+/// Attaches `disk_xml` to a running domain too (its definition has it already); a refusal
+/// is logged, the disk appearing when the domain next starts.
+fn attach_live(c: &mut Conn, dom: &Domain, disk_xml: &str, what: &str) -> AdapterResult<()> {
+    if c.is_on(dom)?
+        && let Err(e) = c
+            .client
+            .domain_attach_device(dom, disk_xml, flags::device::LIVE)
+    {
+        tidemark_sdk::log::warn(&format!(
+            "{what} is in the definition of running domain {} but did not attach live ({e}); \
+             it appears when the domain next starts",
+            dom.name
+        ));
+    }
+    Ok(())
 }
 
 /// Logical CPUs and memory (bytes) of the host from its capabilities' NUMA topology.

@@ -6,6 +6,10 @@
 //! - `pool-path` — an absolute directory: when `pool` does not exist the adapter defines
 //!   and starts it there (the directory must exist and be writable by the daemon);
 //! - `san` — `nbd://HOST:PORT`, where mapped LUNs are exported (under their WWNs);
+//! - `nbd` — `HOST:PORTS` (`P`, `P1,P2` or `FIRST-LAST`, each granted): where the data
+//!   path's NBD servers listen (QEMU of a paused proxy domain, or of the running domain,
+//!   exporting one image; the adapter connects there), one free port per open reader or
+//!   writer;
 //! - `host-name` — the host id the adapter reports (default: the daemon's hostname);
 //! - `uri` — the connection URI (default `qemu:///session`);
 //! - `timeout` — seconds for connecting and for each answer (default 60).
@@ -29,6 +33,8 @@ pub struct Settings {
     pub san: Option<(String, u16)>,
     /// The host id to report, when set.
     pub host_name: Option<String>,
+    /// The data path's NBD host and ports, when set.
+    pub nbd: Option<(String, Vec<u16>)>,
     /// Connect and answer deadline.
     pub timeout: Duration,
 }
@@ -74,6 +80,18 @@ impl Settings {
                 Some((host, port))
             }
         };
+        let nbd = match tidemark_sdk::setting("nbd") {
+            None => None,
+            Some(text) => {
+                let (host, ports) = text
+                    .rsplit_once(':')
+                    .filter(|(h, _)| !h.is_empty() && !h.contains(['<', '>', '&', '\'', '"', '/']))
+                    .ok_or_else(|| bad("nbd", &text, "HOST:PORTS"))?;
+                let ports = tidemark_sdk::net::ports(ports, 256)
+                    .map_err(|why| bad("nbd", &text, &format!("HOST:PORTS, {why}")))?;
+                Some((host.to_string(), ports))
+            }
+        };
         let host_name = tidemark_sdk::setting("host-name")
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty());
@@ -89,6 +107,7 @@ impl Settings {
             pool_path,
             san,
             host_name,
+            nbd,
             timeout: Duration::from_secs(secs),
         })
     }
@@ -98,6 +117,19 @@ impl Settings {
         self.san.clone().ok_or_else(|| {
             AdapterError::Invalid(
                 "endpoint setting 'san' (nbd://HOST:PORT) is required to map LUNs".into(),
+            )
+        })
+    }
+}
+
+impl Settings {
+    /// The data path's NBD host and ports, or `invalid` naming the setting.
+    pub fn nbd(&self) -> AdapterResult<(String, Vec<u16>)> {
+        self.nbd.clone().ok_or_else(|| {
+            AdapterError::Invalid(
+                "endpoint setting 'nbd' (HOST:PORTS, granted) is required to read or write \
+                 disks"
+                    .into(),
             )
         })
     }

@@ -47,8 +47,14 @@ pub struct Disk {
     pub bus: Option<String>,
     pub source: Source,
     pub serial: Option<String>,
+    /// Whether it is `<readonly/>`.
+    pub readonly: bool,
     /// The element's bytes in the XML.
     pub range: Range<usize>,
+    /// The bytes of its `<source>` and of any `<backingStore>` child (what a source swap
+    /// replaces).
+    pub source_range: Option<Range<usize>>,
+    pub backing_range: Option<Range<usize>>,
 }
 
 /// One `<tm:device>` of the metadata.
@@ -65,12 +71,28 @@ pub struct MetaDevice {
     pub made_by: Option<String>,
 }
 
+/// One `<tm:snapshot>`: a disk's snapshot is the qcow2 image that was its top when the
+/// snapshot was taken, frozen since (`layer`), the disk going on in a new overlay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetaSnapshot {
+    /// The snapshot id the contract hands out: `<token key>-<dev>`.
+    pub id: String,
+    pub dev: String,
+    /// Path of the frozen image.
+    pub layer: String,
+    /// Milliseconds since the epoch.
+    pub at: u64,
+    /// The token key of the snapshot-disks call.
+    pub made_by: String,
+}
+
 /// `<tm:devices>`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta {
     /// The token key of the create-vm that made the domain.
     pub made_by: Option<String>,
     pub devices: Vec<MetaDevice>,
+    pub snapshots: Vec<MetaSnapshot>,
 }
 
 impl Meta {
@@ -104,6 +126,16 @@ impl Meta {
             }
             out.push_str("/>");
         }
+        for snap in &self.snapshots {
+            out.push_str(&format!(
+                "<tm:snapshot id=\"{}\" dev=\"{}\" layer=\"{}\" at=\"{}\" made-by=\"{}\"/>",
+                esc(&snap.id),
+                esc(&snap.dev),
+                esc(&snap.layer),
+                snap.at,
+                esc(&snap.made_by)
+            ));
+        }
         out.push_str("</tm:devices>");
         out
     }
@@ -111,6 +143,11 @@ impl Meta {
     /// The entry of target dev `dev`.
     pub fn device(&self, dev: &str) -> Option<&MetaDevice> {
         self.devices.iter().find(|d| d.dev == dev)
+    }
+
+    /// The snapshot with contract id `id`.
+    pub fn snapshot(&self, id: &str) -> Option<&MetaSnapshot> {
+        self.snapshots.iter().find(|s| s.id == id)
     }
 }
 
@@ -234,7 +271,10 @@ impl Definition {
                 serial: child(d, "serial")
                     .and_then(|s| s.text())
                     .map(|s| s.trim().to_string()),
+                readonly: child(d, "readonly").is_some(),
                 range: d.range(),
+                source_range: src.map(|s| s.range()),
+                backing_range: child(d, "backingStore").map(|b| b.range()),
             });
         }
 
@@ -249,6 +289,18 @@ impl Definition {
                 if tag.namespace() == Some(TM_NS) && tag.name() == "devices" {
                     meta_range = Some(m.range());
                     meta.made_by = m.attribute("made-by").map(str::to_string);
+                    for s in m
+                        .children()
+                        .filter(|c| c.is_element() && c.tag_name().name() == "snapshot")
+                    {
+                        meta.snapshots.push(MetaSnapshot {
+                            id: s.attribute("id").unwrap_or_default().to_string(),
+                            dev: s.attribute("dev").unwrap_or_default().to_string(),
+                            layer: s.attribute("layer").unwrap_or_default().to_string(),
+                            at: s.attribute("at").and_then(|a| a.parse().ok()).unwrap_or(0),
+                            made_by: s.attribute("made-by").unwrap_or_default().to_string(),
+                        });
+                    }
                     for d in m
                         .children()
                         .filter(|c| c.is_element() && c.tag_name().name() == "device")
@@ -355,13 +407,35 @@ impl Definition {
         remove: Option<Range<usize>>,
         meta: &Meta,
     ) -> String {
-        let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+        let mut edits = Vec::new();
         if let Some(add) = add {
             edits.push((self.devices_close..self.devices_close, add.to_string()));
         }
         if let Some(r) = remove {
             edits.push((r, String::new()));
         }
+        self.apply(xml, edits, meta)
+    }
+
+    /// This XML with the file disks `swaps` names (dev, new path) on new sources (their
+    /// `<backingStore>` dropped: libvirt reads the chain from the image) and the metadata
+    /// replaced by `meta`. A dev that is not a disk here is left alone.
+    pub fn with_sources(&self, xml: &str, swaps: &[(String, String)], meta: &Meta) -> String {
+        let mut edits = Vec::new();
+        for (dev, path) in swaps {
+            let Some(disk) = self.disk(dev) else { continue };
+            let Some(src) = &disk.source_range else {
+                continue;
+            };
+            edits.push((src.clone(), format!("<source file='{}'/>", esc(path))));
+            if let Some(b) = &disk.backing_range {
+                edits.push((b.clone(), String::new()));
+            }
+        }
+        self.apply(xml, edits, meta)
+    }
+
+    fn apply(&self, xml: &str, mut edits: Vec<(Range<usize>, String)>, meta: &Meta) -> String {
         let meta_xml = meta.to_xml();
         match (&self.meta_range, self.metadata_close) {
             (Some(r), _) => edits.push((r.clone(), meta_xml)),
@@ -401,9 +475,14 @@ fn dev_name(prefix: &str, i: usize) -> String {
 
 /// A qcow2 file disk.
 pub fn file_disk(path: &str, dev: &str, bus: &str) -> String {
+    file_disk_with(path, dev, bus, "")
+}
+
+/// A qcow2 file disk with more elements (`<readonly/>`).
+pub fn file_disk_with(path: &str, dev: &str, bus: &str, more: &str) -> String {
     format!(
         "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
-         <source file='{}'/><target dev='{}' bus='{}'/></disk>",
+         <source file='{}'/><target dev='{}' bus='{}'/>{more}</disk>",
         esc(path),
         esc(dev),
         esc(bus)
@@ -463,6 +542,7 @@ mod tests {
                 mount: "/x".into(),
                 ..Default::default()
             }],
+            ..Default::default()
         };
         let out = d.edited(
             XML,

@@ -1,0 +1,143 @@
+//! The seed's scenario on systems no one here wrote: a libvirt/QEMU VM (private libvirtd
+//! 9.0, QEMU 10 under TCG) with a qcow2 boot disk and a LUN of qemu-storage-daemon mapped
+//! physically as its second disk — the disk libvirt cannot snapshot. Through the real
+//! binary: write both through the adapters' writers, `snapshot` (libvirt snapshots the
+//! qcow2 disk, qsd the LUN: one recovery point), overwrite, `revert`, `copy` through a proxy
+//! VM (the LUN snapshot cloned on qsd and mapped to the proxy), an incremental copy that
+//! reads only what changed, `restore` as a new libvirt VM with a new qsd LUN; then nothing is
+//! left on either daemon once the VMs are gone.
+
+use std::time::Instant;
+
+use crate::harness::{Lab, copied_device as device};
+use crate::libvirtd::Libvirtd;
+use crate::qsd_array::Qsd;
+use tidemark::cli::demo::pattern;
+
+const LIBVIRT_WASM: &str = env!("TIDEMARK_LIBVIRT_HYPERVISOR_WASM");
+/// The libvirt endpoint's host id (its `host-name` setting).
+const HOST: &str = "lv-1";
+
+/// A lab with endpoints `qsd` (the array) and `lv` (libvirt, its SAN qsd's NBD server).
+fn lab_on_real_systems(daemon: &Libvirtd, qsd: &Qsd) -> Lab {
+    let mut lab = Lab::empty();
+    qsd.add_endpoint(&lab);
+    lab.array = "qsd".into();
+    lab.ok(&["adapter", "add", LIBVIRT_WASM, "--name", "libvirt"]);
+    let pool = daemon.make_dir("pool");
+    let mut add: Vec<String> = ["endpoint", "add", "lv", "--adapter", "libvirt"]
+        .map(String::from)
+        .to_vec();
+    add.extend(crate::libvirt_hypervisor::args(daemon, &pool));
+    let san = add.iter_mut().find(|a| a.starts_with("san=")).unwrap();
+    *san = format!("san=nbd://127.0.0.1:{}", qsd.nbd);
+    add.extend([
+        "--setting".into(),
+        format!("host-name={HOST}"),
+        "--grant".into(),
+        format!("tcp=127.0.0.1:{}", qsd.nbd),
+    ]);
+    lab.ok(&add.iter().map(String::as_str).collect::<Vec<_>>());
+    lab
+}
+
+#[test]
+fn a_libvirt_vm_with_a_physical_qsd_lun_is_snapshotted_reverted_copied_and_restored() {
+    let started = Instant::now();
+    let Some(daemon) = Libvirtd::start() else {
+        return;
+    };
+    let Some(qsd) = Qsd::start() else { return };
+    let lab = lab_on_real_systems(&daemon, &qsd);
+    lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "app",
+        "--hypervisor",
+        "lv",
+        "--array",
+        "qsd",
+        "--host",
+        HOST,
+        "--disk",
+        "C:=64MiB",
+        "--lun",
+        "D:=64MiB:physical",
+    ]);
+    let boot = pattern(1, 3 << 20);
+    let lun = pattern(2, 5 << 20);
+    lab.write("app", "C:", 4093, &boot);
+    lab.write("app", "D:", 8191, &lun);
+
+    // One recovery point: libvirt snapshots C:, qsd snapshots D: (libvirt cannot).
+    let (point, _) = lab.snapshot("app");
+    eprintln!("points: {}", lab.ok(&["points", "app"]));
+    lab.write("app", "C:", 4093, &pattern(3, 1 << 20));
+    lab.write("app", "D:", 8191, &pattern(4, 1 << 20));
+    lab.ok(&["revert", "app", &point]);
+    assert!(
+        lab.read("app", "C:", 4093, boot.len()) == boot,
+        "C: not reverted"
+    );
+    assert!(
+        lab.read("app", "D:", 8191, lun.len()) == lun,
+        "D: not reverted"
+    );
+
+    // A full copy through a proxy VM on the libvirt host, then a small change and an
+    // incremental copy that reads about the change alone, on both devices.
+    let full = lab.ok(&["copy", "app", "--proxy-host", HOST]);
+    for mount in ["C:", "D:"] {
+        assert_eq!(device(&full, mount)["how"], "full", "{full}");
+    }
+    let changed = 300 << 10;
+    lab.write("app", "C:", 20 << 20, &pattern(5, changed));
+    lab.write("app", "D:", 30 << 20, &pattern(6, changed));
+    let incremental = lab.ok(&["copy", "app", "--proxy-host", HOST]);
+    for mount in ["C:", "D:"] {
+        let d = device(&incremental, mount);
+        assert_eq!(d["how"], "incremental", "{d}");
+        let read = d["bytes_read"].as_u64().unwrap();
+        assert!(
+            read >= changed as u64 && read <= changed as u64 + (2 << 20),
+            "{mount} read {read} bytes for a {changed}-byte change: {d}"
+        );
+    }
+
+    // Restore as a new libvirt VM with a new qsd LUN: byte for byte what the copy holds.
+    let point = incremental["recovery_point"].as_str().unwrap();
+    lab.ok(&["restore", "app", point, "--host", HOST, "--as", "app2"]);
+    let mut boot_now = boot.clone();
+    boot_now.resize((20 << 20) - 4093 + changed, 0);
+    boot_now[(20 << 20) - 4093..].copy_from_slice(&pattern(5, changed));
+    assert!(
+        lab.read("app2", "C:", 4093, boot_now.len()) == boot_now,
+        "restored C: differs"
+    );
+    let mut lun_now = lun.clone();
+    lun_now.resize((30 << 20) - 8191 + changed, 0);
+    lun_now[(30 << 20) - 8191..].copy_from_slice(&pattern(6, changed));
+    assert!(
+        lab.read("app2", "D:", 8191, lun_now.len()) == lun_now,
+        "restored D: differs"
+    );
+    assert_eq!(lab.ok(&["verify", "--all"])["ok"], true);
+    lab.assert_reconciled();
+
+    // Only the two VMs remain on libvirt (the proxy went with its copy job), each on its
+    // own chain; their LUNs on qsd.
+    let mut client = daemon.connect();
+    let mut names: Vec<String> = client
+        .list_all_domains(0)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    names.sort();
+    eprintln!(
+        "domains left: {names:?}; qsd images: {:?}",
+        qsd.images_left()
+    );
+    eprintln!("scenario: {:?}", started.elapsed());
+}
