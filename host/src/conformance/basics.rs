@@ -411,6 +411,37 @@ pub(super) const CHECKS: &[Check] = &[
         }
     ),
     check!(
+        "h.basic.quiesce",
+        Hypervisor,
+        [Basic],
+        Nothing,
+        "quiesce of a running VM holds its writes and unquiesce lets it go on (or quiesce answers unsupported); either way the VM is still powered on after.",
+        |cx| {
+            let mut h = cx.hv().await?;
+            let vm = cx.new_vm(h.as_mut(), 1).await?;
+            h.power_on(&vm.id).await?;
+            match h.quiesce(&vm.id).await {
+                Ok(()) => {
+                    h.unquiesce(&vm.id).await?;
+                    // A second unquiesce (a retried compensation) is harmless.
+                    h.unquiesce(&vm.id).await?;
+                }
+                Err(e) => super::support::refused::<()>(
+                    Err(e),
+                    &[super::support::Kind::Unsupported],
+                    "quiesce",
+                )?,
+            }
+            let on = h.get_vm(&vm.id).await?.power;
+            claim!(
+                on == PowerState::On,
+                "after quiesce and unquiesce the VM is {on}"
+            );
+            h.power_off(&vm.id).await?;
+            Ok(())
+        }
+    ),
+    check!(
         "h.basic.detach-own",
         Hypervisor,
         [Basic],

@@ -93,6 +93,9 @@ pub struct Meta {
     pub made_by: Option<String>,
     pub devices: Vec<MetaDevice>,
     pub snapshots: Vec<MetaSnapshot>,
+    /// The adapter paused the domain to hold its writes (`quiesce`) and resumes it at
+    /// `unquiesce`; a domain paused by someone else stays as it is.
+    pub held: bool,
 }
 
 impl Meta {
@@ -101,6 +104,9 @@ impl Meta {
         let mut out = format!("<tm:devices xmlns:tm=\"{TM_NS}\"");
         if let Some(k) = &self.made_by {
             out.push_str(&format!(" made-by=\"{}\"", esc(k)));
+        }
+        if self.held {
+            out.push_str(" held=\"1\"");
         }
         out.push('>');
         for d in &self.devices {
@@ -289,6 +295,7 @@ impl Definition {
                 if tag.namespace() == Some(TM_NS) && tag.name() == "devices" {
                     meta_range = Some(m.range());
                     meta.made_by = m.attribute("made-by").map(str::to_string);
+                    meta.held = m.attribute("held") == Some("1");
                     for s in m
                         .children()
                         .filter(|c| c.is_element() && c.tag_name().name() == "snapshot")

@@ -25,6 +25,8 @@ pub enum Undo {
     PowerOn { endpoint: String, vm_ref: String },
     /// Power a VM back off.
     PowerOff { endpoint: String, vm_ref: String },
+    /// Let a VM's guest write again (after `quiesce`).
+    ReleaseWrites { endpoint: String, vm_ref: String },
     /// Put virtual disks back as they were (to a safety snapshot).
     RevertDisks {
         endpoint: String,
@@ -113,6 +115,10 @@ impl Undo {
                     .await?
                     .power_off(vm_ref)
                     .await?;
+            }
+            Undo::ReleaseWrites { endpoint, vm_ref } => {
+                let mut hv = endpoints.hypervisor(endpoint).await?;
+                gone_is_fine(hv.unquiesce(vm_ref).await)?;
             }
             Undo::RevertDisks {
                 endpoint,

@@ -1,6 +1,14 @@
-//! The `snapshot` workflow: discover → snapshot virtual disks through the hypervisor →
-//! snapshot every mapped LUN through the array that owns it (one group call per array) →
-//! record one recovery point. Compensation deletes whatever snapshots were taken.
+//! The `snapshot` workflow: discover → (a running VM: hold-writes) → snapshot virtual
+//! disks through the hypervisor → snapshot every mapped LUN through the array that owns it
+//! (one group call per array) → (release-writes) → record one recovery point.
+//! Compensation deletes whatever snapshots were taken and lets the guest write again.
+//!
+//! Holding a running guest's writes (the hypervisor's `quiesce`; libvirt pauses the
+//! domain) across the disk and the LUN snapshots makes the point consistent across
+//! hypervisor and array; a hypervisor that cannot answers `unsupported` and the point is
+//! consistent per device only. release-writes reports how long the writes were held and
+//! how far apart the snapshots' instants are (the skew), in its detail and the job's
+//! result.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +27,10 @@ use crate::model::DeviceBacking;
 
 /// Snapshots every device of a VM into one recovery point.
 pub struct Snapshot;
+
+/// The steps around the snapshots of a running VM.
+const HOLD: &str = "hold-writes";
+const RELEASE: &str = "release-writes";
 
 /// Arguments of a snapshot job.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -52,6 +64,10 @@ impl Workflow for Snapshot {
         services: &Services<'_>,
     ) -> anyhow::Result<Vec<String>> {
         let mut steps = vec!["discover".to_string()];
+        let running = vm.power == "on";
+        if running {
+            steps.push(HOLD.into());
+        }
         let mut arrays = std::collections::BTreeSet::new();
         let mut disks = false;
         for d in &vm.devices {
@@ -66,6 +82,9 @@ impl Workflow for Snapshot {
             steps.push("snapshot-virtual-disks".into());
         }
         steps.extend(arrays.iter().map(|a| format!("snapshot-luns@{a}")));
+        if running {
+            steps.push(RELEASE.into());
+        }
         steps.push("record-point".into());
         Ok(steps)
     }
@@ -94,6 +113,33 @@ async fn run(ctx: &mut StepCtx, vm: &VmRecord) -> anyhow::Result<serde_json::Val
             Ok(Done::new(found, detail))
         })
         .await?;
+
+    // Planned from the catalog's power state, so the plan and the journal agree.
+    let running = vm.power == "on";
+    let held: Option<i64> = if running {
+        let found = &found;
+        ctx.step(HOLD, |step| async move {
+            let mut hv = endpoints.hypervisor(&vm.endpoint).await?;
+            match hv.quiesce(&found.vm.id).await {
+                Ok(()) => {
+                    step.made(Undo::ReleaseWrites {
+                        endpoint: vm.endpoint.clone(),
+                        vm_ref: found.vm.id.clone(),
+                    });
+                    let detail = format!("writes of {} held", vm.name);
+                    Ok(Done::new(Some(crate::catalog::now_ms()), detail))
+                }
+                Err(e) if e.is_unsupported() => {
+                    let detail = format!("writes not held, each device consistent alone: {e}");
+                    Ok(Done::new(None, detail))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?
+    } else {
+        None
+    };
 
     let mut refs: Vec<SnapshotRefRecord> = Vec::new();
     let disks: Vec<_> = found
@@ -161,6 +207,30 @@ async fn run(ctx: &mut StepCtx, vm: &VmRecord) -> anyhow::Result<serde_json::Val
         }
     }
 
+    let skew_ms = refs.iter().map(|r| r.created_at).max().unwrap_or(0)
+        - refs.iter().map(|r| r.created_at).min().unwrap_or(0);
+    let held_ms: Option<i64> = if running {
+        let found = &found;
+        ctx.step(RELEASE, |_| async move {
+            let Some(since) = held else {
+                let detail = format!("nothing held; the snapshots are {skew_ms} ms apart");
+                return Ok(Done::new(None, detail));
+            };
+            let mut hv = endpoints.hypervisor(&vm.endpoint).await?;
+            hv.unquiesce(&found.vm.id).await?;
+            let ms = crate::catalog::now_ms() - since;
+            let detail = format!(
+                "writes of {} held for {ms} ms across the disk and LUN snapshots; the \
+                 snapshots are {skew_ms} ms apart",
+                vm.name
+            );
+            Ok(Done::new(Some(ms), detail))
+        })
+        .await?
+    } else {
+        None
+    };
+
     let point_id = format!("rp-{}", ctx.job_id.trim_start_matches("job-"));
     let point = PointRecord {
         id: point_id.clone(),
@@ -190,5 +260,11 @@ async fn run(ctx: &mut StepCtx, vm: &VmRecord) -> anyhow::Result<serde_json::Val
         Ok(Done::new((), detail))
     })
     .await?;
-    Ok(json!({ "recovery_point": point_id, "vm": vm.name, "snapshots": point.snapshots.len() }))
+    Ok(json!({
+        "recovery_point": point_id,
+        "vm": vm.name,
+        "snapshots": point.snapshots.len(),
+        "writes_held_ms": held_ms,
+        "skew_ms": skew_ms,
+    }))
 }
