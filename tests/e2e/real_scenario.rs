@@ -18,7 +18,8 @@ const LIBVIRT_WASM: &str = env!("TIDEMARK_LIBVIRT_HYPERVISOR_WASM");
 /// The libvirt endpoint's host id (its `host-name` setting).
 const HOST: &str = "lv-1";
 
-/// A lab with endpoints `qsd` (the array) and `lv` (libvirt, its SAN qsd's NBD server).
+/// A lab with endpoints `qsd` (the array) and `lv` (libvirt, its SAN qsd's NBD server,
+/// its pool in `pool/` of the daemon's directory).
 fn lab_on_real_systems(daemon: &Libvirtd, qsd: &Qsd) -> Lab {
     let mut lab = Lab::empty();
     qsd.add_endpoint(&lab);
@@ -73,6 +74,7 @@ fn a_libvirt_vm_with_a_physical_qsd_lun_is_snapshotted_reverted_copied_and_resto
     };
     let Some(qsd) = Qsd::start() else { return };
     let lab = lab_on_real_systems(&daemon, &qsd);
+    let pool = daemon.dir().join("pool");
     create_vm(&lab, "app", &["D:"]);
     let boot = pattern(1, 3 << 20);
     let lun = pattern(2, 5 << 20);
@@ -132,6 +134,23 @@ fn a_libvirt_vm_with_a_physical_qsd_lun_is_snapshotted_reverted_copied_and_resto
         "restored D: differs"
     );
     assert_eq!(lab.ok(&["verify", "--all"])["ok"], true);
+    lab.assert_reconciled();
+
+    // Expiring all but the newest point's snapshots folds their images into the chain
+    // above them: fewer images in the pool, the disk unchanged.
+    let images = || std::fs::read_dir(&pool).unwrap().count();
+    let before = images();
+    lab.ok(&["expire", "--keep-snapshots", "1"]);
+    let after = images();
+    eprintln!("pool images: {before} before expire, {after} after");
+    assert!(
+        after < before,
+        "{before} images before expire, {after} after"
+    );
+    assert!(
+        lab.read("app", "C:", 4093, boot_now.len()) == boot_now,
+        "C: changed by folding its snapshots"
+    );
     lab.assert_reconciled();
 
     // Only the two VMs remain on libvirt (the proxy went with its copy job), each on its

@@ -68,6 +68,14 @@ impl Pool {
         Ok(Pool { vols })
     }
 
+    /// [`Pool::read`] after the daemon has read every image header again (best effort: a
+    /// refresh is refused while a volume is being built, and the cached view can only
+    /// hold links that are gone, never miss one, so it errs toward keeping images).
+    pub fn read_fresh(c: &mut Conn) -> AdapterResult<Pool> {
+        refresh(c);
+        Pool::read(c)
+    }
+
     /// The chain under `top`, top first: `top`, its backing image, that one's, … (an
     /// image outside the pool ends it, included).
     pub fn chain(&self, top: &str) -> Vec<String> {
@@ -86,6 +94,20 @@ impl Pool {
     /// The capacity of the image at `path`, when it is in the pool.
     pub fn capacity(&self, path: &str) -> Option<u64> {
         self.vols.get(path).map(|v| v.capacity)
+    }
+}
+
+/// Has the daemon read the pool's image headers again; a refusal is logged.
+fn refresh(c: &mut Conn) {
+    let result = c.pool().and_then(|pool| {
+        c.client
+            .storage_pool_refresh(&pool)
+            .map_err(c.err("refreshing the pool"))
+    });
+    if let Err(e) = result {
+        tidemark_sdk::log::warn(&format!(
+            "the pool's view of backing images may be old: {e:?}"
+        ));
     }
 }
 
@@ -199,7 +221,7 @@ pub fn sweep(c: &mut Conn, released: &[String]) -> AdapterResult<()> {
 /// names it, it has no or several children (a revert branched it), a disk is on it, a
 /// running domain holds its chain, or the adapter did not make it.
 pub fn fold(c: &mut Conn, layer: &str) -> AdapterResult<()> {
-    let pool = Pool::read(c)?;
+    let pool = Pool::read_fresh(c)?;
     let uses = uses(c, &pool)?;
     let Some(vol) = pool.vols.get(layer) else {
         return Ok(());
@@ -224,30 +246,42 @@ pub fn fold(c: &mut Conn, layer: &str) -> AdapterResult<()> {
         return Ok(());
     }
     let child = children[0].clone();
-    let base = vol.backing.clone();
     let proxy = datapath::start_proxy(c)?;
-    let folded = stream(c, &proxy, &child, base.as_deref());
+    let folded = stream(c, &proxy, &child, layer);
     datapath::stop_proxy(c, &proxy);
     folded?;
     tidemark_sdk::log::debug(&format!("folded image {layer} into {child}"));
+    // QEMU rewrote the child's backing: the pool must read it again before the sweep.
+    refresh(c);
     sweep(c, &[layer.to_string()])
 }
 
-/// Streams into the image at `child` everything above `base` in its chain, in `proxy`.
-fn stream(c: &mut Conn, proxy: &Domain, child: &str, base: Option<&str>) -> AdapterResult<()> {
+/// Streams `layer` into the image at `child` above it, in `proxy`: the child takes what
+/// it lacks of `layer` and is rebased onto `layer`'s own backing image, as QEMU sees the
+/// chain (never the pool's cached view).
+fn stream(c: &mut Conn, proxy: &Domain, child: &str, layer: &str) -> AdapterResult<()> {
     datapath::open_node(c, proxy, datapath::NODE, child, true)?;
+    let nodes = datapath::qmp(c, proxy, "query-named-block-nodes", json!({"flat": true}))?;
+    let formats: Vec<&serde_json::Value> = nodes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["drv"] == "qcow2")
+        .collect();
+    let below = formats.iter().find(|n| n["file"] == layer).ok_or_else(|| {
+        AdapterError::Internal(format!(
+            "image {layer} is not under {child} as QEMU opens it; nothing folded"
+        ))
+    })?;
     let mut args = json!({"job-id": FOLD_JOB, "device": datapath::NODE, "auto-dismiss": false});
-    if let Some(base) = base {
-        let nodes = datapath::qmp(c, proxy, "query-named-block-nodes", json!({"flat": true}))?;
-        let node = nodes
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|n| n["drv"] == "qcow2" && n["file"] == base)
+    if let Some(base) = below["backing_file"].as_str().filter(|b| !b.is_empty()) {
+        let node = formats
+            .iter()
+            .find(|n| n["file"] == base)
             .and_then(|n| n["node-name"].as_str())
             .ok_or_else(|| {
                 AdapterError::Internal(format!(
-                    "the chain of {child} opened without a node for its base {base}"
+                    "the chain of {child} opened without a node for {base}, under {layer}"
                 ))
             })?;
         args["base-node"] = json!(node);
