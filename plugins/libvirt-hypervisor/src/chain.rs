@@ -26,7 +26,6 @@ pub struct Vol {
     pub vol: StorageVol,
     /// The image it is backed by, if any.
     pub backing: Option<String>,
-    pub capacity: u64,
 }
 
 /// The endpoint's pool: its volumes by path.
@@ -50,20 +49,13 @@ impl Pool {
                 Err(e) if e.is(codes::NO_STORAGE_VOL) => continue,
                 Err(e) => return Err(c.err(&format!("reading volume {}", vol.name))(e)),
             };
-            let (path, backing, capacity) = volume_xml(&text).ok_or_else(|| {
+            let (path, backing) = volume_xml(&text).ok_or_else(|| {
                 AdapterError::Internal(format!(
                     "the XML libvirt gave for volume {} of pool {} has no target path",
                     vol.name, pool.name
                 ))
             })?;
-            vols.insert(
-                path,
-                Vol {
-                    vol,
-                    backing,
-                    capacity,
-                },
-            );
+            vols.insert(path, Vol { vol, backing });
         }
         Ok(Pool { vols })
     }
@@ -79,22 +71,54 @@ impl Pool {
     /// The chain under `top`, top first: `top`, its backing image, that one's, … (an
     /// image outside the pool ends it, included).
     pub fn chain(&self, top: &str) -> Vec<String> {
-        let mut out = vec![top.to_string()];
-        let mut at = top;
-        while let Some(next) = self.vols.get(at).and_then(|v| v.backing.as_deref()) {
-            if out.iter().any(|p| p == next) {
-                break;
-            }
-            out.push(next.to_string());
-            at = next;
-        }
-        out
+        let backing = |at: &str| {
+            Ok::<_, std::convert::Infallible>(self.vols.get(at).and_then(|v| v.backing.clone()))
+        };
+        let Ok(chain) = walk(top, backing);
+        chain
     }
+}
 
-    /// The capacity of the image at `path`, when it is in the pool.
-    pub fn capacity(&self, path: &str) -> Option<u64> {
-        self.vols.get(path).map(|v| v.capacity)
+/// `top` and the images under it, following `backing_of` until it answers `None` (or
+/// would loop).
+fn walk<E>(
+    top: &str,
+    mut backing_of: impl FnMut(&str) -> Result<Option<String>, E>,
+) -> Result<Vec<String>, E> {
+    let mut out = vec![top.to_string()];
+    while let Some(next) = backing_of(out.last().map(String::as_str).unwrap_or(top))? {
+        if out.contains(&next) {
+            break;
+        }
+        out.push(next);
     }
+    Ok(out)
+}
+
+/// The chain under `top` as [`Pool::chain`] gives it, read volume by volume: as many
+/// calls as the chain is long, not as the pool is big (what opening a reader needs).
+pub fn chain_of(c: &mut Conn, top: &str) -> AdapterResult<Vec<String>> {
+    let pool = c.pool()?;
+    walk(top, |at| {
+        let vol = match c.client.storage_vol_lookup_by_name(&pool, file_name(at)) {
+            Ok(v) => v,
+            // Not a volume of the pool: the chain ends with it.
+            Err(e) if e.is(codes::NO_STORAGE_VOL) => return Ok(None),
+            Err(e) => return Err(c.err(&format!("looking up the volume of {at}"))(e)),
+        };
+        let text = c
+            .client
+            .storage_vol_get_xml_desc(&vol)
+            .map_err(c.err(&format!("reading volume {}", vol.name)))?;
+        Ok(volume_xml(&text)
+            .filter(|(path, ..)| path == at)
+            .and_then(|(_, backing)| backing))
+    })
+}
+
+/// The file name of an image path (its volume name in a `dir` pool).
+pub fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Has the daemon read the pool's image headers again; a refusal is logged.
@@ -111,8 +135,8 @@ fn refresh(c: &mut Conn) {
     }
 }
 
-/// Path, backing path and capacity of a volume's XML.
-fn volume_xml(text: &str) -> Option<(String, Option<String>, u64)> {
+/// Path and backing path of a volume's XML.
+fn volume_xml(text: &str) -> Option<(String, Option<String>)> {
     let doc = roxmltree::Document::parse(text).ok()?;
     let root = doc.root_element();
     let path_of = |parent: roxmltree::Node| {
@@ -128,13 +152,7 @@ fn volume_xml(text: &str) -> Option<(String, Option<String>, u64)> {
         .children()
         .find(|c| c.has_tag_name("backingStore"))
         .and_then(path_of);
-    let capacity = root
-        .children()
-        .find(|c| c.has_tag_name("capacity"))
-        .and_then(|c| c.text())
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(0);
-    Some((path, backing, capacity))
+    Some((path, backing))
 }
 
 /// What the domains use of the pool.
@@ -153,14 +171,16 @@ pub struct Uses {
 
 /// What every domain uses.
 pub fn uses(c: &mut Conn, pool: &Pool) -> AdapterResult<Uses> {
-    let doms = c
-        .client
-        .list_all_domains(0)
-        .map_err(c.err("listing domains"))?;
     let mut out = Uses::default();
-    for dom in doms {
-        let on = c.is_on(&dom).unwrap_or(true);
-        for flag in [flags::xml::INACTIVE, 0] {
+    for dom in c.domains()? {
+        let on = dom.id != -1;
+        // The live definition differs from the persistent one only while it runs.
+        let views: &[u32] = if on {
+            &[flags::xml::INACTIVE, 0]
+        } else {
+            &[flags::xml::INACTIVE]
+        };
+        for &flag in views {
             let text = match c.client.domain_get_xml_desc(&dom, flag) {
                 Ok(t) => t,
                 Err(e) if e.is(codes::NO_DOMAIN) => break,
@@ -194,11 +214,17 @@ pub fn sweep(c: &mut Conn, released: &[String]) -> AdapterResult<()> {
     }
     let pool = Pool::read(c)?;
     let needed = uses(c, &pool)?.needed;
+    sweep_in(c, &pool, &needed, released);
+    Ok(())
+}
+
+/// [`sweep`] with the pool and what is needed already read.
+fn sweep_in(c: &mut Conn, pool: &Pool, needed: &BTreeSet<String>, released: &[String]) {
     let mut candidates = BTreeSet::new();
     for r in released {
         candidates.extend(pool.chain(r));
     }
-    for path in candidates.difference(&needed) {
+    for path in candidates.difference(needed) {
         let Some(v) = pool.vols.get(path) else {
             continue;
         };
@@ -211,7 +237,6 @@ pub fn sweep(c: &mut Conn, released: &[String]) -> AdapterResult<()> {
             Err(e) => tidemark_sdk::log::warn(&format!("leaving image {path} behind: {e}")),
         }
     }
-    Ok(())
 }
 
 /// Folds `layer`, an image no snapshot names any more, into its only child (QEMU's
@@ -220,9 +245,9 @@ pub fn sweep(c: &mut Conn, released: &[String]) -> AdapterResult<()> {
 /// instead of leaving it to grow. Left alone (kept, needed) when another snapshot still
 /// names it, it has no or several children (a revert branched it), a disk is on it, a
 /// running domain holds its chain, or the adapter did not make it.
-pub fn fold(c: &mut Conn, layer: &str) -> AdapterResult<()> {
-    let pool = Pool::read_fresh(c)?;
-    let uses = uses(c, &pool)?;
+/// `pool` is the pool as read (fresh, [`Pool::read_fresh`]) before the record went.
+pub fn fold(c: &mut Conn, pool: &Pool, layer: &str) -> AdapterResult<()> {
+    let uses = uses(c, pool)?;
     let Some(vol) = pool.vols.get(layer) else {
         return Ok(());
     };
@@ -237,7 +262,8 @@ pub fn fold(c: &mut Conn, layer: &str) -> AdapterResult<()> {
         || !vol.vol.name.starts_with(MADE_PREFIX)
         || children.len() != 1
     {
-        return sweep(c, &[layer.to_string()]);
+        sweep_in(c, pool, &uses.needed, &[layer.to_string()]);
+        return Ok(());
     }
     if uses.running.contains(layer) {
         tidemark_sdk::log::info(&format!(
@@ -386,15 +412,14 @@ pub fn release_domain(c: &mut Conn, def: &Definition) -> AdapterResult<()> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn volume_xml_gives_path_backing_and_capacity() {
+    fn volume_xml_gives_path_and_backing() {
         let xml = "<volume type='file'><name>o.qcow2</name><key>/p/o.qcow2</key>\
             <capacity unit='bytes'>67108864</capacity><target><path>/p/o.qcow2</path>\
             <format type='qcow2'/></target><backingStore><path>/p/b.qcow2</path>\
             <format type='qcow2'/></backingStore></volume>";
-        let (path, backing, capacity) = super::volume_xml(xml).unwrap();
+        let (path, backing) = super::volume_xml(xml).unwrap();
         assert_eq!(path, "/p/o.qcow2");
         assert_eq!(backing.as_deref(), Some("/p/b.qcow2"));
-        assert_eq!(capacity, 64 << 20);
         assert!(super::volume_xml("<volume/>").is_none());
     }
 }

@@ -85,6 +85,24 @@ impl Conn {
     }
 
     /// Whether the domain is running or paused.
+    /// The running domain's live definition (what QEMU has now: sources after a live
+    /// snapshot, each with libvirt's node `index`).
+    pub fn live(&mut self, dom: &Domain) -> AdapterResult<crate::xml::Definition> {
+        let what = format!("reading the live XML of domain {}", dom.name);
+        let text = self
+            .client
+            .domain_get_xml_desc(dom, 0)
+            .map_err(|e| map_error(e, &self.settings.libvirt, &what))?;
+        crate::xml::Definition::parse(&dom.name, &text)
+    }
+
+    /// Every domain (a running one has an id other than -1).
+    pub fn domains(&mut self) -> AdapterResult<Vec<Domain>> {
+        self.client
+            .list_all_domains(0)
+            .map_err(|e| map_error(e, &self.settings.libvirt, "listing domains"))
+    }
+
     pub fn is_on(&mut self, dom: &Domain) -> AdapterResult<bool> {
         let what = format!("reading the state of domain {}", dom.name);
         let (state, _) = self

@@ -28,8 +28,6 @@ use crate::xml::{MetaSnapshot, esc};
 
 /// Names of proxy domains start so (they are not VMs: inventory leaves them out).
 pub const PROXY_PREFIX: &str = "tm-proxy-";
-/// The export name every proxy uses for its one image.
-const EXPORT: &str = "disk";
 /// The block node a proxy opens its image as.
 pub const NODE: &str = "tm-io";
 
@@ -163,21 +161,17 @@ pub fn qmp(c: &mut Conn, dom: &Domain, command: &str, arguments: Value) -> Adapt
     Ok(v.get("return").cloned().unwrap_or(Value::Null))
 }
 
-/// Where an export serves: an NBD server on the first free port of the `nbd` setting.
-fn start_server(c: &mut Conn, dom: &Domain) -> AdapterResult<String> {
+/// Where an export serves: an NBD server on the first free port of the `nbd` setting, or
+/// `None` when the domain's QEMU runs one already (another reader of a running domain, or
+/// one that died): its exports share it, and the reader finds its port by connecting.
+fn start_server(c: &mut Conn, dom: &Domain) -> AdapterResult<Option<String>> {
     let (host, ports) = c.settings.nbd()?;
     let mut last = String::new();
     for port in ports {
         let addr = json!({"type": "inet", "data": {"host": host, "port": port.to_string()}});
         match qmp(c, dom, "nbd-server-start", json!({ "addr": addr })) {
-            Ok(_) => return Ok(format!("{host}:{port}")),
-            Err(AdapterError::Internal(m)) if m.contains("already running") => {
-                // A reader that died left its server on a running domain: stop it.
-                qmp(c, dom, "nbd-server-stop", json!({}))?;
-                if qmp(c, dom, "nbd-server-start", json!({ "addr": addr })).is_ok() {
-                    return Ok(format!("{host}:{port}"));
-                }
-            }
+            Ok(_) => return Ok(Some(format!("{host}:{port}"))),
+            Err(AdapterError::Internal(m)) if m.contains("already running") => return Ok(None),
             Err(AdapterError::Internal(m)) => last = m,
             Err(e) => return Err(e),
         }
@@ -186,6 +180,15 @@ fn start_server(c: &mut Conn, dom: &Domain) -> AdapterResult<String> {
         "no free port in endpoint setting 'nbd' for an NBD server of domain {}: {last}",
         dom.name
     )))
+}
+
+/// Stops a running domain's NBD server once no export uses it (another reader's stays).
+fn stop_idle_server(c: &mut Conn, dom: &Domain) {
+    if qmp(c, dom, "query-block-exports", json!({}))
+        .is_ok_and(|e| e.as_array().is_none_or(Vec::is_empty))
+    {
+        let _ = qmp(c, dom, "nbd-server-stop", json!({}));
+    }
 }
 
 /// An image exported over NBD by a proxy or a running domain, until dropped.
@@ -217,21 +220,10 @@ impl Export {
         }
     }
 
-    /// Exports `dev` of running domain `dom` read-only, from its active node.
-    fn running(mut conn: Conn, dom: Domain, dev: &str) -> AdapterResult<Link> {
-        let live = conn
-            .client
-            .domain_get_xml_desc(&dom, 0)
-            .map_err(conn.err(&format!("reading the live XML of domain {}", dom.name)))?;
-        let index = source_index(&live, dev).ok_or_else(|| {
-            AdapterError::Internal(format!(
-                "the live XML of domain {} gives disk {dev} no source index (libvirt without \
-                 -blockdev?)",
-                dom.name
-            ))
-        })?;
-        let node = format!("libvirt-{index}-format");
-        Self::serve(conn, dom, false, &node, false)
+    /// Exports the disk of running domain `dom` whose live source has libvirt index
+    /// `index`, read-only, from its active node.
+    fn running(conn: Conn, dom: Domain, index: u32) -> AdapterResult<Link> {
+        Self::serve(conn, dom, false, &format!("libvirt-{index}-format"), false)
     }
 
     fn serve(
@@ -243,23 +235,39 @@ impl Export {
     ) -> AdapterResult<Link> {
         let result = (|| {
             let address = start_server(&mut conn, &dom)?;
+            // The export's id is also its NBD name: unique, so readers of one running
+            // domain never meet.
             let id = format!("tm-{}", random_hex(8));
-            let name = if proxy {
-                EXPORT.to_string()
-            } else {
-                id.clone()
-            };
             qmp(
                 &mut conn,
                 &dom,
                 "block-export-add",
                 json!({
-                    "type": "nbd", "id": id, "node-name": node, "name": name,
+                    "type": "nbd", "id": id, "node-name": node, "name": id,
                     "writable": writable, "allocation-depth": true,
                 }),
             )?;
             let timeout = conn.settings.timeout;
-            let device = NbdDevice::connect(&address, &name, &[ALLOCATION_DEPTH], timeout)?;
+            let device = match address {
+                Some(address) => NbdDevice::connect(&address, &id, &[ALLOCATION_DEPTH], timeout)?,
+                None => {
+                    // The server another export started: the port that knows our export.
+                    let (host, ports) = conn.settings.nbd()?;
+                    ports
+                        .iter()
+                        .find_map(|p| {
+                            let at = format!("{host}:{p}");
+                            NbdDevice::connect(&at, &id, &[ALLOCATION_DEPTH], timeout).ok()
+                        })
+                        .ok_or_else(|| {
+                            AdapterError::Transient(format!(
+                                "domain {} runs an NBD server on none of the ports of setting \
+                                 'nbd'",
+                                dom.name
+                            ))
+                        })?
+                }
+            };
             Ok((id, device))
         })();
         match result {
@@ -276,7 +284,7 @@ impl Export {
                 if proxy {
                     stop_proxy(&mut conn, &dom);
                 } else {
-                    let _ = qmp(&mut conn, &dom, "nbd-server-stop", json!({}));
+                    stop_idle_server(&mut conn, &dom);
                 }
                 Err(e)
             }
@@ -288,15 +296,7 @@ impl Drop for Export {
     fn drop(&mut self) {
         let (c, dom) = (&mut self.conn, &self.dom);
         if self.proxy {
-            // Closing the node flushes what QEMU still caches of the image, before the
-            // process goes.
-            let _ = qmp(
-                c,
-                dom,
-                "block-export-del",
-                json!({"id": self.id, "mode": "hard"}),
-            );
-            let _ = qmp(c, dom, "blockdev-del", json!({ "node-name": NODE }));
+            // QEMU's quit closes every node, flushing what it still caches of the image.
             stop_proxy(c, dom);
         } else {
             let _ = qmp(
@@ -305,32 +305,17 @@ impl Drop for Export {
                 "block-export-del",
                 json!({"id": self.id, "mode": "hard"}),
             );
-            let _ = qmp(c, dom, "nbd-server-stop", json!({}));
+            stop_idle_server(c, dom);
         }
     }
-}
-
-/// The `index` libvirt gave the source of disk `dev` in a live definition.
-fn source_index(live: &str, dev: &str) -> Option<u32> {
-    let doc = roxmltree::Document::parse(live).ok()?;
-    let disk = doc.descendants().find(|d| {
-        d.has_tag_name("disk")
-            && d.children()
-                .any(|t| t.has_tag_name("target") && t.attribute("dev") == Some(dev))
-    })?;
-    disk.children()
-        .find(|s| s.has_tag_name("source"))?
-        .attribute("index")?
-        .parse()
-        .ok()
 }
 
 /// What a reader reads.
 pub enum ReadTarget<'a> {
     /// A qcow2 image nothing runs on.
     Image(&'a str),
-    /// Disk `dev` of a running domain.
-    Running(Domain, &'a str),
+    /// A disk of a running domain: its live source's libvirt index.
+    Running(Domain, u32),
     /// An NBD export (a mapped LUN on the SAN): address and export name.
     Nbd(String, String),
 }
@@ -357,7 +342,7 @@ impl DiskReader {
     ) -> AdapterResult<DiskReader> {
         let link = match target {
             ReadTarget::Image(path) => Export::proxy(conn, path, false)?,
-            ReadTarget::Running(dom, d) => Export::running(conn, dom, d)?,
+            ReadTarget::Running(dom, index) => Export::running(conn, dom, index)?,
             ReadTarget::Nbd(address, export) => {
                 let timeout = conn.settings.timeout;
                 Link {

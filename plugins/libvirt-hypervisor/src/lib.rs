@@ -49,7 +49,7 @@ mod names {
         tidemark_names::check_mac(mac).map_err(|e| AdapterError::Invalid(e.to_string()))
     }
 }
-use xml::{Definition, Meta, MetaDevice, Source, esc};
+use xml::{Definition, Disk, Meta, MetaDevice, Source, esc};
 
 struct LibvirtHypervisor;
 
@@ -323,11 +323,7 @@ fn nic_xml(nic: &tidemark_sdk::Nic) -> AdapterResult<String> {
 
 /// A domain made by create-vm with token key `key`, if there is one.
 fn made_by(c: &mut Conn, key: &str) -> AdapterResult<Option<Domain>> {
-    let doms = c
-        .client
-        .list_all_domains(0)
-        .map_err(c.err("listing domains"))?;
-    for dom in doms {
+    for dom in c.domains()? {
         let text = match c.client.domain_get_xml_desc(&dom, flags::xml::INACTIVE) {
             Ok(t) => t,
             Err(e) if e.is(codes::NO_DOMAIN) => continue,
@@ -358,18 +354,9 @@ fn live_devs(c: &mut Conn, dom: &Domain) -> AdapterResult<Vec<String>> {
     if !c.is_on(dom)? {
         return Ok(Vec::new());
     }
-    let text = c
-        .client
-        .domain_get_xml_desc(dom, 0)
-        .map_err(c.err(&format!("reading the live XML of domain {}", dom.name)))?;
-    Ok(Definition::parse(&dom.name, &text)?
-        .disks
-        .into_iter()
-        .map(|d| d.dev)
-        .collect())
+    Ok(c.live(dom)?.disks.into_iter().map(|d| d.dev).collect())
 }
 
-/// A device the VM has, by id: `not-found` otherwise.
 /// The device an earlier call with this token key added (its key is in the metadata).
 fn device_made_by(vm: &VmInfo, def: &Definition, key: &str) -> Option<AdapterResult<Device>> {
     def.meta
@@ -379,6 +366,7 @@ fn device_made_by(vm: &VmInfo, def: &Definition, key: &str) -> Option<AdapterRes
         .map(|m| known_device(vm, &m.dev).cloned())
 }
 
+/// A device the VM has, by id: `not-found` otherwise.
 fn known_device<'a>(vm: &'a VmInfo, device_id: &str) -> AdapterResult<&'a Device> {
     vm.devices
         .iter()
@@ -417,12 +405,8 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
     fn list_vms() -> AdapterResult<Vec<VmInfo>> {
         let mut c = Conn::open()?;
         let host = host_id(&mut c)?;
-        let doms = c
-            .client
-            .list_all_domains(0)
-            .map_err(c.err("listing domains"))?;
         let mut out = Vec::new();
-        for dom in doms {
+        for dom in c.domains()? {
             if dom.name.starts_with(datapath::PROXY_PREFIX) {
                 continue;
             }
@@ -903,7 +887,7 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
             &dom,
             &fresh.edited(&text, None, Some(disk.range.clone()), &meta),
         )?;
-        if c.is_on(&dom)? {
+        if vm.power == PowerState::On {
             tidemark_sdk::log::info(&format!(
                 "device {device_id} is out of the definition of domain {}; the running domain \
                  keeps it until it stops (a live detach needs the guest to acknowledge it)",
@@ -926,6 +910,7 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
             .disk(&device_id)
             .ok_or_else(|| AdapterError::Internal(format!("device {device_id} vanished")))?;
         let snaps = def.meta.snapshots.clone();
+        // (image, libvirt index of the live source when read through the running domain)
         let (path, running) = match (&disk.source, snapshot_id) {
             (Source::Nbd(name, server), None) => {
                 let (address, export) = nbd_target(&vm, &device_id, name, server.as_ref())?;
@@ -944,24 +929,27 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
                     .snapshot(&id)
                     .filter(|s| s.dev == device_id)
                     .ok_or_else(|| no_snapshot(&vm, &id))?;
-                (snap.layer.clone(), false)
+                (snap.layer.clone(), None)
             }
             (_, Some(id)) => return Err(no_snapshot(&vm, &id)),
-            (Source::File(p), None) => {
-                if c.is_on(&dom)? {
-                    let live = c
-                        .client
-                        .domain_get_xml_desc(&dom, 0)
-                        .map_err(c.err(&format!("reading the live XML of domain {}", dom.name)))?;
-                    let live = Definition::parse(&dom.name, &live)?;
-                    match live.disk(&device_id).map(|d| &d.source) {
-                        Some(Source::File(p)) => (p.clone(), true),
-                        _ => (p.clone(), false),
+            (Source::File(p), None) if vm.power == PowerState::On => {
+                let live = c.live(&dom)?;
+                match live.disk(&device_id) {
+                    Some(Disk {
+                        source: Source::File(p),
+                        index: Some(index),
+                        ..
+                    }) => (p.clone(), Some(*index)),
+                    _ => {
+                        return Err(AdapterError::Internal(format!(
+                            "the live definition of running VM {} gives disk {device_id} no \
+                             file source with an index (libvirt without -blockdev?)",
+                            vm.name
+                        )));
                     }
-                } else {
-                    (p.clone(), false)
                 }
             }
+            (Source::File(p), None) => (p.clone(), None),
             (Source::Other(kind), None) => {
                 return Err(AdapterError::Unsupported(format!(
                     "device {device_id} of VM {} is a {kind} disk: this adapter reads qcow2 \
@@ -970,11 +958,10 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
                 )));
             }
         };
-        let chain = chain::Pool::read(&mut c)?.chain(&path);
-        let target = if running {
-            datapath::ReadTarget::Running(dom, &device_id)
-        } else {
-            datapath::ReadTarget::Image(&path)
+        let chain = chain::chain_of(&mut c, &path)?;
+        let target = match running {
+            Some(index) => datapath::ReadTarget::Running(dom, index),
+            None => datapath::ReadTarget::Image(&path),
         };
         Ok(Box::new(datapath::DiskReader::open(
             c, target, chain, snaps, &device_id,
@@ -983,7 +970,7 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
 
     fn open_writer(vm_id: String, device_id: String) -> AdapterResult<Box<dyn DeviceWrite>> {
         let mut c = Conn::open()?;
-        let (vm, def, dom, _) = get(&mut c, &vm_id)?;
+        let (vm, def, ..) = get(&mut c, &vm_id)?;
         known_device(&vm, &device_id)?;
         let disk = def
             .disk(&device_id)
@@ -1004,7 +991,7 @@ impl tidemark_sdk::Hypervisor for LibvirtHypervisor {
                 )?))
             }
             Source::File(p) => {
-                if c.is_on(&dom)? {
+                if vm.power == PowerState::On {
                     return Err(AdapterError::Conflict(format!(
                         "VM {} is powered on: its disk {device_id} is written by the guest \
                          alone; power it off first",

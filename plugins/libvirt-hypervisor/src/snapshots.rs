@@ -18,7 +18,7 @@
 //!   until a later delete or the domain's.
 
 use libvirt_rpc::{Domain, flags};
-use tidemark_sdk::{AdapterError, AdapterResult, SnapshotRef, VmInfo};
+use tidemark_sdk::{AdapterError, AdapterResult, PowerState, SnapshotRef, VmInfo};
 
 use crate::chain::{self, Pool};
 use crate::conn::Conn;
@@ -39,40 +39,28 @@ fn overlay_name(key: &str, dev: &str) -> String {
     format!("{}{key}-{dev}.qcow2", chain::MADE_PREFIX)
 }
 
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-/// The current image of file disk `dev`: the live definition's while the domain runs.
-fn current_source(
-    c: &mut Conn,
-    dom: &Domain,
-    def: &Definition,
-    on: bool,
-    dev: &str,
-) -> AdapterResult<String> {
-    let live;
-    let def = if on {
-        let text = c
-            .client
-            .domain_get_xml_desc(dom, 0)
-            .map_err(c.err(&format!("reading the live XML of domain {}", dom.name)))?;
-        live = Definition::parse(&dom.name, &text)?;
-        &live
-    } else {
-        def
-    };
+/// The current image of file disk `dev` in `def` (the live definition while the domain
+/// runs).
+fn current_source(vm: &VmInfo, def: &Definition, dev: &str) -> AdapterResult<String> {
     match def.disk(dev).map(|d| &d.source) {
         Some(Source::File(p)) => Ok(p.clone()),
         Some(_) => Err(AdapterError::Unsupported(format!(
             "disk {dev} of VM {} is not a file disk: this adapter snapshots qcow2 files only",
-            dom.name
+            vm.name
         ))),
         None => Err(AdapterError::NotFound(format!(
             "VM {} has no disk {dev}",
-            dom.name
+            vm.name
         ))),
     }
+}
+
+/// The capacity the VM reports for disk `dev` (an overlay gets the same).
+fn capacity(vm: &VmInfo, dev: &str) -> u64 {
+    vm.devices
+        .iter()
+        .find(|d| d.id == dev)
+        .map_or(0, |d| d.capacity)
 }
 
 /// Snapshots `devs` of `vm` together (checked by the caller: known, not NBD).
@@ -95,34 +83,28 @@ pub fn take(
     if !done.is_empty() {
         return Ok(done);
     }
-    let on = c.is_on(dom)?;
-    let pool = Pool::read(c)?;
+    let on = vm.power == PowerState::On;
+    let live = if on { Some(c.live(dom)?) } else { None };
+    let current = live.as_ref().unwrap_or(&def);
     // (dev, overlay path, frozen image, already switched)
     let mut plan: Vec<(String, String, String, bool)> = Vec::new();
     for dev in devs {
         if plan.iter().any(|(d, ..)| d == dev) {
             continue;
         }
-        let cur = current_source(c, dom, &def, on, dev)?;
+        let cur = current_source(vm, current, dev)?;
         let name = overlay_name(key, dev);
-        if file_name(&cur) == name {
-            let below = pool
-                .vols
-                .get(&cur)
-                .and_then(|v| v.backing.clone())
-                .ok_or_else(|| {
-                    AdapterError::Internal(format!(
-                        "overlay {cur} of disk {dev} has no backing image in the pool"
-                    ))
-                })?;
+        if chain::file_name(&cur) == name {
+            // A retry after the switch: the overlay's backing is the frozen image.
+            let below = chain::chain_of(c, &cur)?.get(1).cloned().ok_or_else(|| {
+                AdapterError::Internal(format!(
+                    "overlay {cur} of disk {dev} has no backing image in the pool"
+                ))
+            })?;
             plan.push((dev.clone(), cur, below, true));
             continue;
         }
-        let capacity = pool
-            .capacity(&cur)
-            .or_else(|| vm.devices.iter().find(|d| &d.id == dev).map(|d| d.capacity))
-            .unwrap_or(0);
-        let (overlay, _) = chain::create_volume(c, &name, capacity, Some(&cur))?;
+        let (overlay, _) = chain::create_volume(c, &name, capacity(vm, dev), Some(&cur))?;
         plan.push((dev.clone(), overlay, cur, false));
     }
     let at = tidemark_sdk::now_ms();
@@ -220,23 +202,21 @@ pub fn revert(
             snaps.push(s.clone());
         }
     }
-    if c.is_on(dom)? {
+    if vm.power == PowerState::On {
         return Err(AdapterError::Conflict(format!(
             "VM {} is powered on; power it off to revert its disks",
             vm.name
         )));
     }
-    let pool = Pool::read(c)?;
     let mut swaps = Vec::new();
     let mut released = Vec::new();
     for s in &snaps {
-        let cur = current_source(c, dom, &def, false, &s.dev)?;
+        let cur = current_source(vm, &def, &s.dev)?;
         let name = overlay_name(key, &s.dev);
-        if file_name(&cur) == name {
+        if chain::file_name(&cur) == name {
             continue;
         }
-        let capacity = pool.capacity(&s.layer).unwrap_or(0);
-        let (overlay, _) = chain::create_volume(c, &name, capacity, Some(&s.layer))?;
+        let (overlay, _) = chain::create_volume(c, &name, capacity(vm, &s.dev), Some(&s.layer))?;
         swaps.push((s.dev.clone(), overlay));
         released.push(cur);
     }
@@ -260,7 +240,9 @@ pub fn delete(c: &mut Conn, vm: &VmInfo, dom: &Domain, id: &str) -> AdapterResul
         .snapshot(id)
         .cloned()
         .ok_or_else(|| crate::no_snapshot(vm, id))?;
-    let pool = Pool::read(c)?;
+    // One read of the pool serves the check and the fold: deleting a record changes what
+    // the domains use, not the pool.
+    let pool = Pool::read_fresh(c)?;
     if chain::uses(c, &pool)?.sources.contains(&snap.layer) {
         return Err(AdapterError::Conflict(format!(
             "snapshot {id} of VM {} is attached to a VM (read-only, for reading it); detach it \
@@ -271,5 +253,5 @@ pub fn delete(c: &mut Conn, vm: &VmInfo, dom: &Domain, id: &str) -> AdapterResul
     let mut meta = def.meta.clone();
     meta.snapshots.retain(|s| s.id != id);
     crate::redefine(c, dom, &def.with_sources(&text, &[], &meta))?;
-    chain::fold(c, &snap.layer)
+    chain::fold(c, &pool, &snap.layer)
 }

@@ -49,6 +49,9 @@ pub struct Disk {
     pub serial: Option<String>,
     /// Whether it is `<readonly/>`.
     pub readonly: bool,
+    /// libvirt's `index` of the source in a live definition: QEMU's node of the disk's
+    /// top is `libvirt-<index>-format`.
+    pub index: Option<u32>,
     /// The element's bytes in the XML.
     pub range: Range<usize>,
     /// The bytes of its `<source>` and of any `<backingStore>` child (what a source swap
@@ -278,6 +281,9 @@ impl Definition {
                     .and_then(|s| s.text())
                     .map(|s| s.trim().to_string()),
                 readonly: child(d, "readonly").is_some(),
+                index: src
+                    .and_then(|s| s.attribute("index"))
+                    .and_then(|i| i.parse().ok()),
                 range: d.range(),
                 source_range: src.map(|s| s.range()),
                 backing_range: child(d, "backingStore").map(|b| b.range()),
