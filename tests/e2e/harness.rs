@@ -17,6 +17,42 @@ pub struct Lab {
     pub dir: tempfile::TempDir,
     /// The array endpoint [`Lab::create_vm`] puts LUNs on (default `lab-array`).
     pub array: String,
+    /// Where VMs, restores and copies' proxy VMs go (default: the lab's hosts).
+    pub place: Place,
+}
+
+/// Where a test's machines go: the lab's hypervisor and hosts, or a real one.
+#[derive(Clone, Debug)]
+pub struct Place {
+    /// The hypervisor endpoint [`Lab::create_vm`] uses (`None`: the lab's).
+    pub hypervisor: Option<String>,
+    /// The host [`Lab::create_vm`] puts VMs on.
+    pub host: String,
+    /// The host a restore as a new VM goes to (another one where there are two).
+    pub restore_host: String,
+    /// The host copies make their proxy VM on (`None`: the workflow's default).
+    pub proxy_host: Option<String>,
+}
+
+impl Default for Place {
+    fn default() -> Self {
+        Self {
+            hypervisor: None,
+            host: "esx-a".into(),
+            restore_host: "esx-b".into(),
+            proxy_host: None,
+        }
+    }
+}
+
+impl Place {
+    /// `--proxy-host HOST` where copies need one.
+    pub fn proxy_args(&self) -> Vec<String> {
+        self.proxy_host
+            .iter()
+            .flat_map(|h| ["--proxy-host".to_string(), h.clone()])
+            .collect()
+    }
 }
 
 impl Lab {
@@ -28,6 +64,7 @@ impl Lab {
                 .tempdir()
                 .expect("tempdir"),
             array: "lab-array".into(),
+            place: Place::default(),
         }
     }
 
@@ -36,6 +73,7 @@ impl Lab {
     pub fn copy(&self) -> Self {
         let mut copy = Self::empty();
         copy.array = self.array.clone();
+        copy.place = self.place.clone();
         let status = Command::new("cp")
             .arg("-a")
             .arg(self.dir.path().join("."))
@@ -54,15 +92,16 @@ impl Lab {
         lab
     }
 
-    /// Creates a VM with the standard devices, its LUNs on [`Lab::array`].
+    /// Creates a VM with the standard devices on [`Lab::place`], its LUNs on
+    /// [`Lab::array`].
     pub fn create_vm(&self, name: &str) -> Value {
-        self.ok(&[
+        let mut args = vec![
             "lab",
             "vm",
             "create",
             name,
             "--host",
-            "esx-a",
+            &self.place.host,
             "--disk",
             "C:=64MiB",
             "--lun",
@@ -71,7 +110,11 @@ impl Lab {
             "/data=64MiB:virtual",
             "--array",
             &self.array,
-        ])
+        ];
+        if let Some(hypervisor) = &self.place.hypervisor {
+            args.extend(["--hypervisor", hypervisor]);
+        }
+        self.ok(&args)
     }
 
     /// Runs the binary with `--output json` and extra environment.
@@ -140,6 +183,32 @@ impl Lab {
             .map(str::to_string)
             .unwrap_or_else(|| text + &String::from_utf8_lossy(&out.stderr));
         (ok, error, started.elapsed())
+    }
+
+    /// Runs a command: whether it succeeded, its stdout and stderr as one text, and how
+    /// long it took (for fault tests, which bound the time an error may take).
+    pub fn run_timed(&self, args: &[&str]) -> (bool, String, std::time::Duration) {
+        let started = std::time::Instant::now();
+        let out = self.run(args);
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text, started.elapsed())
+    }
+
+    /// Tries to read a device's first 4 KiB (to nowhere), as [`Lab::run_timed`] reports.
+    pub fn try_read_head(&self, vm: &str, mount: &str) -> (bool, String, std::time::Duration) {
+        self.run_timed(&[
+            "lab",
+            "read",
+            vm,
+            mount,
+            "--offset",
+            "0",
+            "--length",
+            "4096",
+            "--out",
+            "/dev/null",
+        ])
     }
 
     /// Writes `data` at `offset` of a device through the guest path.

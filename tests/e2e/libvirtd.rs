@@ -59,6 +59,8 @@ pub struct Libvirtd {
     path: PathBuf,
     qemu: PathBuf,
     qemu_img: PathBuf,
+    /// python3 (the reaper), runuser, libvirtd.
+    programs: [PathBuf; 3],
 }
 
 /// `nobody`'s uid and gid, from `/etc/passwd`.
@@ -118,50 +120,167 @@ impl Libvirtd {
         )
         .unwrap();
         give_to_nobody(&conf);
-        let stderr = fs::File::create(path.join("stderr.log")).unwrap();
-
-        // Under a reaper: libvirtd double-forks each QEMU, which then belongs to PID 1, and
-        // the sandbox's PID 1 reaps exited children only about once a second; libvirt waits
-        // for a stopped QEMU's pid to vanish with the domain locked (1.3 s per stop here,
-        // blocking every listing of domains meanwhile). systemd reaps at once.
         let python = daemons::program("python3")?;
-        let mut command = daemons::command(&python);
-        command
-            .args(["-c", REAPER])
-            .arg(&runuser)
-            .args(["-u", "nobody", "--", "env"])
-            .arg(format!("HOME={}", path.display()))
-            .arg(format!("XDG_RUNTIME_DIR={}", path.join("run").display()))
-            .arg(format!("XDG_CONFIG_HOME={}", path.join("config").display()))
-            .arg(format!("XDG_CACHE_HOME={}", path.join("cache").display()))
-            .arg(&libvirtd)
-            .arg("--listen")
-            .arg("--config")
-            .arg(&conf)
-            .current_dir(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        let daemon = Daemon::start(command, "libvirtd");
-        let me = Self {
-            daemon: Some(daemon),
+        let mut me = Self {
+            daemon: None,
             port,
             dir: Some(dir),
             path,
             qemu,
             qemu_img,
+            programs: [python, runuser, libvirtd],
         };
+        me.spawn();
+        Some(me)
+    }
+
+    /// Starts the daemon on its directory and port; waits until the port answers.
+    fn spawn(&mut self) {
+        let [python, runuser, libvirtd] = &self.programs;
+        let path = &self.path;
+        let stderr = fs::File::create(path.join("stderr.log")).unwrap();
+        // Under a reaper: libvirtd double-forks each QEMU, which then belongs to PID 1, and
+        // the sandbox's PID 1 reaps exited children only about once a second; libvirt waits
+        // for a stopped QEMU's pid to vanish with the domain locked (1.3 s per stop here,
+        // blocking every listing of domains meanwhile). systemd reaps at once.
+        let mut command = daemons::command(python);
+        command
+            .args(["-c", REAPER])
+            .arg(runuser)
+            .args(["-u", "nobody", "--", "env"])
+            .arg(format!("HOME={}", path.display()))
+            .arg(format!("XDG_RUNTIME_DIR={}", path.join("run").display()))
+            .arg(format!("XDG_CONFIG_HOME={}", path.join("config").display()))
+            .arg(format!("XDG_CACHE_HOME={}", path.join("cache").display()))
+            .arg(libvirtd)
+            .arg("--listen")
+            .arg("--config")
+            .arg(path.join("libvirtd.conf"))
+            .current_dir(path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        self.daemon = Some(Daemon::start(command, "libvirtd"));
         let start = Instant::now();
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(30),
-                "libvirtd did not listen on {port} within 30 s; stderr: {}; log: {}",
-                me.read("stderr.log"),
-                me.read("libvirtd.log"),
+                "libvirtd did not listen on {} within 30 s; stderr: {}; log: {}",
+                self.port,
+                self.read("stderr.log"),
+                self.read("libvirtd.log"),
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(me)
+    }
+
+    /// Stops the daemon and everything it started (QEMU, virtlogd); the directory stays.
+    fn stop(&mut self) {
+        let group = self.daemon.as_ref().map(|d| d.pid());
+        // The daemon's group first (runuser and libvirtd), so nothing new is started.
+        drop(self.daemon.take());
+        let start = Instant::now();
+        loop {
+            let left = processes_of(&self.path, group);
+            if left.is_empty() {
+                break;
+            }
+            for pid in &left {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                if !std::thread::panicking() {
+                    panic!("left running after libvirtd was stopped: {left:?}");
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the domains that run (`destroy`: QEMU closes its images) and then the daemon,
+    /// and copies what it keeps (domain and pool definitions, the images under its
+    /// directory) with the names of those domains. The daemon stays down: a domain with
+    /// a mapped LUN can start only once the array exports the LUN again, so the caller
+    /// brings the array up and then calls [`Libvirtd::start_saved`].
+    pub fn stop_and_save(&mut self) -> Saved {
+        let running = self.running_domains();
+        let mut client = self.connect();
+        for name in &running {
+            let dom = client.domain_lookup_by_name(name).unwrap();
+            client
+                .domain_destroy(&dom)
+                .unwrap_or_else(|e| panic!("stopping {name}: {e}"));
+        }
+        drop(client);
+        self.stop();
+        let dir = tempfile::Builder::new()
+            .prefix("tm-lv-saved-")
+            .tempdir_in("/var/tmp")
+            .expect("tempdir");
+        for entry in self.kept() {
+            copy_into(&entry, dir.path());
+        }
+        Saved { dir, running }
+    }
+
+    /// Stops the daemon and everything it runs and puts back what
+    /// [`Libvirtd::stop_and_save`] copied (nothing of the runtime state); the daemon stays
+    /// down until [`Libvirtd::start_saved`].
+    pub fn put_back(&mut self, saved: &Saved) {
+        self.stop();
+        for entry in self.kept() {
+            remove(&entry);
+        }
+        for entry in fs::read_dir(self.path.join("run")).unwrap().flatten() {
+            remove(&entry.path());
+        }
+        for entry in fs::read_dir(saved.dir.path()).unwrap().flatten() {
+            copy_into(&entry.path(), &self.path);
+        }
+    }
+
+    /// Starts the daemon and the domains that ran when it was saved (fresh boots: their
+    /// disks are what was saved).
+    pub fn start_saved(&mut self, saved: &Saved) {
+        self.spawn();
+        let mut client = self.connect();
+        for name in &saved.running {
+            let dom = client.domain_lookup_by_name(name).unwrap();
+            client
+                .domain_create(&dom)
+                .unwrap_or_else(|e| panic!("starting {name} again: {e}; log: {}", self.log()));
+        }
+    }
+
+    /// The names of the persistent domains that run (not the data path's transient
+    /// proxies, which end with their connection).
+    fn running_domains(&self) -> Vec<String> {
+        use libvirt_rpc::flags::list_domains::{ACTIVE, PERSISTENT};
+        let mut client = self.connect();
+        let domains = client.list_all_domains(ACTIVE | PERSISTENT).unwrap();
+        domains.into_iter().map(|d| d.name).collect()
+    }
+
+    /// What a save keeps: everything in the directory but the runtime state, the cache
+    /// and the daemon's own files.
+    fn kept(&self) -> Vec<PathBuf> {
+        let skip = [
+            "run",
+            "cache",
+            "libvirtd.conf",
+            "libvirtd.log",
+            "stderr.log",
+        ];
+        fs::read_dir(&self.path)
+            .unwrap()
+            .flatten()
+            .filter(|e| !skip.iter().any(|s| e.file_name() == *s))
+            .map(|e| e.path())
+            .collect()
     }
 
     fn read(&self, name: &str) -> String {
@@ -274,29 +393,33 @@ fn processes_of(home: &Path, group: Option<u32>) -> Vec<u32> {
 
 impl Drop for Libvirtd {
     fn drop(&mut self) {
-        let group = self.daemon.as_ref().map(|d| d.pid());
-        // The daemon's group first (runuser and libvirtd), so nothing new is started.
-        drop(self.daemon.take());
-        let start = Instant::now();
-        loop {
-            let left = processes_of(&self.path, group);
-            if left.is_empty() {
-                break;
-            }
-            for pid in &left {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .stderr(Stdio::null())
-                    .status();
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                if !std::thread::panicking() {
-                    panic!("left running after libvirtd was stopped: {left:?}");
-                }
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.stop();
         drop(self.dir.take());
     }
+}
+
+/// A daemon's state as [`Libvirtd::stop_and_save`] kept it.
+pub struct Saved {
+    dir: tempfile::TempDir,
+    running: Vec<String>,
+}
+
+/// `cp -a FROM INTO/` (owners kept: the daemon runs as `nobody`).
+fn copy_into(from: &Path, into: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(into)
+        .status()
+        .expect("running cp");
+    assert!(status.success(), "cp -a {from:?} {into:?} failed");
+}
+
+fn remove(path: &Path) {
+    let gone = if path.is_dir() && !path.is_symlink() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    gone.unwrap_or_else(|e| panic!("removing {}: {e}", path.display()));
 }

@@ -24,9 +24,14 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 
+use std::path::PathBuf;
+
 use crate::copies::{files, leftovers, step_names};
+use crate::daemons;
 use crate::harness::{DEVICES, Lab, REGIONS, json};
+use crate::libvirtd::{Libvirtd, Saved};
 use crate::qsd_array::Qsd;
+use crate::real_scenario::lab_on_real_systems;
 
 /// Set to `true` once every job command takes `--dry-run` (issue 9, "Also"): each row then
 /// also asserts that the plan a dry run reports names exactly the steps of the clean run's
@@ -90,8 +95,9 @@ const SCENARIOS: &[Scenario] = &[
         setup: |lab| {
             vm_holding_generation_1(lab);
             let (point, _) = lab.snapshot("app");
-            lab.ok(&["lab", "power", "app", "on"]);
+            // Written before power-on: libvirt refuses writes to a running domain's disk.
             lab.fill("app", 2);
+            lab.ok(&["lab", "power", "app", "on"]);
             start(&["revert", "app", &point], Some(&point))
         },
         busy_vm: Some("app"),
@@ -109,7 +115,12 @@ const SCENARIOS: &[Scenario] = &[
         setup: |lab| {
             vm_holding_generation_1(lab);
             let (point, _) = lab.snapshot("app");
-            start(&["copy", "app", &point], Some(&point))
+            let mut args = vec!["copy".to_string(), "app".into(), point.clone()];
+            args.extend(lab.place.proxy_args());
+            Start {
+                args,
+                point: Some(point),
+            }
         },
         busy_vm: Some("app"),
         after: |lab, start| {
@@ -130,8 +141,9 @@ const SCENARIOS: &[Scenario] = &[
         name: "restore",
         setup: |lab| {
             let point = copied_vm_holding_generation_1(lab);
+            let host = &lab.place.restore_host;
             start(
-                &["restore", "app", &point, "--host", "esx-b", "--as", "app2"],
+                &["restore", "app", &point, "--host", host, "--as", "app2"],
                 Some(&point),
             )
         },
@@ -139,7 +151,10 @@ const SCENARIOS: &[Scenario] = &[
         busy_vm: None,
         after: |lab, _| {
             lab.assert_holds("app2", 1);
-            assert_eq!(lab.ok(&["vm", "show", "app2"])["host"], "esx-b");
+            assert_eq!(
+                lab.ok(&["vm", "show", "app2"])["host"],
+                lab.place.restore_host.as_str()
+            );
         },
         before: |lab, _| {
             let inventory = lab.ok(&["inventory"]).to_string();
@@ -181,17 +196,20 @@ fn vm_holding_generation_1(lab: &Lab) {
 /// [`vm_holding_generation_1`], copied once; returns the point.
 fn copied_vm_holding_generation_1(lab: &Lab) -> String {
     vm_holding_generation_1(lab);
-    let doc = lab.ok(&["copy", "app"]);
+    let mut args = vec!["copy", "app"];
+    let proxy = lab.place.proxy_args();
+    args.extend(proxy.iter().map(String::as_str));
+    let doc = lab.ok(&args);
     assert_eq!(doc["state"], "succeeded", "{doc}");
     doc["recovery_point"].as_str().unwrap().to_string()
 }
 
-/// [`copied_vm_holding_generation_1`], then powered on, changed to generation 2 and with
+/// [`copied_vm_holding_generation_1`], then changed to generation 2, powered on and with
 /// every snapshot expired (the copy is all there is); restores `mount` in place.
 fn restore_in_place(lab: &Lab, mount: &str) -> Start {
     let point = copied_vm_holding_generation_1(lab);
-    lab.ok(&["lab", "power", "app", "on"]);
     lab.fill("app", 2);
+    lab.ok(&["lab", "power", "app", "on"]);
     lab.ok(&["expire", "--keep-snapshots", "0"]);
     assert_no_snapshots(lab);
     start(&["restore", "app", &point, "--device", mount], Some(&point))
@@ -225,9 +243,59 @@ fn assert_no_snapshots(lab: &Lab) {
     }
 }
 
+/// The systems a row runs on.
+#[derive(Clone, Copy, Debug)]
+enum Systems {
+    /// The lab's hypervisor and array.
+    Lab,
+    /// VMs on a real libvirtd driving QEMU, LUNs on a real qemu-storage-daemon.
+    LibvirtQsd,
+}
+
+/// A row's real daemons, each with its state as the job found it.
+struct Real {
+    qsd: Qsd,
+    qsd_saved: tempfile::TempDir,
+    libvirt: Libvirtd,
+    libvirt_saved: Saved,
+}
+
+impl Real {
+    /// Stops the daemons, saves what they keep and starts them again as they were.
+    fn save(lab: &Lab, mut qsd: Qsd, mut libvirt: Libvirtd) -> Self {
+        // libvirt first: its running domains read the LUNs qsd exports.
+        let libvirt_saved = libvirt.stop_and_save();
+        let qsd_saved = qsd.save();
+        let mut real = Self {
+            qsd,
+            qsd_saved,
+            libvirt,
+            libvirt_saved,
+        };
+        real.start(lab);
+        real
+    }
+
+    /// Puts back what [`Real::save`] saved and starts the daemons on it.
+    fn restore(&mut self, lab: &Lab) {
+        self.libvirt.put_back(&self.libvirt_saved);
+        self.qsd.restart_from(self.qsd_saved.path());
+        self.start(lab);
+    }
+
+    /// qsd's exports first (the adapter rebuilds them when a session starts: a domain
+    /// with a mapped LUN cannot start without them), then libvirt and the domains that
+    /// ran.
+    fn start(&mut self, lab: &Lab) {
+        lab.ok(&["inventory", "--endpoint", "qsd"]);
+        self.libvirt.start_saved(&self.libvirt_saved);
+    }
+}
+
 /// A row set up once, with what its clean run showed.
 struct Prepared {
     scenario: &'static Scenario,
+    systems: Systems,
     /// The lab before the job; every run starts from a copy of it.
     lab: Lab,
     start: Start,
@@ -237,25 +305,30 @@ struct Prepared {
     before: Value,
     /// The lab as the clean run left it.
     after: Value,
-    /// For a row on the real qsd array: its daemon (one run at a time) and its image
-    /// directory as the job found it, put back before every run.
-    qsd: Option<(Mutex<Qsd>, tempfile::TempDir)>,
+    /// On real systems: the daemons (one run at a time), put back before every run.
+    real: Option<Mutex<Real>>,
+    /// The daemons' volume directories, whose files [`observe`] counts.
+    dirs: Vec<PathBuf>,
 }
 
 impl Prepared {
-    /// Sets the row up; `qsd`: with its LUNs on a real qemu-storage-daemon of its own.
-    fn new(scenario: &'static Scenario, qsd: Option<Qsd>) -> Self {
-        let mut lab = Lab::empty();
-        if let Some(qsd) = &qsd {
-            qsd.add_endpoint(&lab);
-            lab.array = "qsd".into();
-        }
+    /// Sets the row up on `systems`, each real daemon its own.
+    fn new(scenario: &'static Scenario, systems: Systems) -> Self {
+        let (lab, daemons) = match systems {
+            Systems::Lab => (Lab::empty(), None),
+            Systems::LibvirtQsd => {
+                let libvirt = Libvirtd::start().expect("libvirtd");
+                let qsd = Qsd::start().expect("qemu-storage-daemon");
+                (lab_on_real_systems(&libvirt, &qsd), Some((qsd, libvirt)))
+            }
+        };
         let start = (scenario.setup)(&lab);
-        let before = observe(&lab);
-        let qsd = qsd.map(|mut qsd| {
-            let saved = qsd.save();
-            (Mutex::new(qsd), saved)
-        });
+        let dirs: Vec<PathBuf> = daemons
+            .iter()
+            .flat_map(|(qsd, lv)| [qsd.dir().join("images"), lv.dir().join("pool")])
+            .collect();
+        let before = observe(&lab, &dirs);
+        let real = daemons.map(|(qsd, lv)| Real::save(&lab, qsd, lv));
         let clean = lab.copy();
         let planned = planned_steps(&clean, &start);
         let doc = clean.ok(&args(&start));
@@ -267,33 +340,44 @@ impl Prepared {
         if let Some(planned) = planned {
             assert_eq!(planned, steps, "{}: the dry run's plan", scenario.name);
         }
-        let after = observe(&clean);
+        let after = observe(&clean, &dirs);
         (scenario.after)(&clean, &start);
         Self {
             scenario,
+            systems,
             lab,
             start,
             steps,
             before,
             after,
-            qsd,
+            real: real.map(Mutex::new),
+            dirs,
         }
     }
 
-    /// A copy of the lab before the job, for one run; on qsd with the daemon's images put
-    /// back as they were (and the daemon held until the run ends).
-    fn fresh(&self) -> (Lab, Option<MutexGuard<'_, Qsd>>) {
-        let guard = self.qsd.as_ref().map(|(qsd, saved)| {
-            let mut qsd = qsd.lock().unwrap_or_else(|p| p.into_inner());
-            qsd.restart_from(saved.path());
-            qsd
+    /// A copy of the lab before the job, for one run; on real systems with the daemons'
+    /// state put back as the job found it (and the daemons held until the run ends).
+    fn fresh(&self) -> (Lab, Option<MutexGuard<'_, Real>>) {
+        let lab = self.lab.copy();
+        let guard = self.real.as_ref().map(|real| {
+            let mut real = real.lock().unwrap_or_else(|p| p.into_inner());
+            real.restore(&lab);
+            real
         });
-        (self.lab.copy(), guard)
+        (lab, guard)
     }
 
     /// Step `n`'s label in failure messages.
     fn label(&self, n: usize) -> String {
-        format!("{} step {n} ({})", self.scenario.name, self.steps[n - 1])
+        let on = match self.systems {
+            Systems::Lab => "",
+            Systems::LibvirtQsd => "libvirt+qsd: ",
+        };
+        format!(
+            "{on}{} step {n} ({})",
+            self.scenario.name,
+            self.steps[n - 1]
+        )
     }
 
     /// Crash after step `n`, resume: the job succeeds, the lab is as after the clean run.
@@ -369,7 +453,7 @@ impl Prepared {
     }
 
     fn assert_lab(&self, lab: &Lab, expected: &Value, what: &str) {
-        let got = observe(lab);
+        let got = observe(lab, &self.dirs);
         assert!(
             got == *expected,
             "the lab is not {what}.\nexpected: {expected:#}\ngot: {got:#}"
@@ -479,33 +563,40 @@ fn every_workflow_settles_a_crash_inside_every_step() {
     run_all(checks);
 }
 
-/// The same on real systems (issue 12): LUNs on a real qemu-storage-daemon through the
-/// qsd-array adapter, each run starting from the daemon's images as the job found them
-/// and a fresh daemon. Fail at every step for every workflow; crash after every step for
-/// copy and restore.
+/// The same on real systems (issue 12): VMs on a real libvirtd driving QEMU through the
+/// libvirt-hypervisor adapter, LUNs on a real qemu-storage-daemon through the qsd-array
+/// adapter. Fail at every step for every workflow; crash after every step for copy and
+/// restore (the full matrices stay on the lab). Every run starts from both daemons' state
+/// as the job found it (definitions, pool and images put back, the domains that ran
+/// started again), and the lab's picture counts both daemons' volume files, so a
+/// compensation that leaves an overlay, a layer or a clone behind fails.
 #[test]
-fn on_a_real_qsd_array_every_workflow_compensates_a_failure_at_any_step_and_copy_and_restore_survive_crashes()
+fn on_real_libvirt_and_qsd_every_workflow_compensates_a_failure_at_any_step_and_copy_and_restore_survive_crashes()
  {
-    if !Qsd::available() {
+    if !Qsd::available() || daemons::program("libvirtd").is_none() {
         return;
     }
-    let rows = prepare_rows_on(true);
+    run_all(real_checks(&prepare_rows_on(Systems::LibvirtQsd)));
+}
+
+/// Fail at every step of every row; crash after every step of copy and restore.
+fn real_checks(rows: &[Prepared]) -> Vec<Check<'_>> {
     let mut checks: Vec<Check> = Vec::new();
-    for row in &rows {
+    for row in rows {
         for n in 1..=row.steps.len() {
             checks.push((
-                format!("qsd: fail at {}", row.label(n)),
+                format!("fail at {}", row.label(n)),
                 Box::new(move || row.fail(n)),
             ));
             if matches!(row.scenario.name, "copy" | "restore") {
                 checks.push((
-                    format!("qsd: crash after {}", row.label(n)),
+                    format!("crash after {}", row.label(n)),
                     Box::new(move || row.crash_after(n)),
                 ));
             }
         }
     }
-    run_all(checks);
+    checks
 }
 
 /// A labelled check for [`run_all`].
@@ -514,11 +605,11 @@ type Check<'a> = (String, Box<dyn FnOnce() + Send + 'a>);
 /// Sets every row up (in parallel), each with its clean run. `TIDEMARK_MATRIX_ROWS=a,b`
 /// keeps only the rows so named (while working on one workflow).
 fn prepare_rows() -> Vec<Prepared> {
-    prepare_rows_on(false)
+    prepare_rows_on(Systems::Lab)
 }
 
-/// [`prepare_rows`], each row with its LUNs on a qsd array of its own when `on_qsd`.
-fn prepare_rows_on(on_qsd: bool) -> Vec<Prepared> {
+/// [`prepare_rows`] on `systems`, each row with daemons of its own.
+fn prepare_rows_on(systems: Systems) -> Vec<Prepared> {
     let only = std::env::var("TIDEMARK_MATRIX_ROWS").ok();
     let wanted: Vec<&'static Scenario> = SCENARIOS
         .iter()
@@ -540,8 +631,7 @@ fn prepare_rows_on(on_qsd: bool) -> Vec<Prepared> {
                 (
                     format!("setting up and a clean run of {}", scenario.name),
                     Box::new(move || {
-                        let qsd = on_qsd.then(|| Qsd::start().expect("qemu-storage-daemon"));
-                        *slot.lock().unwrap() = Some(Prepared::new(scenario, qsd));
+                        *slot.lock().unwrap() = Some(Prepared::new(scenario, systems));
                     }),
                 )
             })
@@ -603,8 +693,9 @@ fn run_all(checks: Vec<Check>) {
 /// compare equal exactly when they leave the same lab behind: every catalog VM with its
 /// devices and the SHA-256 of each device's bytes, the adapters' inventory (VMs, LUNs,
 /// snapshots), every VM's recovery points with their snapshots and copies, and how many
-/// manifests the copy store holds. Asserts `reconcile` is clean and no job is unfinished.
-fn observe(lab: &Lab) -> Value {
+/// manifests the copy store holds, and how many files each of `dirs` (the real daemons'
+/// volume directories) holds. Asserts `reconcile` is clean and no job is unfinished.
+fn observe(lab: &Lab, dirs: &[PathBuf]) -> Value {
     lab.assert_reconciled();
     let jobs = lab.ok(&["jobs"]);
     let unfinished: Vec<&Value> = jobs
@@ -748,5 +839,6 @@ fn observe(lab: &Lab) -> Value {
         "points": sorted(points),
         "inventory": endpoints,
         "manifests": files(&lab.dir.path().join("copies/manifests")).len(),
+        "volume_files": dirs.iter().map(|d| files(d).len()).collect::<Vec<_>>(),
     })
 }

@@ -8,9 +8,10 @@
 //! folding old snapshots away; then libvirt holds the two VMs and the reusable proxy VM and
 //! nothing else (no proxy domain of the data path outlives its reader or writer).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::harness::{Lab, copied_device as device};
+use crate::fault_proxy::{Fault, FaultProxy};
+use crate::harness::{Lab, Place, copied_device as device};
 use crate::libvirtd::Libvirtd;
 use crate::qsd_array::Qsd;
 use tidemark::cli::demo::pattern;
@@ -20,10 +21,58 @@ const LIBVIRT_WASM: &str = env!("TIDEMARK_LIBVIRT_HYPERVISOR_WASM");
 const HOST: &str = "lv-1";
 
 /// A lab with endpoints `qsd` (the array) and `lv` (libvirt, its SAN qsd's NBD server,
-/// its pool in `pool/` of the daemon's directory).
-fn lab_on_real_systems(daemon: &Libvirtd, qsd: &Qsd) -> Lab {
+/// its pool in `pool/` of the daemon's directory), its [`Lab::place`] the libvirt host.
+pub fn lab_on_real_systems(daemon: &Libvirtd, qsd: &Qsd) -> Lab {
+    lab_on_real_systems_via(daemon, qsd, &Via::direct(daemon, qsd))
+}
+
+/// Where the endpoints of [`lab_on_real_systems_via`] reach the daemons (a fault proxy in
+/// front of them, or the daemons themselves) and what else they are given.
+pub struct Via {
+    /// libvirtd's port.
+    pub libvirt: u16,
+    /// qsd's monitor ports.
+    pub monitors: Vec<u16>,
+    /// More `--setting`/`--grant` arguments for `lv`.
+    pub lv_extra: Vec<String>,
+    /// More `--setting`/`--grant` arguments for `qsd`.
+    pub qsd_extra: Vec<String>,
+}
+
+impl Via {
+    /// The daemons themselves.
+    pub fn direct(daemon: &Libvirtd, qsd: &Qsd) -> Self {
+        Self {
+            libvirt: daemon.port(),
+            monitors: qsd.monitors.clone(),
+            lv_extra: Vec::new(),
+            qsd_extra: Vec::new(),
+        }
+    }
+}
+
+/// [`lab_on_real_systems`], its endpoints reaching the daemons `via`.
+pub fn lab_on_real_systems_via(daemon: &Libvirtd, qsd: &Qsd, via: &Via) -> Lab {
     let mut lab = Lab::empty();
-    qsd.add_endpoint(&lab);
+    lab.place = Place {
+        hypervisor: Some("lv".into()),
+        host: HOST.into(),
+        restore_host: HOST.into(),
+        proxy_host: Some(HOST.into()),
+    };
+    lab.ok(&[
+        "adapter",
+        "add",
+        crate::qsd_array::QSD_ARRAY,
+        "--name",
+        "qsd-array",
+    ]);
+    let mut add: Vec<String> = ["endpoint", "add", "qsd", "--adapter", "qsd-array"]
+        .map(String::from)
+        .to_vec();
+    add.extend(qsd.args_via(&via.monitors, qsd.nbd, qsd.dir()));
+    add.extend(via.qsd_extra.iter().cloned());
+    lab.ok(&add.iter().map(String::as_str).collect::<Vec<_>>());
     lab.array = "qsd".into();
     lab.ok(&["adapter", "add", LIBVIRT_WASM, "--name", "libvirt"]);
     let pool = daemon.make_dir("pool");
@@ -31,14 +80,22 @@ fn lab_on_real_systems(daemon: &Libvirtd, qsd: &Qsd) -> Lab {
         .map(String::from)
         .to_vec();
     add.extend(crate::libvirt_hypervisor::args(daemon, &pool));
-    let san = add.iter_mut().find(|a| a.starts_with("san=")).unwrap();
-    *san = format!("san=nbd://127.0.0.1:{}", qsd.nbd);
+    for arg in add.iter_mut() {
+        if arg.starts_with("san=") {
+            *arg = format!("san=nbd://127.0.0.1:{}", qsd.nbd);
+        } else if *arg == format!("libvirt=127.0.0.1:{}", daemon.port()) {
+            *arg = format!("libvirt=127.0.0.1:{}", via.libvirt);
+        } else if *arg == format!("tcp=127.0.0.1:{}", daemon.port()) {
+            *arg = format!("tcp=127.0.0.1:{}", via.libvirt);
+        }
+    }
     add.extend([
         "--setting".into(),
         format!("host-name={HOST}"),
         "--grant".into(),
         format!("tcp=127.0.0.1:{}", qsd.nbd),
     ]);
+    add.extend(via.lv_extra.iter().cloned());
     lab.ok(&add.iter().map(String::as_str).collect::<Vec<_>>());
     lab
 }
@@ -238,4 +295,114 @@ fn a_running_vm_is_paused_across_its_disk_and_lun_snapshots_and_runs_again() {
     let point = doc["recovery_point"].as_str().unwrap();
     lab.ok(&["revert", "db", point]);
     assert_eq!(lab.ok(&["vm", "show", "db"])["power"], "on");
+}
+
+/// What libvirt holds that a job may make: each domain with its snapshot count, and how
+/// many volume files the pool has (not their names: deleting a snapshot folds the disk's
+/// base into the overlay above it, which goes on under its own name).
+fn libvirt_holdings(daemon: &Libvirtd) -> Vec<String> {
+    let mut client = daemon.connect();
+    let mut held = Vec::new();
+    for dom in client.list_all_domains(0).unwrap() {
+        let snapshots = client.list_all_snapshots(&dom, 0).unwrap().len();
+        held.push(format!("domain {} with {snapshots} snapshots", dom.name));
+    }
+    held.sort();
+    let volumes = crate::copies::files(&daemon.dir().join("pool")).len();
+    held.push(format!("{volumes} pool volumes"));
+    held
+}
+
+/// libvirtd behind a fault proxy answering garbage, cutting answers short, going silent
+/// past the call deadline (3 s) and resetting connections, then gone: each is an error
+/// naming the endpoint (and, on the data path, the call) within 20 s, never a hang. A job
+/// that meets garbage makes nothing; a job interrupted after libvirt snapshotted the disk
+/// (qsd's monitors answer garbage at the LUN step) compensates on libvirt, and the daemon's
+/// own listing of domains, snapshots and pool volumes proves nothing is left.
+#[test]
+fn garbage_silence_resets_and_a_dead_libvirtd_are_clear_errors_and_a_broken_job_leaves_nothing() {
+    let Some(mut daemon) = Libvirtd::start() else {
+        return;
+    };
+    let Some(qsd) = Qsd::start() else { return };
+    let lv = FaultProxy::start(daemon.port());
+    let monitors: Vec<FaultProxy> = qsd.monitors.iter().map(|p| FaultProxy::start(*p)).collect();
+    let via = Via {
+        libvirt: lv.port,
+        monitors: monitors.iter().map(|m| m.port).collect(),
+        lv_extra: vec!["--setting".into(), "timeout=3".into()],
+        qsd_extra: vec!["--setting".into(), "timeout=3s".into()],
+    };
+    let lab = lab_on_real_systems_via(&daemon, &qsd, &via);
+    create_vm(&lab, "app", &["D:"]);
+    let data = pattern(1, 1 << 20);
+    lab.write("app", "C:", 0, &data);
+    let (ok, error, _) = lab.endpoint_test("lv");
+    assert!(ok, "{error}");
+    let limit = Duration::from_secs(20);
+    let garbage = b"\x00\x00\x00\x10not libvirt at all".to_vec();
+    for fault in [
+        Fault::Answer(garbage.clone()),
+        Fault::Truncate(40),
+        Fault::Delay(Duration::from_secs(30)),
+        Fault::Reset,
+    ] {
+        lv.set(fault.clone());
+        let (ok, error, took) = lab.endpoint_test("lv");
+        eprintln!("{fault:?}: endpoint test after {took:?}: {error}");
+        assert!(!ok && took < limit, "{fault:?}: {error} after {took:?}");
+        assert!(error.contains("lv"), "{fault:?}: {error}");
+        if matches!(fault, Fault::Delay(_)) {
+            assert!(error.contains("setting 'timeout'"), "{error}");
+        }
+        let (ok, text, took) = lab.try_read_head("app", "C:");
+        eprintln!("{fault:?}: read after {took:?}: {text}");
+        assert!(!ok && took < limit, "{fault:?}: {text} after {took:?}");
+        assert!(
+            text.contains("lv") && text.contains("open-reader"),
+            "{fault:?}: {text}"
+        );
+    }
+    lv.set(Fault::Pass);
+    assert!(lab.read("app", "C:", 0, data.len()) == data);
+    let held = libvirt_holdings(&daemon);
+    let images = qsd.images_left();
+
+    // A job meeting garbage fails naming the endpoint and makes nothing.
+    lv.set(Fault::Answer(garbage.clone()));
+    let (ok, text, took) = lab.run_timed(&["snapshot", "app"]);
+    eprintln!("snapshot on garbage after {took:?}: {text}");
+    assert!(!ok && took < limit * 3 && text.contains("lv"), "{text}");
+    lv.set(Fault::Pass);
+    lab.assert_reconciled();
+    assert_eq!(libvirt_holdings(&daemon), held);
+
+    // A job interrupted after libvirt snapshotted the disk compensates there.
+    for m in &monitors {
+        m.set(Fault::Answer(b"garbage\n".to_vec()));
+    }
+    let (ok, text, took) = lab.run_timed(&["snapshot", "app"]);
+    eprintln!("snapshot with qsd answering garbage after {took:?}: {text}");
+    assert!(!ok && text.contains("qsd"), "{text}");
+    for m in &monitors {
+        m.set(Fault::Pass);
+    }
+    let job = lab.last_job();
+    assert_eq!(job["state"], "compensated", "{job}");
+    let steps = crate::copies::step_names(&job);
+    assert!(
+        steps.iter().any(|s| s == "snapshot-virtual-disks"),
+        "the job never reached libvirt's snapshot: {job}"
+    );
+    lab.assert_reconciled();
+    assert_eq!(libvirt_holdings(&daemon), held);
+    assert_eq!(qsd.images_left(), images);
+    assert!(lab.read("app", "C:", 0, data.len()) == data);
+
+    // The daemon is gone: a refused connection, named.
+    daemon.stop_and_save();
+    let (ok, error, took) = lab.endpoint_test("lv");
+    eprintln!("daemon down after {took:?}: {error}");
+    assert!(!ok && took < limit, "{error} after {took:?}");
+    assert!(error.contains("lv"), "{error}");
 }

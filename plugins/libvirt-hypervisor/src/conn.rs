@@ -2,6 +2,7 @@
 //! contract's, naming the daemon's address and what was being done.
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::net::TcpStream;
 
 use libvirt_rpc::{Client, Domain, Error, StoragePool, StorageVol, Uuid, codes, flags};
@@ -187,7 +188,16 @@ impl Conn {
 
 /// libvirt's answers as the contract's errors.
 pub fn map_error(e: Error, addr: &str, what: &str) -> AdapterError {
-    let text = format!("libvirtd at {addr}, {what}: {e}");
+    let text = match &e {
+        // A socket timeout reads as "resource temporarily unavailable" on WASI.
+        Error::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            format!(
+                "libvirtd at {addr}, {what}: no answer within the endpoint's call deadline \
+                 (setting 'timeout')"
+            )
+        }
+        _ => format!("libvirtd at {addr}, {what}: {e}"),
+    };
     match &e {
         Error::Io(_) | Error::Broken(_) => AdapterError::Transient(text),
         Error::Protocol(_) => AdapterError::Internal(text),

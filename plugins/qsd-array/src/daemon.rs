@@ -473,7 +473,9 @@ impl Daemon {
         let Some(this) = layers.iter().find(|l| l.id == layer) else {
             return Ok(());
         };
-        let mut arguments = json!({ "device": node(&child.id) });
+        // Not dismissed by itself: a short stream would conclude and vanish between two
+        // polls, and its outcome with it.
+        let mut arguments = json!({ "device": node(&child.id), "auto-dismiss": false });
         if let Some(base) = &this.backing {
             arguments["base-node"] = json!(node(base));
         }

@@ -163,7 +163,8 @@ impl Qmp {
 
     /// Starts a job with `command` (its arguments carry `job-id`) and waits until it
     /// concludes; a job that ends in error is `internal` with qsd's reason. The job is
-    /// dismissed either way.
+    /// dismissed either way, here: a command that takes `auto-dismiss` must be given
+    /// `false`, or its outcome may vanish before it is read.
     pub fn run_job(
         &mut self,
         command: &str,
