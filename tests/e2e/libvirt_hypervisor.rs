@@ -22,11 +22,16 @@ const DATA_PORTS: usize = 4;
 /// `--setting`/`--grant` pairs for an endpoint on `daemon`, its pool `tidemark` in `pool`,
 /// with [`DATA_PORTS`] fresh ports for the data path.
 pub fn args(daemon: &Libvirtd, pool: &Path) -> Vec<String> {
+    args_via(daemon.port(), pool)
+}
+
+/// [`args`], reaching libvirtd at `libvirt` (a fault proxy's port, or the daemon's).
+pub fn args_via(libvirt: u16, pool: &Path) -> Vec<String> {
     let ports: Vec<u16> = (0..DATA_PORTS).map(|_| crate::daemons::port()).collect();
     let list: Vec<String> = ports.iter().map(u16::to_string).collect();
     let mut out = vec![
         "--setting".into(),
-        format!("libvirt=127.0.0.1:{}", daemon.port()),
+        format!("libvirt=127.0.0.1:{libvirt}"),
         "--setting".into(),
         "pool=tidemark".into(),
         "--setting".into(),
@@ -34,7 +39,7 @@ pub fn args(daemon: &Libvirtd, pool: &Path) -> Vec<String> {
         "--setting".into(),
         "san=nbd://127.0.0.1:1".into(),
         "--grant".into(),
-        format!("tcp=127.0.0.1:{}", daemon.port()),
+        format!("tcp=127.0.0.1:{libvirt}"),
         "--setting".into(),
         format!("nbd=127.0.0.1:{}", list.join(",")),
     ];

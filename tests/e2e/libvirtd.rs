@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use libvirt_rpc::flags;
+
 use crate::daemons::{self, Daemon};
 
 /// The URI the TCP listener serves (virsh's `qemu+tcp://127.0.0.1:PORT/session`), as
@@ -207,8 +209,14 @@ impl Libvirtd {
     /// a mapped LUN can start only once the array exports the LUN again, so the caller
     /// brings the array up and then calls [`Libvirtd::start_saved`].
     pub fn stop_and_save(&mut self) -> Saved {
-        let running = self.running_domains();
         let mut client = self.connect();
+        // Persistent ones only: the data path's transient proxies end with their connection.
+        let running: Vec<String> = client
+            .list_all_domains(flags::list_domains::ACTIVE | flags::list_domains::PERSISTENT)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
         for name in &running {
             let dom = client.domain_lookup_by_name(name).unwrap();
             client
@@ -254,15 +262,6 @@ impl Libvirtd {
                 .domain_create(&dom)
                 .unwrap_or_else(|e| panic!("starting {name} again: {e}; log: {}", self.log()));
         }
-    }
-
-    /// The names of the persistent domains that run (not the data path's transient
-    /// proxies, which end with their connection).
-    fn running_domains(&self) -> Vec<String> {
-        use libvirt_rpc::flags::list_domains::{ACTIVE, PERSISTENT};
-        let mut client = self.connect();
-        let domains = client.list_all_domains(ACTIVE | PERSISTENT).unwrap();
-        domains.into_iter().map(|d| d.name).collect()
     }
 
     /// What a save keeps: everything in the directory but the runtime state, the cache

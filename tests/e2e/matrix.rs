@@ -295,7 +295,6 @@ impl Real {
 /// A row set up once, with what its clean run showed.
 struct Prepared {
     scenario: &'static Scenario,
-    systems: Systems,
     /// The lab before the job; every run starts from a copy of it.
     lab: Lab,
     start: Start,
@@ -344,7 +343,6 @@ impl Prepared {
         (scenario.after)(&clean, &start);
         Self {
             scenario,
-            systems,
             lab,
             start,
             steps,
@@ -369,9 +367,10 @@ impl Prepared {
 
     /// Step `n`'s label in failure messages.
     fn label(&self, n: usize) -> String {
-        let on = match self.systems {
-            Systems::Lab => "",
-            Systems::LibvirtQsd => "libvirt+qsd: ",
+        let on = if self.real.is_some() {
+            "libvirt+qsd: "
+        } else {
+            ""
         };
         format!(
             "{on}{} step {n} ({})",

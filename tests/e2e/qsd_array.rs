@@ -15,7 +15,7 @@ use crate::fault_proxy::{Fault, FaultProxy};
 use crate::harness::{Lab, copied_device as device, unpassed};
 use tidemark::cli::demo::pattern;
 
-pub const QSD_ARRAY: &str = env!("TIDEMARK_QSD_ARRAY_WASM");
+const QSD_ARRAY: &str = env!("TIDEMARK_QSD_ARRAY_WASM");
 
 /// A qemu-storage-daemon with `MONITORS` QMP monitors and an image directory; killed when
 /// dropped (its directory goes after it).
@@ -126,10 +126,16 @@ impl Qsd {
 
     /// Adds the qsd-array adapter and endpoint `qsd` for this daemon to `lab`.
     pub fn add_endpoint(&self, lab: &Lab) {
+        self.add_endpoint_via(lab, &self.monitors, &[]);
+    }
+
+    /// [`Qsd::add_endpoint`], reaching the monitors at `monitors` (a fault proxy's), with
+    /// `extra` arguments for `endpoint add`.
+    pub fn add_endpoint_via(&self, lab: &Lab, monitors: &[u16], extra: &[String]) {
         lab.ok(&["adapter", "add", QSD_ARRAY, "--name", "qsd-array"]);
         let mut add = vec!["endpoint", "add", "qsd", "--adapter", "qsd-array"];
-        let args = self.args(self.dir());
-        add.extend(args.iter().map(String::as_str));
+        let args = self.args_via(monitors, self.nbd, self.dir());
+        add.extend(args.iter().chain(extra).map(String::as_str));
         lab.ok(&add);
     }
 
