@@ -530,3 +530,97 @@ fn a_passphrase_store_neither_warns_nor_exports_a_key_file() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("passphrase"));
     assert!(!out.exists());
 }
+
+/// What `copies VM` says of each point, without fields a recovery cannot know.
+fn copies_listing(lab: &Lab, vm: &str) -> Vec<Value> {
+    let doc = lab.ok(&["copies", vm]);
+    let mut points: Vec<Value> = doc.as_array().unwrap().clone();
+    points.sort_by_key(|p| p["recovery_point"].as_str().unwrap().to_string());
+    points
+}
+
+#[test]
+fn a_lost_catalog_is_rebuilt_from_the_copies_and_every_point_restores() {
+    let (lab, first) = copied_vm();
+    lab.fill("app", 2);
+    let second = lab.ok(&["copy", "app"]);
+    assert_eq!(second["state"], "succeeded", "{second}");
+    let second = second["recovery_point"].as_str().unwrap().to_string();
+    lab.fill("app", 3);
+    // The first point's snapshots are gone, the second's are still on the endpoints.
+    lab.ok(&["expire", "--keep-snapshots", "1"]);
+    let before = copies_listing(&lab, "app");
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // The catalog is lost; the copy store and the lab's systems are not.
+    for entry in std::fs::read_dir(lab.dir.path()).unwrap().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("catalog.sqlite")
+        {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let unknown = lab.run(&["copies", "app"]);
+    assert_eq!(unknown.status.code(), Some(1), "the VM must be unknown now");
+
+    // Without the VM's hypervisor endpoint nothing can be placed, and each copy says why.
+    let blocked = lab.run(&["catalog", "recover", "--from-copies"]);
+    assert_eq!(
+        blocked.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&blocked.stderr)
+    );
+    let report = json(&blocked);
+    let skipped = report["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2 * DEVICES.len(), "{report}");
+    assert!(
+        skipped.iter().all(|s| s["reason"]
+            .as_str()
+            .unwrap()
+            .contains("hypervisor endpoint lab-hypervisor is not configured")),
+        "{report}"
+    );
+    assert_eq!(report["points_recorded"], serde_json::json!([]), "{report}");
+
+    lab.ok(&["lab", "init"]);
+    let report = lab.ok(&["catalog", "recover", "--from-copies"]);
+    let mut points = vec![first.clone(), second.clone()];
+    points.sort();
+    assert_eq!(
+        report["vms_recorded"],
+        serde_json::json!(["app"]),
+        "{report}"
+    );
+    assert_eq!(
+        report["points_recorded"],
+        serde_json::json!(points),
+        "{report}"
+    );
+    assert_eq!(report["copies_recorded"], 2 * DEVICES.len(), "{report}");
+    assert_eq!(report["snapshots_present"], DEVICES.len(), "{report}");
+    assert_eq!(report["snapshots_expired"], DEVICES.len(), "{report}");
+    assert_eq!(report["skipped"], serde_json::json!([]), "{report}");
+    assert_eq!(copies_listing(&lab, "app"), before);
+
+    // Running it again changes nothing.
+    let again = lab.ok(&["catalog", "recover", "--from-copies"]);
+    assert_eq!(again["points_known"], 2, "{again}");
+    assert_eq!(again["copies_recorded"], 0, "{again}");
+    assert_eq!(copies_listing(&lab, "app"), before);
+
+    // Every recovered point restores; the one whose snapshots live also reverts; the next
+    // copy builds on the recovered ones.
+    let restored = lab.ok(&["restore", "app", &first, "--host", "esx-b", "--as", "app1"]);
+    assert_eq!(restored["state"], "succeeded", "{restored}");
+    lab.assert_holds("app1", 1);
+    let reverted = lab.ok(&["revert", "app", &second]);
+    assert_eq!(reverted["state"], "succeeded", "{reverted}");
+    lab.assert_holds("app", 2);
+    let next = lab.ok(&["copy", "app"]);
+    assert_eq!(next["state"], "succeeded", "{next}");
+    assert_eq!(lab.ok(&["verify", "--all"])["ok"], true);
+    lab.assert_reconciled();
+}

@@ -1,6 +1,7 @@
 //! Copies and their upkeep: `GET /v1/vms/{name}/copies`, `POST /v1/copies/verify`,
 //! `POST /v1/copies/expire`, `POST /v1/copies/gc`, `POST /v1/copies/upgrade` and
-//! `POST /v1/copies/rebuild-index`.
+//! `POST /v1/copies/rebuild-index`, and `POST /v1/catalog/recover` (the catalog rebuilt from
+//! the copies).
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use crate::catalog::{CopyRefRecord, format_time};
 use crate::copies::{CopyStore, CopyStoreError, LocalDir, LockWait};
 use crate::data_dir::{COPIES_DIR, PASSPHRASE_ENV};
 use crate::engine::retention::{self, Policy};
+use crate::engine::services::recover::RecoverReport;
 use crate::refusal::Refusal;
 
 type ApiResult = Result<Response, ApiError>;
@@ -294,5 +296,48 @@ pub async fn rebuild_index(State(state): State<Arc<ApiState>>) -> ApiResult {
         .await
         .map_err(|e| ApiError::internal(e.into()))?
         .map_err(|e| ApiError::internal(e.into()))?;
+    json_ok(report)
+}
+
+/// Where `POST /v1/catalog/recover` rebuilds the catalog from.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoverSource {
+    /// The manifests of the copy store (each names its VM, point, device and job).
+    Copies,
+}
+
+/// Body of `POST /v1/catalog/recover`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverRequest {
+    from: RecoverSource,
+}
+
+/// `POST /v1/catalog/recover`: records the VMs, recovery points and copy refs the copy
+/// store's manifests describe and the catalog lacks (after `catalog.sqlite` was lost); what the
+/// catalog has is kept. A snapshot no endpoint still reports is recorded as expired.
+#[utoipa::path(post, path = "/v1/catalog/recover", operation_id = "recover_catalog", request_body = RecoverRequest, responses(
+        (status = 200, description = "What was recorded, what was known, and each copy that could not be placed with why", body = RecoverReport),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "There is no copy store (or its passphrase is missing)", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "Well-formed but invalid request", body = ErrorBody),
+    ))]
+pub async fn recover(
+    State(state): State<Arc<ApiState>>,
+    body: ObjectJson<RecoverRequest>,
+) -> ApiResult {
+    let ObjectJson(RecoverRequest {
+        from: RecoverSource::Copies,
+    }) = body;
+    let store = copy_store(&state, false)?;
+    let report = crate::engine::services::recover::from_copies(
+        &state.data.catalog,
+        &store,
+        state.data.endpoints(),
+    )
+    .await
+    .map_err(ApiError::internal)?;
     json_ok(report)
 }

@@ -116,6 +116,7 @@ fn registered() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(routes::resume))
         .routes(routes!(copies::upgrade))
         .routes(routes!(copies::rebuild_index))
+        .routes(routes!(copies::recover))
         .routes(routes!(adapters::list_adapters))
         .routes(without_body_limit(routes!(adapters::add_adapter)))
         .routes(routes!(adapters::remove_adapter))

@@ -149,7 +149,7 @@ fn every_operation_answers_the_error_shape_for_its_layers() {
 }
 
 /// The first word of an operationId: what the operation does.
-const VERBS: [&str; 21] = [
+const VERBS: [&str; 22] = [
     "add",
     "cancel",
     "check",
@@ -160,6 +160,7 @@ const VERBS: [&str; 21] = [
     "list",
     "read",
     "rebuild",
+    "recover",
     "reconcile",
     "refresh",
     "remove",

@@ -185,6 +185,21 @@ pub enum Command {
     /// Bearer tokens for the admin API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The catalog itself: `catalog recover --from-copies` after `catalog.sqlite` was lost.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+/// Upkeep of the catalog.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Records the VMs, recovery points and copy refs the copy store's manifests describe
+    /// and the catalog lacks; what the catalog has is kept (safe to run again).
+    Recover {
+        /// Rebuild from the copy store (the only source so far).
+        #[arg(long, required = true)]
+        from_copies: bool,
+    },
 }
 
 /// Upkeep of the copy store itself.

@@ -298,6 +298,52 @@ pub async fn upkeep(conn: &Connection, what: &str) -> anyhow::Result<Outcome> {
     Ok(Outcome::ok(report, text))
 }
 
+/// `catalog recover --from-copies`: what the copies' manifests put back into the catalog;
+/// exit 1 if any copy could not be placed (each named with why).
+pub async fn recover_catalog(conn: &Connection) -> anyhow::Result<Outcome> {
+    let report = conn
+        .api
+        .post("/v1/catalog/recover", json!({ "from": "copies" }))
+        .await?;
+    let names = |key: &str| {
+        list(&report[key])
+            .map(text_of)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let count = |key: &str| report[key].as_u64().unwrap_or(0);
+    let mut lines = vec![
+        format!(
+            "read {} manifest(s): recorded {} VM(s) [{}], {} point(s) [{}], {} copy ref(s); {} point(s) were known",
+            count("manifests"),
+            list(&report["vms_recorded"]).count(),
+            names("vms_recorded"),
+            list(&report["points_recorded"]).count(),
+            names("points_recorded"),
+            count("copies_recorded"),
+            count("points_known"),
+        ),
+        format!(
+            "snapshots of the recorded points: {} still on their endpoint, {} recorded as expired",
+            count("snapshots_present"),
+            count("snapshots_expired"),
+        ),
+    ];
+    let skipped: Vec<_> = list(&report["skipped"]).collect();
+    for s in &skipped {
+        lines.push(format!(
+            "skipped copy {}: {}",
+            text_of(&s["copy"]),
+            text_of(&s["reason"])
+        ));
+    }
+    let ok = skipped.is_empty();
+    Ok(Outcome {
+        ok,
+        ..Outcome::ok(report, lines.join("\n"))
+    })
+}
+
 /// `copies key export --out FILE`: the key file written to a new 0600 file, then the store
 /// marked so copies stop warning. Works on the local data directory only: the key never
 /// travels over the API. Made now if no copy was made yet, so it can be kept before the first.

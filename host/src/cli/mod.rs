@@ -208,6 +208,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             store: Some(args::StoreCommand::Key(args::KeyCommand::Export { out })),
             ..
         } => copies::export_key(&conn, &out).await,
+        Command::Catalog(args::CatalogCommand::Recover { from_copies: _ }) => {
+            copies::recover_catalog(&conn).await
+        }
         Command::Copies { vm, .. } => {
             copies::copies(&conn, vm.as_deref().unwrap_or_default()).await
         }

@@ -11,6 +11,7 @@
 //!   reconcile, retention);
 //! - [`ports`]: what the engine needs from hypervisors and arrays, as traits.
 
+pub mod copy_label;
 pub mod device_io;
 pub mod jobs;
 pub mod ports;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+use super::copy_label::{CopyLabel, PointFacts};
 use super::device_io::{self, DeviceTarget, IO_CHUNK};
 use super::ports::{CallError, Endpoints, ReaderHandle};
 use super::progress::Progress;
@@ -30,17 +31,6 @@ const QUEUE_DEPTH: usize = 16;
 /// in flight at several times that (the scattered reads of an incremental gain the most).
 const READERS: usize = 4;
 
-/// What a manifest says about itself, so the copy store stays self-describing.
-fn label(source: &CopySource) -> serde_json::Value {
-    serde_json::json!({
-        "copy": source.copy_id,
-        "mount_point": source.snapshot.mount_point,
-        "device_kind": source.snapshot.device_kind,
-        "wwn": source.snapshot.wwn,
-        "snapshot": source.snapshot.snapshot,
-    })
-}
-
 /// What an incremental copy starts from: the device's previous copy and, if it still
 /// exists, the snapshot it was read from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,8 +48,8 @@ pub struct CopySource {
     pub reader: DeviceTarget,
     /// The point's snapshot of the device (asked what changed since the base).
     pub snapshot: SnapshotRefRecord,
-    /// The protected VM's id on its hypervisor.
-    pub vm_ref: String,
+    /// The VM, point and job the copy belongs to (its manifest's label says so).
+    pub facts: PointFacts,
     /// The previous copy to build on.
     pub base: Option<Base>,
     /// Manifest id to write.
@@ -76,6 +66,10 @@ pub struct CopiedDevice {
     pub bytes_read: u64,
     pub bytes_stored: u64,
     pub stored_total: u64,
+    /// When the manifest was committed (ms since the epoch; its label says the same); 0 in
+    /// journals written before it was recorded.
+    #[serde(default)]
+    pub copied_at: i64,
     /// How the new chunks were sealed: the hit rate of the compressibility estimate.
     #[serde(default)]
     pub compression: CompressionCounts,
@@ -164,7 +158,7 @@ async fn changed_since(
     } else {
         let mut hv = endpoints.hypervisor(&s.endpoint).await?;
         let r = hv
-            .open_reader(&source.vm_ref, &s.device_ref, Some(&s.snapshot))
+            .open_reader(&source.facts.vm.vm_ref, &s.device_ref, Some(&s.snapshot))
             .await?;
         (hv as Box<dyn super::ports::DataPath>, r)
     };
@@ -240,7 +234,7 @@ pub async fn copy_device(
                 Err(e) => return Err(e.into()),
             };
             (
-                Manifest::new(size, store.chunk_size(), label(source))?,
+                Manifest::new(size, store.chunk_size(), serde_json::Value::Null)?,
                 chunks_covering(&allocated, chunk, size),
                 "full",
             )
@@ -305,7 +299,15 @@ pub async fn copy_device(
     let bytes_read = bytes_read.into_inner();
     let (entries, stats) = tokio::task::block_in_place(|| put.finish())?;
     manifest.apply(&entries)?;
-    manifest.label = label(source);
+    let copied_at = crate::catalog::now_ms();
+    manifest.label = CopyLabel::new(
+        &source.facts,
+        &source.snapshot,
+        &source.copy_id,
+        (bytes_read, stats.bytes_stored),
+        copied_at,
+    )
+    .to_value();
     tokio::task::block_in_place(|| writer.commit(&source.copy_id, &manifest))?;
     drop(writer);
     progress.finish();
@@ -316,6 +318,7 @@ pub async fn copy_device(
         bytes_read,
         bytes_stored: stats.bytes_stored,
         stored_total: manifest.stats().stored_bytes,
+        copied_at,
         compression: CompressionCounts {
             compressed: stats.chunks_compressed,
             skipped_by_estimate: stats.chunks_skipped_by_estimate,

@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::blocks::ByKind;
 use crate::catalog::{CopyRefRecord, PointRecord, SnapshotRefRecord, VmRecord};
+use crate::engine::copy_label::PointFacts;
 use crate::engine::device_io::DeviceTarget;
 use crate::engine::jobs::workflow::{Services, StoreUse, Workflow};
 use crate::engine::journal::{Done, Step, StepCtx};
@@ -373,7 +374,7 @@ async fn run(
                 ),
             },
             snapshot: s.clone(),
-            vm_ref: vm.vm_ref.clone(),
+            facts: PointFacts::of(vm, point, &job_id),
             base: transfer::incremental_base(catalog, &vm.name, point, &s.device_ref)?,
             copy_id: format!("{}.{}", point.id, s.device_ref),
         };
@@ -452,7 +453,10 @@ async fn run(
             bytes_stored: d.bytes_stored,
             stored_total: d.stored_total,
             job_id: job_id.clone(),
-            created_at: crate::catalog::now_ms(),
+            created_at: match d.copied_at {
+                0 => crate::catalog::now_ms(),
+                at => at,
+            },
         })
         .collect();
     {
