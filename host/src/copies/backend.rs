@@ -40,7 +40,8 @@ pub trait ObjectStore: Send + Sync {
         Ok(())
     }
 
-    /// Reads `len` bytes at `offset` of an object into `buf` (cleared first): how blobs are
+    /// Reads `len` bytes at `offset` of an object into `buf` (which then holds exactly
+    /// them, whatever it held before): how blobs are
     /// read out of packs (a ranged GET on object storage). An object shorter than
     /// `offset + len` is `ErrorKind::UnexpectedEof`.
     fn get_range_into(

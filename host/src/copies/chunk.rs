@@ -212,19 +212,24 @@ fn encode_into(
 }
 
 /// Reads an object with `read` into a reused per-thread buffer and decodes it (see
-/// [`decode`]); `read` reports I/O errors, `Ok(Err(reason))` is damage.
+/// [`decode`]); `read` fills it with the object (replacing what it held) and reports I/O
+/// errors, `Ok(Err(reason))` is damage.
 pub(crate) fn read_and_decode<E>(
     keys: &Keys,
     id: &ChunkId,
     expected_len: usize,
     read: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
 ) -> Result<Result<Vec<u8>, String>, E> {
-    READ_BUF.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        buf.clear();
-        read(&mut buf)?;
-        Ok(decode(keys, id, &mut buf, expected_len))
+    with_read_buffer(|buf| {
+        read(buf)?;
+        Ok(decode(keys, id, buf, expected_len))
     })
+}
+
+/// Runs `f` with this thread's reused read buffer (objects are read into it and decrypted
+/// in place).
+pub(crate) fn with_read_buffer<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    READ_BUF.with(|buf| f(&mut buf.borrow_mut()))
 }
 
 /// Opens a chunk object (decrypting it in place in `obj`): authenticates, decrypts,
@@ -236,6 +241,20 @@ pub(crate) fn decode(
     obj: &mut [u8],
     expected_len: usize,
 ) -> Result<Vec<u8>, String> {
+    let mut plain = vec![0u8; expected_len];
+    decode_into(keys, id, obj, &mut plain)?;
+    Ok(plain)
+}
+
+/// [`decode`] into `out`, whose length is the chunk's: a restore decodes each chunk straight
+/// into its place in a run of the device, with no buffer of its own.
+pub(crate) fn decode_into(
+    keys: &Keys,
+    id: &ChunkId,
+    obj: &mut [u8],
+    out: &mut [u8],
+) -> Result<(), String> {
+    let expected_len = out.len();
     if obj.len() < HEADER_LEN + TAG_LEN {
         return Err(format!("object is truncated ({} bytes)", obj.len()));
     }
@@ -261,29 +280,36 @@ pub(crate) fn decode(
                 .to_string(),
         );
     }
-    let plain = if flags & FLAG_ZSTD != 0 {
-        let mut plain = Vec::with_capacity(expected_len);
+    let payload = &obj[HEADER_LEN..tag_at];
+    let got = if flags & FLAG_ZSTD != 0 {
         DECOMPRESSOR.with(|d| {
             let mut d = d.borrow_mut();
             if d.is_none() {
                 *d = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
             }
             let d = d.as_mut().expect("decompressor just created");
-            d.decompress_to_buffer(&obj[HEADER_LEN..tag_at], &mut plain)
-                .map_err(|e| format!("decompression failed: {e}"))
-        })?;
-        plain
+            d.decompress_to_buffer(payload, &mut out[..]).map_err(|e| {
+                match zstd::zstd_safe::get_frame_content_size(payload) {
+                    Ok(Some(n)) if n as usize != expected_len => {
+                        format!("length is {n} bytes, manifest says {expected_len}")
+                    }
+                    _ => format!("decompression failed: {e}"),
+                }
+            })
+        })?
+    } else if payload.len() == expected_len {
+        out.copy_from_slice(payload);
+        expected_len
     } else {
-        obj[HEADER_LEN..tag_at].to_vec()
+        payload.len()
     };
-    if plain.len() != expected_len {
+    if got != expected_len {
         return Err(format!(
-            "length is {} bytes, manifest says {expected_len}",
-            plain.len()
+            "length is {got} bytes, manifest says {expected_len}"
         ));
     }
-    if keys.chunk_id(&plain) != *id {
+    if keys.chunk_id(out) != *id {
         return Err("content does not match its id".to_string());
     }
-    Ok(plain)
+    Ok(())
 }

@@ -414,7 +414,8 @@ impl ObjectStore for LocalDir {
     ) -> io::Result<()> {
         check_key(key)?;
         let f = self.inner.dir.open(key)?;
-        buf.clear();
+        // Every byte is read over; only growth of the (reused) buffer is zero-filled.
+        buf.truncate(len);
         buf.resize(len, 0);
         f.read_exact_at(buf, offset)
     }

@@ -253,10 +253,47 @@ impl Drop for ParallelPut {
     }
 }
 
+/// A run of consecutive device slots, read and yielded as one piece.
 struct GetJob {
     offset: u64,
-    slot_len: u32,
-    entry: ChunkEntry,
+    len: usize,
+    slots: Vec<(ChunkEntry, u32)>,
+}
+
+/// Device bytes one yielded piece covers at most: large writes for the restore target, few
+/// hand-overs between threads, and chunks next to each other in a pack read together.
+const RUN_BYTES: usize = 1 << 20;
+
+/// The runs of `manifest` in device order; zero slots are left out (ending a run) with
+/// `skip_zero_chunks`.
+fn runs_of(manifest: &Manifest, skip_zero_chunks: bool) -> Vec<GetJob> {
+    let mut jobs: Vec<GetJob> = Vec::new();
+    let mut next_offset = None;
+    for (i, e) in manifest.entries().iter().enumerate() {
+        if skip_zero_chunks && matches!(e, ChunkEntry::Zero { .. }) {
+            next_offset = None;
+            continue;
+        }
+        let (offset, slot_len) = (
+            manifest.chunk_offset(i as u64),
+            manifest.chunk_len(i as u64),
+        );
+        match jobs.last_mut() {
+            Some(run)
+                if next_offset == Some(offset) && run.len + slot_len as usize <= RUN_BYTES =>
+            {
+                run.len += slot_len as usize;
+                run.slots.push((*e, slot_len));
+            }
+            _ => jobs.push(GetJob {
+                offset,
+                len: slot_len as usize,
+                slots: vec![(*e, slot_len)],
+            }),
+        }
+        next_offset = Some(offset + u64::from(slot_len));
+    }
+    jobs
 }
 
 struct GetState {
@@ -306,16 +343,15 @@ impl GetShared {
             };
             let job = &self.jobs[j];
             let r = catch_unwind(AssertUnwindSafe(|| {
-                self.store.read_chunk(&job.entry).map(|mut data| {
-                    // A chunk shorter than its slot (device grew) is followed by zeros.
-                    data.resize(job.slot_len as usize, 0);
-                    data
-                })
+                // Zeroed: zero slots and the tail of a chunk shorter than its slot (the
+                // device grew) stay zeros.
+                let mut out = vec![0u8; job.len];
+                self.store.read_run(&job.slots, &mut out).map(|()| out)
             }))
             .unwrap_or_else(|p| {
                 Err(CopyStoreError::Worker {
                     reason: format!(
-                        "read of chunk at offset {} panicked: {}",
+                        "read of the chunks at offset {} panicked: {}",
                         job.offset,
                         panic_text(&*p)
                     ),
@@ -328,10 +364,11 @@ impl GetShared {
 }
 
 /// Reads a copy back in device order, with chunks fetched and verified ahead on worker
-/// threads (at most `prefetch` chunks ahead of the consumer, which bounds memory).
+/// threads (about `prefetch` chunks ahead of the consumer, at least one run per worker and
+/// one more, which bounds memory).
 ///
-/// Yields `(device offset, bytes)`; every chunk is verified, and the first damaged chunk
-/// ends the iteration with its `Damaged` error.
+/// Yields `(device offset, bytes)` in runs of consecutive slots of up to 1 MiB; every chunk
+/// is verified, and the first damaged chunk ends the iteration with its `Damaged` error.
 pub struct ParallelGet {
     shared: Arc<GetShared>,
     workers: Vec<JoinHandle<()>>,
@@ -350,21 +387,12 @@ impl ParallelGet {
         skip_zero_chunks: bool,
     ) -> ParallelGet {
         let threads = threads.max(1);
-        let jobs: Vec<GetJob> = manifest
-            .entries()
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| !(skip_zero_chunks && matches!(e, ChunkEntry::Zero { .. })))
-            .map(|(i, e)| GetJob {
-                offset: manifest.chunk_offset(i as u64),
-                slot_len: manifest.chunk_len(i as u64),
-                entry: *e,
-            })
-            .collect();
+        let jobs = runs_of(manifest, skip_zero_chunks);
+        let runs_ahead = (prefetch * manifest.chunk_size() as usize).div_ceil(RUN_BYTES);
         let shared = Arc::new(GetShared {
             store: store.clone(),
             jobs,
-            prefetch: prefetch.max(1),
+            prefetch: runs_ahead.max(threads + 1),
             state: Mutex::new(GetState {
                 next_job: 0,
                 consumed: 0,

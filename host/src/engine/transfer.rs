@@ -377,28 +377,16 @@ pub async fn restore_device(
         progress.advance(end.saturating_sub(covered));
         covered = covered.max(end);
     };
-    let mut chunks = ParallelGet::new(store, &manifest, default_threads(), QUEUE_DEPTH, fresh);
-    let mut pending: Vec<u8> = Vec::with_capacity(IO_CHUNK);
-    let mut pending_at = 0u64;
+    // Runs of consecutive chunks (up to 1 MiB), each written as it comes: large, aligned
+    // writes, and zero chunks of a fresh device never written.
+    let mut runs = ParallelGet::new(store, &manifest, default_threads(), QUEUE_DEPTH, fresh);
     loop {
-        let next = tokio::task::block_in_place(|| chunks.next());
+        let next = tokio::task::block_in_place(|| runs.next());
         let Some(item) = next else { break };
         let (offset, data) = item.map_err(|e| anyhow!("restoring copy {}: {e}", copy.copy))?;
-        if pending.is_empty() {
-            pending_at = offset;
-        } else if pending_at + pending.len() as u64 != offset || pending.len() >= IO_CHUNK {
-            session.write(&writer, pending_at, &pending).await?;
-            written += pending.len() as u64;
-            report(pending_at + pending.len() as u64);
-            pending.clear();
-            pending_at = offset;
-        }
-        pending.extend_from_slice(&data);
-    }
-    if !pending.is_empty() {
-        session.write(&writer, pending_at, &pending).await?;
-        written += pending.len() as u64;
-        report(pending_at + pending.len() as u64);
+        session.write(&writer, offset, &data).await?;
+        written += data.len() as u64;
+        report(offset + data.len() as u64);
     }
     session.flush(&writer).await?;
     session.close_writer(writer).await?;
