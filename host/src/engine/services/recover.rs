@@ -124,21 +124,25 @@ async fn live_snapshots(
     }
     let mut live: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (endpoint, vm_refs) in vms_on {
+        let mut hv = match endpoints.hypervisor(endpoint).await {
+            Ok(hv) => hv,
+            Err(e) => {
+                tracing::warn!("recover: cannot list the snapshots on {endpoint}: {e:#}");
+                continue;
+            }
+        };
+        // A VM that is gone (or cannot be asked) has no snapshots to keep; the others on the
+        // same endpoint still count.
         let mut ids = BTreeSet::new();
-        let asked = async {
-            let mut hv = endpoints.hypervisor(endpoint).await?;
-            for vm_ref in vm_refs {
-                ids.extend(hv.list_snapshots(vm_ref).await?.into_iter().map(|s| s.id));
+        for vm_ref in vm_refs {
+            match hv.list_snapshots(vm_ref).await {
+                Ok(snaps) => ids.extend(snaps.into_iter().map(|s| s.id)),
+                Err(e) => tracing::warn!(
+                    "recover: cannot list the snapshots of VM {vm_ref} on {endpoint}: {e}"
+                ),
             }
-            anyhow::Ok(())
         }
-        .await;
-        match asked {
-            Ok(()) => {
-                live.insert(endpoint.to_string(), ids);
-            }
-            Err(e) => tracing::warn!("recover: cannot list the snapshots on {endpoint}: {e:#}"),
-        }
+        live.insert(endpoint.to_string(), ids);
     }
     for endpoint in arrays {
         let asked = async {
