@@ -211,21 +211,6 @@ fn encode_into(
     Ok(packing)
 }
 
-/// Reads an object with `read` into a reused per-thread buffer and decodes it (see
-/// [`decode`]); `read` fills it with the object (replacing what it held) and reports I/O
-/// errors, `Ok(Err(reason))` is damage.
-pub(crate) fn read_and_decode<E>(
-    keys: &Keys,
-    id: &ChunkId,
-    expected_len: usize,
-    read: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-) -> Result<Result<Vec<u8>, String>, E> {
-    with_read_buffer(|buf| {
-        read(buf)?;
-        Ok(decode(keys, id, buf, expected_len))
-    })
-}
-
 /// Runs `f` with this thread's reused read buffer (objects are read into it and decrypted
 /// in place).
 pub(crate) fn with_read_buffer<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {

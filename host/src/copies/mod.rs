@@ -73,7 +73,6 @@ pub use session::{PutOutcome, WriteSession};
 pub use upgrade::{RebuildReport, UpgradeReport};
 pub use verify::{DamagedChunk, ManifestReport, VerifyReport};
 
-use chunk::read_and_decode;
 use config::{CONFIG_KEY, StoreConfig};
 use crypto::Keys;
 use index::Index;
@@ -344,36 +343,9 @@ impl CopyStore {
     /// decompressed and re-hashed, and any failure is `Damaged` naming the chunk (damaged data
     /// is never returned). The result has the entry's length (see [`ChunkEntry::Data`]).
     pub fn read_chunk(&self, entry: &ChunkEntry) -> Result<Vec<u8>> {
-        match entry {
-            ChunkEntry::Zero { len } => Ok(vec![0; *len as usize]),
-            ChunkEntry::Data { id, len, .. } => self.load_chunk(id, *len as usize),
-        }
-    }
-
-    pub(crate) fn load_chunk(&self, id: &ChunkId, len: usize) -> Result<Vec<u8>> {
-        let damaged = |reason| CopyStoreError::Damaged {
-            object: ObjectRef::Chunk(*id),
-            reason,
-        };
-        let located = match self.locate(id) {
-            Some(l) => Some(l),
-            None => {
-                self.refresh_index()?;
-                self.locate(id)
-            }
-        };
-        let Some((pack, at)) = located else {
-            return Err(damaged(NOT_INDEXED.to_string()));
-        };
-        let key = pack_key(&pack);
-        match read_and_decode(&self.inner.keys, id, len, |buf| {
-            self.inner
-                .backend
-                .get_range_into(&key, at.offset as u64, at.len as usize, buf)
-        }) {
-            Ok(r) => r.map_err(|reason| damaged(format!("in pack {pack}: {reason}"))),
-            Err(e) => Err(self.read_failure(id, &pack, at.offset, at.len as usize, e)),
-        }
+        let mut out = vec![0; entry.len() as usize];
+        self.read_run(&[(*entry, entry.len())], &mut out)?;
+        Ok(out)
     }
 
     /// Decodes the chunks of consecutive device slots into `out` (zeroed by the caller, the
@@ -415,10 +387,11 @@ impl CopyStore {
             let (pack, start) = (&first.1.0, first.1.1.offset);
             let span = (last.1.1.offset + last.1.1.len - start) as usize;
             let key = pack_key(pack);
-            let result = chunk::with_read_buffer(|buf| {
+            chunk::with_read_buffer(|buf| {
                 self.inner
                     .backend
-                    .get_range_into(&key, u64::from(start), span, buf)?;
+                    .get_range_into(&key, u64::from(start), span, buf)
+                    .map_err(|e| self.read_failure(&first.0, pack, start, span, e))?;
                 for (id, (_, blob), place, len) in &located[i..j] {
                     let from = (blob.offset - start) as usize;
                     let obj = &mut buf[from..from + blob.len as usize];
@@ -428,11 +401,7 @@ impl CopyStore {
                             reason: format!("in pack {pack}: {reason}"),
                         })?;
                 }
-                Ok(())
-            });
-            result.map_err(|e: RunError| match e {
-                RunError::Store(e) => e,
-                RunError::Io(e) => self.read_failure(&first.0, pack, start, span, e),
+                Ok::<_, CopyStoreError>(())
             })?;
             i = j;
         }
@@ -480,23 +449,5 @@ impl CopyStore {
         Ok(self
             .locate(id)
             .map(|(pack, at)| (pack_key(&pack), u64::from(at.offset), at.len as usize)))
-    }
-}
-
-/// Why a run read stopped: damage already named, or a read that failed.
-enum RunError {
-    Store(CopyStoreError),
-    Io(io::Error),
-}
-
-impl From<io::Error> for RunError {
-    fn from(e: io::Error) -> Self {
-        RunError::Io(e)
-    }
-}
-
-impl From<CopyStoreError> for RunError {
-    fn from(e: CopyStoreError) -> Self {
-        RunError::Store(e)
     }
 }
