@@ -1,8 +1,10 @@
 //! Write a Tidemark adapter in Rust.
 //!
 //! An adapter is a WebAssembly component that lets the Tidemark host reach one kind of system
-//! (a hypervisor, a storage array). Implement [`Hypervisor`] or [`StorageArray`] for a type
-//! and call [`export_hypervisor!`] or [`export_storage_array!`] once; build the crate as a
+//! (a hypervisor, a storage array, a DNS service, a BMC). Implement `Hypervisor`,
+//! `StorageArray`, `Dns` or `Machine` for a type (the SDK feature of the same name picks the
+//! world) and call its export macro (`export_hypervisor!`, `export_storage_array!`,
+//! `export_dns!`, `export_machine!`) once; build the crate as a
 //! `cdylib` for `wasm32-wasip2`. The SDK fills in the contract version, turns readers and
 //! writers into the contract's resources, and gives helpers for errors, settings and logs.
 //!
@@ -15,19 +17,29 @@
 extern crate self as tidemark_sdk;
 
 mod bindings;
+#[cfg(any(feature = "hypervisor", feature = "storage-array"))]
 mod data_path;
+#[cfg(feature = "dns")]
+mod dns;
 mod errors;
 mod host;
 pub mod http;
 #[cfg(feature = "hypervisor")]
 mod hypervisor;
+#[cfg(feature = "machine")]
+mod machine;
 pub mod net;
 pub mod records;
 #[cfg(feature = "storage-array")]
 mod storage_array;
 
 pub use bindings::types::*;
+#[cfg(any(feature = "hypervisor", feature = "storage-array"))]
 pub use data_path::{DeviceRead, DeviceWrite};
+#[cfg(feature = "dns")]
+pub use dns::{Dns, DnsExports, DnsRecord, RecordKind};
+#[cfg(feature = "machine")]
+pub use machine::{BootDevice, Cpu, Inventory, Machine, MachineDisk, MachineExports, MachineNic};
 pub use errors::{AdapterResult, OrInternal};
 pub use host::{log, now_ms, required_setting, secret, setting, setting_or, setting_parse};
 #[cfg(feature = "hypervisor")]
@@ -120,6 +132,34 @@ macro_rules! export_storage_array {
             type TidemarkStorageArrayExports = $crate::StorageArrayExports<$t>;
             $crate::__private::world::__export_adapter_world!(
                 TidemarkStorageArrayExports with_types_in $crate::__private::world
+            );
+        };
+    };
+}
+
+/// Exports `$t` (which implements `Dns`) as this component's DNS adapter.
+#[cfg(feature = "dns")]
+#[macro_export]
+macro_rules! export_dns {
+    ($t:ty) => {
+        const _: () = {
+            type TidemarkDnsExports = $crate::DnsExports<$t>;
+            $crate::__private::world::__export_adapter_world!(
+                TidemarkDnsExports with_types_in $crate::__private::world
+            );
+        };
+    };
+}
+
+/// Exports `$t` (which implements `Machine`) as this component's machine (BMC) adapter.
+#[cfg(feature = "machine")]
+#[macro_export]
+macro_rules! export_machine {
+    ($t:ty) => {
+        const _: () = {
+            type TidemarkMachineExports = $crate::MachineExports<$t>;
+            $crate::__private::world::__export_adapter_world!(
+                TidemarkMachineExports with_types_in $crate::__private::world
             );
         };
     };
