@@ -162,7 +162,15 @@ fn http_error(url: &str, authority: &str, error: ErrorCode) -> AdapterError {
         | ErrorCode::ConnectionTimeout
         | ErrorCode::ConnectionReadTimeout
         | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::ConnectionLimitReached => AdapterError::Transient(format!("{url}: {error:?}")),
+        | ErrorCode::ConnectionLimitReached
+        | ErrorCode::HttpResponseIncomplete
+        | ErrorCode::HttpResponseTimeout => AdapterError::Transient(format!("{url}: {error:?}")),
+        // hyper reports a connection dropped before or during the answer this way, as well
+        // as an answer that is not HTTP at all: both are the server's trouble, worth a retry.
+        ErrorCode::HttpProtocolError => AdapterError::Transient(format!(
+            "{url}: the server closed the connection or answered something that is not HTTP \
+             ({error:?})"
+        )),
         other => AdapterError::Internal(format!("{url}: {other:?}")),
     }
 }

@@ -38,12 +38,12 @@ pub use bindings::types::*;
 pub use data_path::{DeviceRead, DeviceWrite};
 #[cfg(feature = "dns")]
 pub use dns::{Dns, DnsExports, DnsRecord, RecordKind};
-#[cfg(feature = "machine")]
-pub use machine::{BootDevice, Cpu, Inventory, Machine, MachineDisk, MachineExports, MachineNic};
 pub use errors::{AdapterResult, OrInternal};
 pub use host::{log, now_ms, required_setting, secret, setting, setting_or, setting_parse};
 #[cfg(feature = "hypervisor")]
 pub use hypervisor::{ConsoleOutput, Hypervisor, HypervisorExports, NetworkInfo};
+#[cfg(feature = "machine")]
+pub use machine::{BootDevice, Cpu, Inventory, Machine, MachineDisk, MachineExports, MachineNic};
 #[cfg(feature = "storage-array")]
 pub use storage_array::{StorageArray, StorageArrayExports};
 

@@ -27,6 +27,7 @@ const SDK_FILES: &[(&str, &str)] = &[
         "src/data_path.rs",
         include_str!("../../../sdk/src/data_path.rs"),
     ),
+    ("src/dns.rs", include_str!("../../../sdk/src/dns.rs")),
     ("src/errors.rs", include_str!("../../../sdk/src/errors.rs")),
     ("src/host.rs", include_str!("../../../sdk/src/host.rs")),
     ("src/http.rs", include_str!("../../../sdk/src/http.rs")),
@@ -35,6 +36,10 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../../sdk/src/hypervisor.rs"),
     ),
     ("src/lib.rs", include_str!("../../../sdk/src/lib.rs")),
+    (
+        "src/machine.rs",
+        include_str!("../../../sdk/src/machine.rs"),
+    ),
     ("src/net.rs", include_str!("../../../sdk/src/net.rs")),
     (
         "src/records.rs",
@@ -130,6 +135,8 @@ serde_json = "1"
 default = ["hypervisor"]
 hypervisor = []
 storage-array = []
+dns = []
+machine = []
 "#,
         version = env!("CARGO_PKG_VERSION")
     )
