@@ -29,6 +29,8 @@ const ADAPTERS: &[(&str, &str, &str)] = &[
         "libvirt_hypervisor.wasm",
         "TIDEMARK_LIBVIRT_HYPERVISOR_WASM",
     ),
+    ("powerdns", "powerdns.wasm", "TIDEMARK_POWERDNS_WASM"),
+    ("redfish", "redfish.wasm", "TIDEMARK_REDFISH_WASM"),
     (
         "misbehaving",
         "misbehaving.wasm",

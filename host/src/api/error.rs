@@ -13,7 +13,8 @@ pub const RETRY_AFTER_SECONDS: u64 = 5;
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Machine-readable code: `malformed`, `invalid`, `too-large`, `unauthorized`,
-    /// `forbidden`, `not-found`, `conflict`, `too-many-requests`, `unavailable`, `internal`.
+    /// `forbidden`, `not-found`, `conflict`, `too-many-requests`, `unavailable`, `internal`;
+    /// from an endpoint's adapter also `unsupported`, `denied` and `adapter-failed`.
     #[schema(example = "not-found")]
     pub error: String,
     /// What went wrong, for people.
@@ -61,6 +62,37 @@ impl ApiError {
             Some(RefusalKind::Invalid) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             None => return Self::internal(error),
         };
+        Self::new(status, code, format!("{error:#}"))
+    }
+
+    /// The answer to a request an adapter served: a [`Refusal`] as [`ApiError::refused`]
+    /// gives it; the adapter's own refusals as the request's fault (not-found 404, conflict
+    /// 409, invalid 422); `unsupported` 501; the system behind it refusing Tidemark's
+    /// credentials (`denied`) 502; `transient` (down, throttled) 503; a broken adapter (trap,
+    /// deadline, garbage) 502. Anything else is the host's failure (500).
+    pub fn from_adapter(error: anyhow::Error) -> Self {
+        use crate::engine::ports::{CallError, CallErrorKind};
+        use crate::model::AdapterError as A;
+        if Refusal::find(&error).is_some() {
+            return Self::refused(error);
+        }
+        let Some(call) = error.downcast_ref::<CallError>() else {
+            return Self::internal(error);
+        };
+        let (status, code) = match &call.kind {
+            CallErrorKind::Adapter(A::NotFound(_)) => (StatusCode::NOT_FOUND, "not-found"),
+            CallErrorKind::Adapter(A::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
+            CallErrorKind::Adapter(A::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            CallErrorKind::Adapter(A::Unsupported(_)) => {
+                (StatusCode::NOT_IMPLEMENTED, "unsupported")
+            }
+            CallErrorKind::Adapter(A::Transient(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            CallErrorKind::Adapter(A::Denied(_)) => (StatusCode::BAD_GATEWAY, "denied"),
+            _ => (StatusCode::BAD_GATEWAY, "adapter-failed"),
+        };
+        tracing::warn!("API request failed at its endpoint: {error:#}");
         Self::new(status, code, format!("{error:#}"))
     }
 

@@ -10,6 +10,7 @@ mod bodies;
 mod cache;
 pub mod config;
 mod copies;
+mod dns;
 mod endpoints;
 mod error;
 mod events;
@@ -17,6 +18,7 @@ mod inventory;
 #[cfg(test)]
 mod job_start_limit;
 mod lab;
+mod machines;
 mod openapi;
 #[cfg(test)]
 mod route_walk;
@@ -109,6 +111,20 @@ fn registered() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(inventory::vms))
         .routes(routes!(inventory::luns))
         .routes(routes!(inventory::reconcile))
+        .routes(routes!(machines::list_machines))
+        .routes(routes!(machines::get_machine))
+        .routes(routes!(machines::power_machine))
+        .routes(routes!(machines::set_machine_boot))
+        .routes(routes!(
+            machines::insert_machine_media,
+            machines::eject_machine_media
+        ))
+        .routes(routes!(dns::list_dns_zones))
+        .routes(routes!(
+            dns::get_dns_record,
+            dns::set_dns_record,
+            dns::delete_dns_record
+        ))
         .routes(routes!(copies::vm_copies))
         .routes(routes!(copies::verify))
         .routes(routes!(copies::expire))

@@ -149,15 +149,18 @@ fn every_operation_answers_the_error_shape_for_its_layers() {
 }
 
 /// The first word of an operationId: what the operation does.
-const VERBS: [&str; 22] = [
+const VERBS: [&str; 26] = [
     "add",
     "cancel",
     "check",
     "collect",
     "create",
+    "eject",
     "expire",
     "get",
+    "insert",
     "list",
+    "power",
     "read",
     "rebuild",
     "recover",
@@ -165,6 +168,7 @@ const VERBS: [&str; 22] = [
     "refresh",
     "remove",
     "resume",
+    "set",
     "start",
     "stream",
     "test",

@@ -188,6 +188,92 @@ pub enum Command {
     /// The catalog itself: `catalog recover --from-copies` after `catalog.sqlite` was lost.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Physical machines behind BMC endpoints: inventory, power, boot override, virtual media.
+    #[command(subcommand)]
+    Machine(MachineCommand),
+    /// Records of DNS endpoints (what a cut-over repoints).
+    #[command(subcommand)]
+    Dns(DnsCommand),
+}
+
+/// Physical machines, each named `ENDPOINT:SYSTEM`.
+#[derive(Debug, Subcommand)]
+pub enum MachineCommand {
+    /// The machines of every machine endpoint.
+    List,
+    /// What the BMC reports of a machine (unknown fields say so).
+    Show {
+        /// ENDPOINT:SYSTEM
+        machine: String,
+    },
+    /// Powers a machine on, off or resets it, and waits until the BMC reports the state.
+    Power {
+        /// ENDPOINT:SYSTEM
+        machine: String,
+        /// on, off or reset.
+        action: String,
+        /// With off: cut power at once instead of asking the OS to shut down.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Inserts an image (a URL the BMC can fetch) as virtual media, or ejects it.
+    Media {
+        /// ENDPOINT:SYSTEM
+        machine: String,
+        /// insert or eject.
+        action: String,
+        /// The image URL (for insert).
+        url: Option<String>,
+    },
+    /// Boots from a device next time (none, pxe, cd, hdd, usb, bios-setup).
+    Boot {
+        /// ENDPOINT:SYSTEM
+        machine: String,
+        device: String,
+        /// Until changed, instead of the next boot only.
+        #[arg(long)]
+        continuous: bool,
+    },
+}
+
+/// DNS records, by endpoint, name and kind (A, AAAA, CNAME).
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// The zones an endpoint may change.
+    Zones { endpoint: String },
+    /// A record as the server holds it.
+    Get {
+        endpoint: String,
+        name: String,
+        kind: String,
+        /// The zone (default: the longest zone of the server holding the name).
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// Makes a record exactly these values.
+    Set {
+        endpoint: String,
+        name: String,
+        kind: String,
+        /// Addresses (A, AAAA) or the one target name (CNAME).
+        #[arg(required = true)]
+        values: Vec<String>,
+        /// Seconds.
+        #[arg(long, default_value_t = 300)]
+        ttl: u32,
+        /// The zone (default: the longest zone of the server holding the name).
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// Removes a record (one that is not there is removed already).
+    Delete {
+        endpoint: String,
+        name: String,
+        kind: String,
+        /// The zone (default: the longest zone of the server holding the name).
+        #[arg(long)]
+        zone: Option<String>,
+    },
 }
 
 /// Upkeep of the catalog.
@@ -257,7 +343,7 @@ pub enum AdapterCommand {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
-    /// Runs the conformance suite against an adapter file (a hypervisor or a storage array)
+    /// Runs the conformance suite against an adapter file (a hypervisor, storage array, DNS service or machine BMC)
     /// in a private, temporary data directory; exit 1 naming every failed check, 2 when the
     /// file is not a loadable adapter.
     Test(AdapterTest),

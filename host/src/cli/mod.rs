@@ -8,10 +8,12 @@ mod client;
 mod connect;
 mod copies;
 pub mod demo;
+mod dns;
 mod endpoints;
 mod inventory;
 mod jobs;
 pub mod lab;
+mod machines;
 mod progress_bar;
 mod scaffold;
 mod serve;
@@ -170,6 +172,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             refresh: true,
         } => inventory::refresh(&conn, endpoint.as_deref()).await,
         Command::Reconcile => inventory::reconcile(&conn).await,
+        Command::Machine(command) => machines::run(&conn, command).await,
+        Command::Dns(command) => dns::run(&conn, command).await,
         Command::Endpoint(command) => endpoints::run(&conn, command).await,
         Command::Adapters | Command::Adapter(args::AdapterCommand::List) => {
             endpoints::adapters(&conn).await

@@ -5,9 +5,9 @@ use async_trait::async_trait;
 
 use crate::catalog::EndpointRecord;
 use crate::model::{
-    AdapterError, AdapterInfo, AdapterKind, AdapterSummary, CallStats, ConsoleOutput, Extent,
-    HostInfo, LunInfo, LunMapping, NetworkInfo, NewDisk, RejectedAdapter, SnapshotRef, VmDevice,
-    VmInfo, VmSpec,
+    AdapterError, AdapterInfo, AdapterKind, AdapterSummary, BootDevice, CallStats, ConsoleOutput,
+    DnsRecord, Extent, HostInfo, LunInfo, LunMapping, MachineInventory, NetworkInfo, NewDisk,
+    RecordKind, RejectedAdapter, SnapshotRef, VmDevice, VmInfo, VmSpec,
 };
 
 /// Why a call to an endpoint failed: the adapter said so, or the sandbox stopped it.
@@ -275,6 +275,55 @@ pub trait StorageArray: DataPath {
     async fn open_writer(&mut self, wwn: &str) -> CallResult<WriterHandle>;
 }
 
+/// A DNS endpoint for the length of one step: the records a cut-over repoints. An empty
+/// `zone` lets the adapter pick the longest zone of its server holding the name.
+#[async_trait]
+pub trait Dns: Send {
+    /// Endpoint name, for messages.
+    fn endpoint(&self) -> &str;
+    /// Zones the endpoint may change, fully qualified.
+    async fn list_zones(&mut self) -> CallResult<Vec<String>>;
+    /// The record of that name and kind, `None` when there is none.
+    async fn get_record(
+        &mut self,
+        zone: &str,
+        name: &str,
+        kind: RecordKind,
+    ) -> CallResult<Option<DnsRecord>>;
+    /// Makes the record exactly `record`.
+    async fn upsert_record(&mut self, zone: &str, record: &DnsRecord) -> CallResult<()>;
+    /// Removes the record (one that is not there is removed already).
+    async fn delete_record(&mut self, zone: &str, name: &str, kind: RecordKind) -> CallResult<()>;
+}
+
+/// A BMC endpoint for the length of one step: physical machines for P2V and V2P.
+#[async_trait]
+pub trait Machine: Send {
+    /// Endpoint name, for messages.
+    fn endpoint(&self) -> &str;
+    /// Machine ids behind the BMC.
+    async fn list_machines(&mut self) -> CallResult<Vec<String>>;
+    /// What the BMC reports of one machine (unknown fields stay `None`).
+    async fn get_inventory(&mut self, machine_id: &str) -> CallResult<MachineInventory>;
+    /// Powers on; returns once it is on.
+    async fn power_on(&mut self, machine_id: &str) -> CallResult<()>;
+    /// Powers off (`force`: at once; else the OS is asked to shut down).
+    async fn power_off(&mut self, machine_id: &str, force: bool) -> CallResult<()>;
+    /// Restarts.
+    async fn reset(&mut self, machine_id: &str) -> CallResult<()>;
+    /// Boots from `device` next time (`once`) or until changed.
+    async fn set_boot_override(
+        &mut self,
+        machine_id: &str,
+        device: BootDevice,
+        once: bool,
+    ) -> CallResult<()>;
+    /// Inserts the image at `image_url` (one the BMC can fetch) as virtual media.
+    async fn insert_media(&mut self, machine_id: &str, image_url: &str) -> CallResult<()>;
+    /// Ejects virtual media.
+    async fn eject_media(&mut self, machine_id: &str) -> CallResult<()>;
+}
+
 /// Opens endpoints by name: one fresh sandboxed session per call, so no state leaks between
 /// job steps.
 #[async_trait]
@@ -285,6 +334,21 @@ pub trait Endpoints: Send + Sync {
     async fn storage_array(&self, endpoint: &str) -> anyhow::Result<Box<dyn StorageArray>>;
     /// Names of every storage-array endpoint (to find which one owns a WWN).
     fn storage_array_names(&self) -> Vec<String>;
+    /// A session on a DNS endpoint.
+    async fn dns(&self, endpoint: &str) -> anyhow::Result<Box<dyn Dns>> {
+        anyhow::bail!("endpoint {endpoint}: these endpoints have no DNS service")
+    }
+    /// A session on a machine (BMC) endpoint.
+    async fn machine(&self, endpoint: &str) -> anyhow::Result<Box<dyn Machine>> {
+        anyhow::bail!("endpoint {endpoint}: these endpoints have no machines")
+    }
+    /// Names of every endpoint of a kind (machine endpoints for `machine list`).
+    fn names_of(&self, kind: AdapterKind) -> Vec<String> {
+        match kind {
+            AdapterKind::StorageArray => self.storage_array_names(),
+            _ => Vec::new(),
+        }
+    }
     /// The adapter version (`NAME@VERSION`) a session on the endpoint would have run at
     /// `as_of_ms` (a job's start: the newest version added by then), so a job keeps the one
     /// it started on; `None` where versions are not known (test fakes).

@@ -6,12 +6,16 @@
 mod adapter;
 pub mod capabilities;
 mod device;
+mod dns;
+mod machine;
 mod vm;
 
 pub use adapter::{
     AdapterError, AdapterInfo, AdapterKind, AdapterSummary, CallStats, RejectedAdapter,
 };
 pub use device::{Device, MappingMode};
+pub use dns::{DnsRecord, RecordKind, fqdn};
+pub use machine::{BootDevice, Cpu, MachineDisk, MachineInventory, MachineNic};
 pub use vm::{
     ConsoleOutput, DeviceBacking, DeviceSpec, Extent, Firmware, Hardware, HostInfo, LunInfo,
     LunMapping, MappedLun, NetworkInfo, NewDisk, Nic, PowerState, SnapshotRef, VmDevice, VmInfo,

@@ -12,10 +12,7 @@ use crate::model::AdapterKind;
 
 /// The contract interface a call belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(
-    dead_code,
-    reason = "cloud, dns and machine calls come with their ports"
-)]
+#[allow(dead_code, reason = "cloud calls come with their port")]
 pub(crate) enum Interface {
     Hypervisor,
     StorageArray,

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail};
 use async_trait::async_trait;
 
 use super::{AdapterKind, EndpointSpec, Runtime};
-use crate::engine::ports::{Endpoints, Hypervisor, StorageArray};
+use crate::engine::ports::{Dns, Endpoints, Hypervisor, Machine, StorageArray};
 
 /// The configured endpoints over a runtime. Endpoints can be added and removed while the
 /// server runs; a session already open keeps the spec it was opened with.
@@ -114,6 +114,20 @@ impl Endpoints for Connector {
 
     fn storage_array_names(&self) -> Vec<String> {
         self.names_of(AdapterKind::StorageArray)
+    }
+
+    async fn dns(&self, endpoint: &str) -> anyhow::Result<Box<dyn Dns>> {
+        let spec = self.spec(endpoint, AdapterKind::Dns)?;
+        Ok(Box::new(self.runtime.open(spec).await?))
+    }
+
+    async fn machine(&self, endpoint: &str) -> anyhow::Result<Box<dyn Machine>> {
+        let spec = self.spec(endpoint, AdapterKind::Machine)?;
+        Ok(Box::new(self.runtime.open(spec).await?))
+    }
+
+    fn names_of(&self, kind: AdapterKind) -> Vec<String> {
+        Connector::names_of(self, kind)
     }
 
     fn adapter_of(&self, endpoint: &str, as_of_ms: i64) -> Option<String> {

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::catalog::Catalog;
-use crate::engine::ports::{Endpoints, Hypervisor, StorageArray};
+use crate::engine::ports::{Dns, Endpoints, Hypervisor, Machine, StorageArray};
+use crate::model::AdapterKind;
 
 /// [`Endpoints`] with the job's adapter versions held.
 pub struct JobEndpoints {
@@ -78,6 +79,18 @@ impl Endpoints for JobEndpoints {
 
     fn storage_array_names(&self) -> Vec<String> {
         self.inner.storage_array_names()
+    }
+
+    async fn dns(&self, endpoint: &str) -> anyhow::Result<Box<dyn Dns>> {
+        self.inner.dns(endpoint).await
+    }
+
+    async fn machine(&self, endpoint: &str) -> anyhow::Result<Box<dyn Machine>> {
+        self.inner.machine(endpoint).await
+    }
+
+    fn names_of(&self, kind: AdapterKind) -> Vec<String> {
+        self.inner.names_of(kind)
     }
 
     fn adapter_of(&self, endpoint: &str, as_of_ms: i64) -> Option<String> {

@@ -32,7 +32,7 @@ macro_rules! same {
         }
     )*};
 }
-same!((), u64, Vec<u8>, wasmtime::component::ResourceAny);
+same!((), u64, String, Vec<u8>, wasmtime::component::ResourceAny);
 
 impl<T: IntoHost> IntoHost for Vec<T> {
     type Host = Vec<T::Host>;

@@ -1,4 +1,5 @@
-//! Contract 0.3.0 ↔ the host's types: hardware, host capacity, shared devices and labels.
+//! Contract 0.3.0 ↔ the host's types: hardware, host capacity, shared devices and labels,
+//! DNS records and machine inventory.
 
 super::same_shape!(v0_3);
 
@@ -130,6 +131,116 @@ impl IntoHost for wit::hypervisor::NetworkInfo {
             id: self.id,
             name: self.name,
             isolated: self.isolated,
+        }
+    }
+}
+
+impl IntoHost for wit::dns::RecordKind {
+    type Host = model::RecordKind;
+    fn into_host(self) -> model::RecordKind {
+        match self {
+            wit::dns::RecordKind::A => model::RecordKind::A,
+            wit::dns::RecordKind::Aaaa => model::RecordKind::Aaaa,
+            wit::dns::RecordKind::Cname => model::RecordKind::Cname,
+        }
+    }
+}
+
+impl FromHost<model::RecordKind> for wit::dns::RecordKind {
+    fn from_host(kind: &model::RecordKind) -> Self {
+        match kind {
+            model::RecordKind::A => wit::dns::RecordKind::A,
+            model::RecordKind::Aaaa => wit::dns::RecordKind::Aaaa,
+            model::RecordKind::Cname => wit::dns::RecordKind::Cname,
+        }
+    }
+}
+
+impl IntoHost for wit::dns::DnsRecord {
+    type Host = model::DnsRecord;
+    fn into_host(self) -> model::DnsRecord {
+        model::DnsRecord {
+            name: self.name,
+            kind: self.kind.into_host(),
+            values: self.values,
+            ttl: self.ttl,
+        }
+    }
+}
+
+impl FromHost<model::DnsRecord> for wit::dns::DnsRecord {
+    fn from_host(record: &model::DnsRecord) -> Self {
+        wit::dns::DnsRecord {
+            name: record.name.clone(),
+            kind: FromHost::from_host(&record.kind),
+            values: record.values.clone(),
+            ttl: record.ttl,
+        }
+    }
+}
+
+impl FromHost<model::BootDevice> for wit::machine::BootDevice {
+    fn from_host(device: &model::BootDevice) -> Self {
+        use wit::machine::BootDevice as W;
+        match device {
+            model::BootDevice::None => W::None,
+            model::BootDevice::Pxe => W::Pxe,
+            model::BootDevice::Cd => W::Cd,
+            model::BootDevice::Hdd => W::Hdd,
+            model::BootDevice::Usb => W::Usb,
+            model::BootDevice::BiosSetup => W::BiosSetup,
+        }
+    }
+}
+
+impl IntoHost for wit::machine::Cpu {
+    type Host = model::Cpu;
+    fn into_host(self) -> model::Cpu {
+        model::Cpu {
+            model: self.model,
+            cores: self.cores,
+            threads: self.threads,
+        }
+    }
+}
+
+impl IntoHost for wit::machine::MachineNic {
+    type Host = model::MachineNic;
+    fn into_host(self) -> model::MachineNic {
+        model::MachineNic {
+            id: self.id,
+            mac: self.mac,
+            speed_mbps: self.speed_mbps,
+        }
+    }
+}
+
+impl IntoHost for wit::machine::MachineDisk {
+    type Host = model::MachineDisk;
+    fn into_host(self) -> model::MachineDisk {
+        model::MachineDisk {
+            id: self.id,
+            capacity: self.capacity,
+            model: self.model,
+            serial: self.serial,
+        }
+    }
+}
+
+impl IntoHost for wit::machine::Inventory {
+    type Host = model::MachineInventory;
+    fn into_host(self) -> model::MachineInventory {
+        model::MachineInventory {
+            name: self.name,
+            manufacturer: self.manufacturer,
+            model: self.model,
+            serial: self.serial,
+            cpus: self.cpus.into_host(),
+            memory: self.memory,
+            nics: self.nics.into_host(),
+            disks: self.disks.into_host(),
+            power: self.power.into_host(),
+            firmware: self.firmware.into_host(),
         }
     }
 }
