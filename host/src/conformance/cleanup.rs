@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::DeviceBacking;
+use crate::model::{AdapterKind, DeviceBacking};
 
 use super::{Cx, Res, Why, check, claim};
 
@@ -16,6 +16,10 @@ pub struct Inventory {
     pub vms: BTreeSet<String>,
     /// `vm-id/snapshot-id`.
     pub vm_snapshots: BTreeSet<String>,
+    /// The run's DNS records that exist, `NAME KIND`.
+    pub dns_records: BTreeSet<String>,
+    /// Every machine's power, `ID=on|off|unknown`.
+    pub machine_power: BTreeSet<String>,
     /// Listing calls that failed (then the comparison cannot be trusted).
     pub errors: Vec<String>,
 }
@@ -23,6 +27,13 @@ pub struct Inventory {
 /// Lists everything on both sides.
 pub async fn inventory(cx: &mut Cx) -> Inventory {
     let mut inv = Inventory::default();
+    match cx.kind {
+        AdapterKind::Dns => super::dns::ours(cx, &mut inv.dns_records, &mut inv.errors).await,
+        AdapterKind::Machine => {
+            super::machine::power(cx, &mut inv.machine_power, &mut inv.errors).await
+        }
+        _ => {}
+    }
     if cx.array_side().is_some() {
         match cx.array().await {
             Ok(mut a) => {
@@ -63,6 +74,11 @@ pub async fn inventory(cx: &mut Cx) -> Inventory {
 /// Removes everything of this run's that is still there (best effort; what stays is found
 /// by the cleanup checks).
 pub async fn sweep(cx: &mut Cx) {
+    match cx.kind {
+        AdapterKind::Dns => super::dns::sweep(cx).await,
+        AdapterKind::Machine => super::machine::sweep(cx).await,
+        _ => {}
+    }
     if cx.hypervisor_side().is_some()
         && let Ok(mut h) = cx.hv().await
     {
@@ -124,7 +140,11 @@ pub async fn sweep(cx: &mut Cx) {
 }
 
 /// Sweeps, then compares one part of the inventory with the start.
-async fn compare(cx: &mut Cx, what: &str, part: fn(&Inventory) -> &BTreeSet<String>) -> Res {
+pub(super) async fn compare(
+    cx: &mut Cx,
+    what: &str,
+    part: fn(&Inventory) -> &BTreeSet<String>,
+) -> Res {
     sweep(cx).await;
     let after = inventory(cx).await;
     let Some(before) = cx.before.clone() else {

@@ -1,8 +1,8 @@
 //! What a check works with: sessions on the endpoints, names and tokens unique to the run
 //! and check, and fixtures (LUNs, VMs with disks) named so the sweep finds them.
 
-use crate::engine::ports::{Hypervisor, StorageArray};
-use crate::model::{AdapterKind, DeviceSpec, LunInfo, NewDisk, VmInfo, VmSpec};
+use crate::engine::ports::{Dns, Hypervisor, Machine, StorageArray};
+use crate::model::{AdapterKind, DeviceSpec, LunInfo, NewDisk, RecordKind, VmInfo, VmSpec};
 
 use super::Why;
 use super::cleanup::Inventory;
@@ -28,6 +28,8 @@ pub struct Cx {
     pub before: Option<Inventory>,
     /// What the final sweep could not remove.
     pub left_behind: Vec<String>,
+    /// DNS records the run may have written (zone, name, kind), for the sweep.
+    pub records: Vec<(String, String, RecordKind)>,
     host: Option<String>,
 }
 
@@ -44,6 +46,7 @@ impl Cx {
             attachments: Vec::new(),
             before: None,
             left_behind: Vec::new(),
+            records: Vec::new(),
             host: None,
         }
     }
@@ -88,6 +91,34 @@ impl Cx {
             .storage_array(&side.name)
             .await
             .map_err(|e| Why::Fail(format!("opening a session on {}: {e:#}", side.label)))
+    }
+
+    /// A fresh session on the DNS adapter under test.
+    pub async fn dns(&self) -> Result<Box<dyn Dns>, Why> {
+        self.subject
+            .endpoints
+            .dns(&self.subject.name)
+            .await
+            .map_err(|e| {
+                Why::Fail(format!(
+                    "opening a session on {}: {e:#}",
+                    self.subject.label
+                ))
+            })
+    }
+
+    /// A fresh session on the machine adapter under test.
+    pub async fn machine(&self) -> Result<Box<dyn Machine>, Why> {
+        self.subject
+            .endpoints
+            .machine(&self.subject.name)
+            .await
+            .map_err(|e| {
+                Why::Fail(format!(
+                    "opening a session on {}: {e:#}",
+                    self.subject.label
+                ))
+            })
     }
 
     /// A fresh session on the adapter under test, whatever its kind.

@@ -11,16 +11,19 @@
 //! Areas, one file each: `basics` (create, list, data), `tokens`, `lookups` (unknown ids),
 //! `garbage` (malformed arguments), `snapshots` (isolation), `revert_clone`, `group` (one
 //! instant under a concurrent writer), `extents`, `refusals` (exposure, delete, physical
-//! mapping), `past_end`, `concurrency`, `cleanup`.
+//! mapping), `past_end`, `concurrency`, `cleanup`; the DNS and machine worlds have one file
+//! each (`dns`, `machine`).
 
 mod basics;
 mod cleanup;
 mod concurrency;
 mod cx;
+mod dns;
 mod extents;
 mod garbage;
 mod group;
 mod lookups;
+mod machine;
 mod past_end;
 mod refusals;
 mod report;
@@ -201,7 +204,11 @@ pub fn all_checks() -> Vec<&'static Check> {
         refusals::CHECKS,
         past_end::CHECKS,
         concurrency::CHECKS,
+        dns::CHECKS,
+        machine::CHECKS,
         cleanup::CHECKS,
+        dns::CLEANUP,
+        machine::CLEANUP,
     ]
     .into_iter()
     .flatten()
@@ -274,6 +281,8 @@ mod tests {
             let letter = match c.kind {
                 AdapterKind::Hypervisor => "h.",
                 AdapterKind::StorageArray => "a.",
+                AdapterKind::Dns => "d.",
+                AdapterKind::Machine => "m.",
                 other => panic!("{}: the suite has no {other} checks yet", c.id),
             };
             assert!(

@@ -120,9 +120,10 @@ impl Subject {
         }
         let loaded = context.admin().resolve(SUBJECT_ENDPOINT)?;
         let kind = loaded.kind;
-        if !matches!(kind, AdapterKind::Hypervisor | AdapterKind::StorageArray) {
+        if kind == AdapterKind::Cloud {
             return Err(SubjectError(format!(
-                "{} is a {kind} adapter; the suite checks hypervisors and storage arrays",
+                "{} is a {kind} adapter; the suite checks hypervisors, storage arrays, DNS \
+                 and machine adapters",
                 file.display()
             ))
             .into());
@@ -139,6 +140,12 @@ impl Subject {
                 return Err(SubjectError(
                     "--array is for testing a hypervisor; this adapter is a storage array".into(),
                 )
+                .into());
+            }
+            Some(_) if kind != AdapterKind::Hypervisor => {
+                return Err(SubjectError(format!(
+                    "--array is for testing a hypervisor; this adapter is a {kind} adapter"
+                ))
                 .into());
             }
             Some(ArraySource::File(array_file)) => {
