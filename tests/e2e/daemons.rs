@@ -200,6 +200,18 @@ impl Drop for Daemon {
     }
 }
 
+/// Waits until 127.0.0.1:`port` accepts connections; panics naming `name` past `limit`.
+pub fn wait_listening(port: u16, name: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not listen on {port} within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

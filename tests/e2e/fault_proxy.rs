@@ -78,6 +78,7 @@ fn relay(mut client: TcpStream, upstream: u16, fault: Arc<Mutex<Fault>>) {
             return;
         }
         Fault::Answer(bytes) => {
+            take_request(&mut client);
             let _ = client.write_all(&bytes);
             let _ = client.shutdown(Shutdown::Both);
             return;
@@ -132,6 +133,17 @@ fn relay(mut client: TcpStream, upstream: u16, fault: Arc<Mutex<Fault>>) {
     }
     let _ = to.shutdown(Shutdown::Both);
     let _ = from.shutdown(Shutdown::Both);
+}
+
+/// Reads what the client sends until it pauses for 200 ms, so that a canned answer comes after
+/// the request as a server's would (an HTTP client that is still sending when the answer
+/// arrives reports a protocol error instead of the answer). A client that waits for the
+/// server to speak first (NBD) just gets the answer 200 ms later.
+fn take_request(client: &mut TcpStream) {
+    let _ = client.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 16 << 10];
+    while matches!(client.read(&mut buf), Ok(n) if n > 0) {}
+    let _ = client.set_read_timeout(None);
 }
 
 fn pump(mut from: TcpStream, mut to: TcpStream) {
