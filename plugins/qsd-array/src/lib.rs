@@ -402,12 +402,27 @@ impl tidemark_sdk::StorageArray for QsdArray {
     }
 
     fn open_writer(wwn: String) -> AdapterResult<Box<dyn DeviceWrite>> {
-        let mut daemon = Daemon::open()?;
-        let lun = daemon.records.lun(&wwn)?;
         let export = io_export(&wwn);
-        daemon.export(&export, &lun.top, true)?;
-        let address = daemon.settings.nbd_address();
-        drop(daemon);
+        // A group snapshot in another session makes the LUN's top layer a read-only backing
+        // node and records the new top a moment later; a writer that read the old top in
+        // between is refused by qsd ("Cannot export read-only node as writable") and tries
+        // again with the records read anew.
+        let mut attempts = 0;
+        let address = loop {
+            let mut daemon = Daemon::open()?;
+            let lun = daemon.records.lun(&wwn)?;
+            match daemon.export(&export, &lun.top, true) {
+                Err(AdapterError::Internal(why)) if why.contains("read-only") && attempts < 40 => {
+                    attempts += 1;
+                    drop(daemon);
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                done => {
+                    done?;
+                    break daemon.settings.nbd_address();
+                }
+            }
+        };
         Ok(Box::new(LunWriter::open(&address, &export)?))
     }
 }
