@@ -10,42 +10,20 @@ use std::process::Command;
 #[path = "build/wasm_target.rs"]
 mod wasm_target;
 
-/// (package, file name in OUT_DIR, env var naming its path for tests)
-const ADAPTERS: &[(&str, &str, &str)] = &[
-    (
-        "lab-hypervisor",
-        "lab_hypervisor.wasm",
-        "TIDEMARK_LAB_HYPERVISOR_WASM",
-    ),
-    ("lab-array", "lab_array.wasm", "TIDEMARK_LAB_ARRAY_WASM"),
-    ("qsd-array", "qsd_array.wasm", "TIDEMARK_QSD_ARRAY_WASM"),
-    (
-        "template-array",
-        "template_array.wasm",
-        "TIDEMARK_TEMPLATE_ARRAY_WASM",
-    ),
-    (
-        "libvirt-hypervisor",
-        "libvirt_hypervisor.wasm",
-        "TIDEMARK_LIBVIRT_HYPERVISOR_WASM",
-    ),
-    ("powerdns", "powerdns.wasm", "TIDEMARK_POWERDNS_WASM"),
-    ("redfish", "redfish.wasm", "TIDEMARK_REDFISH_WASM"),
-    (
-        "misbehaving",
-        "misbehaving.wasm",
-        "TIDEMARK_MISBEHAVING_WASM",
-    ),
-    (
-        "contract-v0-2",
-        "contract_v0_2.wasm",
-        "TIDEMARK_CONTRACT_V0_2_WASM",
-    ),
-    (
-        "broken-array",
-        "broken_array.wasm",
-        "TIDEMARK_BROKEN_ARRAY_WASM",
-    ),
+/// (package, features picking its component, file name in OUT_DIR, env var naming its path
+/// for tests). A crate building several components (one per world) has a row for each.
+const ADAPTERS: &[(&str, &str, &str, &str)] = &[
+    ("lab-hypervisor", "", "lab_hypervisor.wasm", "TIDEMARK_LAB_HYPERVISOR_WASM"),
+    ("lab-array", "", "lab_array.wasm", "TIDEMARK_LAB_ARRAY_WASM"),
+    ("qsd-array", "", "qsd_array.wasm", "TIDEMARK_QSD_ARRAY_WASM"),
+    ("template-array", "", "template_array.wasm", "TIDEMARK_TEMPLATE_ARRAY_WASM"),
+    ("libvirt-hypervisor", "", "libvirt_hypervisor.wasm", "TIDEMARK_LIBVIRT_HYPERVISOR_WASM"),
+    ("powerdns", "", "powerdns.wasm", "TIDEMARK_POWERDNS_WASM"),
+    ("redfish", "", "redfish.wasm", "TIDEMARK_REDFISH_WASM"),
+    ("aws", "route53", "aws-route53.wasm", "TIDEMARK_AWS_ROUTE53_WASM"),
+    ("misbehaving", "", "misbehaving.wasm", "TIDEMARK_MISBEHAVING_WASM"),
+    ("contract-v0-2", "", "contract_v0_2.wasm", "TIDEMARK_CONTRACT_V0_2_WASM"),
+    ("broken-array", "", "broken_array.wasm", "TIDEMARK_BROKEN_ARRAY_WASM"),
 ];
 
 fn main() {
@@ -64,8 +42,8 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=build/wasm_target.rs");
     ensure_wasm_target();
-    for (package, file, env_name) in ADAPTERS {
-        let built = build_adapter(&root, &target_dir, package);
+    for (package, features, file, env_name) in ADAPTERS {
+        let built = build_adapter(&root, &target_dir, package, features);
         let dest = out_dir.join(file);
         std::fs::copy(&built, &dest)
             .unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), dest.display()));
@@ -92,7 +70,7 @@ fn ensure_wasm_target() {
     }
 }
 
-fn build_adapter(root: &Path, target_dir: &Path, package: &str) -> PathBuf {
+fn build_adapter(root: &Path, target_dir: &Path, package: &str, features: &str) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
     command
@@ -107,6 +85,9 @@ fn build_adapter(root: &Path, target_dir: &Path, package: &str) -> PathBuf {
         ])
         .arg("--target-dir")
         .arg(target_dir);
+    if !features.is_empty() {
+        command.args(["--features", features]);
+    }
     // Flags meant for the host build (clippy's wrapper, host rustflags) must not leak into
     // the guest build.
     for var in [
@@ -125,7 +106,7 @@ fn build_adapter(root: &Path, target_dir: &Path, package: &str) -> PathBuf {
         .unwrap_or_else(|e| panic!("running cargo to build adapter {package}: {e}"));
     assert!(
         status.success(),
-        "building adapter {package} for wasm32-wasip2 failed"
+        "building adapter {package} (features '{features}') for wasm32-wasip2 failed"
     );
     target_dir
         .join("wasm32-wasip2")

@@ -11,6 +11,54 @@ use wasip2::io::streams::StreamError;
 
 use crate::{AdapterError, AdapterResult};
 
+/// How much a log line matters, as the host's log has it.
+pub use crate::bindings::host_imports::LogLevel;
+
+/// What an adapter on an HTTP API needs from outside: requests, the clock, sleeping and the
+/// log. Its logic takes an `&dyn Io`, so native tests drive it with a fake fed captured
+/// answers (or a plain std client against a real server) and the component with [`Wasi`].
+pub trait Io {
+    /// Sends one request, answering whatever the status (see [`request`]).
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> AdapterResult<Response>;
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Waits `ms` milliseconds (between polls, before a retry).
+    fn sleep_ms(&self, ms: u64);
+    /// Logs `message` into the host's log (never a secret).
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+/// The component's [`Io`]: `wasi:http` through [`request`], the WASI clock, a thread sleep
+/// and the host's log.
+pub struct Wasi;
+
+impl Io for Wasi {
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> AdapterResult<Response> {
+        request(method, url, headers, body)
+    }
+    fn now_ms(&self) -> u64 {
+        crate::now_ms()
+    }
+    fn sleep_ms(&self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        crate::bindings::host_imports::log(level, message);
+    }
+}
+
 /// An HTTP answer, read whole.
 #[derive(Debug, Clone)]
 pub struct Response {

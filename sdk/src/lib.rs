@@ -38,7 +38,7 @@ pub use bindings::types::*;
 pub use data_path::{DeviceRead, DeviceWrite};
 #[cfg(feature = "dns")]
 pub use dns::{Dns, DnsExports, DnsRecord, RecordKind};
-pub use errors::{AdapterResult, OrInternal};
+pub use errors::{AdapterResult, OrInternal, scrubbed};
 pub use host::{log, now_ms, required_setting, secret, setting, setting_or, setting_parse};
 #[cfg(feature = "hypervisor")]
 pub use hypervisor::{ConsoleOutput, Hypervisor, HypervisorExports, NetworkInfo};

@@ -2,6 +2,7 @@
 //! adapters, on a fresh data directory each.
 
 mod adapters_live;
+mod aws_route53;
 mod api;
 mod bad_input;
 mod client;

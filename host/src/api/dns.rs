@@ -74,7 +74,7 @@ pub async fn list_dns_zones(
     params(
         ("endpoint" = String, Path, description = "DNS endpoint"),
         ("name" = String, Path, description = "Record name (the final dot optional)"),
-        ("kind" = String, Path, description = "`A`, `AAAA` or `CNAME`"),
+        ("kind" = RecordKind, Path, description = "`A`, `AAAA` or `CNAME` (lower case accepted)"),
         ZoneFilter,
     ),
     responses(
@@ -104,6 +104,7 @@ pub async fn get_dns_record(
 #[serde(deny_unknown_fields)]
 pub struct RecordRequest {
     /// Addresses (A, AAAA) or the one target name (CNAME).
+    #[schema(min_items = 1)]
     pub values: Vec<String>,
     /// Seconds.
     #[schema(minimum = 1, maximum = 2147483647)]
@@ -118,7 +119,7 @@ pub struct RecordRequest {
     params(
         ("endpoint" = String, Path, description = "DNS endpoint"),
         ("name" = String, Path, description = "Record name (the final dot optional)"),
-        ("kind" = String, Path, description = "`A`, `AAAA` or `CNAME`"),
+        ("kind" = RecordKind, Path, description = "`A`, `AAAA` or `CNAME` (lower case accepted)"),
     ),
     request_body = RecordRequest,
     responses(
@@ -157,7 +158,7 @@ pub async fn set_dns_record(
     params(
         ("endpoint" = String, Path, description = "DNS endpoint"),
         ("name" = String, Path, description = "Record name (the final dot optional)"),
-        ("kind" = String, Path, description = "`A`, `AAAA` or `CNAME`"),
+        ("kind" = RecordKind, Path, description = "`A`, `AAAA` or `CNAME` (lower case accepted)"),
         ZoneFilter,
     ),
     responses(

@@ -112,7 +112,6 @@ pub async fn power_machine(
 #[serde(deny_unknown_fields)]
 pub struct BootRequest {
     /// `none`, `pxe`, `cd`, `hdd`, `usb` or `bios-setup`.
-    #[schema(value_type = String)]
     pub device: BootDevice,
     /// Only the next boot (default); `false` until changed.
     #[serde(default = "yes")]

@@ -3,8 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The record types Tidemark changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// The record types Tidemark changes (an enum in the API's schema, so that clients and
+/// fuzzers know the three names).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub enum RecordKind {
     #[serde(rename = "A")]
     A,

@@ -49,8 +49,8 @@ pub struct MachineInventory {
     pub firmware: Option<Firmware>,
 }
 
-/// Where a machine boots from next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a machine boots from next (an enum in the API's schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BootDevice {
     None,

@@ -4,9 +4,9 @@
 use tidemark_sdk::http::{self, Response};
 use tidemark_sdk::{AdapterError, AdapterResult};
 
-use crate::names::zone_key;
 use crate::settings::Settings;
 use crate::wire::{self, Patch, Zone};
+use dns_names::zone_key;
 
 /// A zone of the server: its normalised name (for comparing) and the id its URL uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,7 +105,7 @@ impl Api {
         if body.is_some() {
             headers.push(("Content-Type", "application/json"));
         }
-        let scrub = |e| scrubbed(e, &self.settings.api_key);
+        let scrub = |e| tidemark_sdk::scrubbed(e, &[&self.settings.api_key]);
         let mut attempt = 0;
         loop {
             let answer =
@@ -180,20 +180,6 @@ pub fn check_status(status: u16, body: &[u8], what: &str, request: &str) -> Adap
     })
 }
 
-/// `error` with every occurrence of `key` replaced, so no message can carry the key.
-fn scrubbed(error: AdapterError, key: &str) -> AdapterError {
-    let clean = |m: String| m.replace(key, "<api-key>");
-    match error {
-        AdapterError::NotFound(m) => AdapterError::NotFound(clean(m)),
-        AdapterError::Conflict(m) => AdapterError::Conflict(clean(m)),
-        AdapterError::Invalid(m) => AdapterError::Invalid(clean(m)),
-        AdapterError::Unsupported(m) => AdapterError::Unsupported(clean(m)),
-        AdapterError::Denied(m) => AdapterError::Denied(clean(m)),
-        AdapterError::Transient(m) => AdapterError::Transient(clean(m)),
-        AdapterError::Internal(m) => AdapterError::Internal(clean(m)),
-    }
-}
-
 /// `text` percent-encoded for one path segment or query value: unreserved characters and
 /// `=` (PowerDNS's own escape in zone ids, `=2F` for `/`) stay, everything else is `%XX`.
 pub fn segment(text: &str) -> String {
@@ -265,15 +251,6 @@ mod tests {
         assert!(!retried(404) && !retried(422) && !retried(204));
         let total: u128 = (1..ATTEMPTS).map(|a| backoff(a).as_millis()).sum();
         assert!(total < 1000, "{total} ms");
-    }
-
-    #[test]
-    fn the_key_is_scrubbed_from_messages() {
-        let e = scrubbed(
-            AdapterError::Denied("key sekrit-42 refused".into()),
-            "sekrit-42",
-        );
-        assert!(matches!(e, AdapterError::Denied(m) if m == "key <api-key> refused"));
     }
 
     #[test]

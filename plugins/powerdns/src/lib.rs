@@ -8,14 +8,13 @@
 //! [`settings`].
 
 mod api;
-mod names;
 mod settings;
 mod wire;
 
 use tidemark_sdk::{About, AdapterResult, DnsRecord, RecordKind};
 
 use api::{Api, ServerZone};
-use names::{check_values, choose_zone, normalise, rtype};
+use dns_names::{Kind, check_values, choose_zone, normalise};
 use wire::Patch;
 
 /// The PowerDNS adapter.
@@ -30,11 +29,16 @@ fn locate(zone: &str, name: &str) -> AdapterResult<(Api, String, ServerZone)> {
     Ok((api, name, zone))
 }
 
-/// The server zone `name` lives in (see [`names::choose_zone`]).
+/// The server zone `name` lives in (see [`dns_names::choose_zone`]).
 fn in_zone(api: &Api, zone: &str, name: &str) -> AdapterResult<ServerZone> {
     let zones = api.zones()?;
     let keys: Vec<String> = zones.iter().map(|z| z.name.clone()).collect();
-    let at = choose_zone(&keys, zone, name, api.server())?;
+    let at = choose_zone(
+        &keys,
+        zone,
+        name,
+        &format!("PowerDNS server '{}'", api.server()),
+    )?;
     Ok(zones[at].clone())
 }
 
@@ -62,12 +66,13 @@ impl tidemark_sdk::Dns for PowerDns {
         kind: RecordKind,
     ) -> AdapterResult<Option<DnsRecord>> {
         let (api, name, zone) = locate(&zone, &name)?;
-        let held = api.zone(&zone, &name, rtype(kind))?;
+        let held = api.zone(&zone, &name, Kind::from(kind).rtype())?;
         Ok(held
             .rrsets
             .into_iter()
             .find(|r| {
-                r.rtype.eq_ignore_ascii_case(rtype(kind)) && r.name.eq_ignore_ascii_case(&name)
+                r.rtype.eq_ignore_ascii_case(Kind::from(kind).rtype())
+                    && r.name.eq_ignore_ascii_case(&name)
             })
             .and_then(|r| {
                 let values: Vec<String> = r
@@ -87,17 +92,17 @@ impl tidemark_sdk::Dns for PowerDns {
 
     fn upsert_record(zone: String, entry: DnsRecord) -> AdapterResult<()> {
         let name = normalise(&entry.name)?;
-        let values = check_values(&name, entry.kind, &entry.values)?;
+        let values = check_values(&name, entry.kind.into(), &entry.values)?;
         let (api, name, zone) = locate(&zone, &name)?;
         api.patch(
             &zone,
-            &Patch::replace(&name, rtype(entry.kind), entry.ttl, &values),
+            &Patch::replace(&name, Kind::from(entry.kind).rtype(), entry.ttl, &values),
         )
     }
 
     fn delete_record(zone: String, name: String, kind: RecordKind) -> AdapterResult<()> {
         let (api, name, zone) = locate(&zone, &name)?;
-        api.patch(&zone, &Patch::delete(&name, rtype(kind)))
+        api.patch(&zone, &Patch::delete(&name, Kind::from(kind).rtype()))
     }
 }
 

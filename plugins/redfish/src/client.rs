@@ -15,33 +15,8 @@ use crate::settings::Settings;
 /// How many redirects one request follows.
 const MAX_REDIRECTS: usize = 3;
 
-/// A log level the adapter uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Detail for whoever debugs an endpoint.
-    Debug,
-    /// Something the operator should know that did not fail the call.
-    Warn,
-}
-
-/// Everything the adapter needs from outside: HTTP, the clock, sleeping and logs. The
-/// component uses the SDK's; tests use a fake fed captured JSON.
-pub trait Io {
-    /// Sends one request, answering whatever the status.
-    fn send(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> AdapterResult<Response>;
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> u64;
-    /// Waits `ms` milliseconds.
-    fn sleep_ms(&self, ms: u64);
-    /// Logs `message` (never a secret).
-    fn log(&self, level: Level, message: &str);
-}
+/// The SDK's seam to the world (HTTP, clock, sleep, log); tests put a fake behind it.
+pub use tidemark_sdk::http::{Io, LogLevel as Level};
 
 /// A BMC session: settings plus the [`Io`] to reach it.
 pub struct Client<'a> {

@@ -18,47 +18,19 @@ pub mod system;
 #[cfg(test)]
 mod tests;
 
-use tidemark_sdk::http::Response;
 use tidemark_sdk::{About, AdapterResult, BootDevice, Inventory};
 
-use client::{Client, Io, Level};
+use client::Client;
 use power::Goal;
 use settings::Settings;
 
 /// The Redfish adapter.
 pub struct Redfish;
 
-/// The real world: the SDK's HTTP client, the WASI clock, a thread sleep, the host's log.
-struct Wasi;
-
-impl Io for Wasi {
-    fn send(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> AdapterResult<Response> {
-        tidemark_sdk::http::request(method, url, headers, body)
-    }
-    fn now_ms(&self) -> u64 {
-        tidemark_sdk::now_ms()
-    }
-    fn sleep_ms(&self, ms: u64) {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-    }
-    fn log(&self, level: Level, message: &str) {
-        match level {
-            Level::Debug => tidemark_sdk::log::debug(message),
-            Level::Warn => tidemark_sdk::log::warn(message),
-        }
-    }
-}
-
 /// Runs `f` on a client for this endpoint's settings.
 fn with_client<T>(f: impl FnOnce(&Client) -> AdapterResult<T>) -> AdapterResult<T> {
     let settings = Settings::read(tidemark_sdk::setting, tidemark_sdk::secret)?;
-    f(&Client::new(settings, &Wasi))
+    f(&Client::new(settings, &tidemark_sdk::http::Wasi))
 }
 
 impl tidemark_sdk::Machine for Redfish {

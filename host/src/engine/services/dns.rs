@@ -47,19 +47,20 @@ pub async fn get(
 }
 
 /// Makes the record exactly these values and TTL; answers it as the server then holds it.
-/// Values are checked here too, so a bad one is refused before any adapter sees it.
+/// Values are checked here too, so a bad one is refused before the adapter is asked.
 pub async fn set(
     endpoints: &dyn Endpoints,
     endpoint: &str,
     zone: &str,
     record: DnsRecord,
 ) -> anyhow::Result<DnsRecord> {
+    // The endpoint first: an unknown one is not-found whatever the values.
+    let mut session = session(endpoints, endpoint).await?;
     check_values(&record)?;
     let record = DnsRecord {
         name: fqdn(&record.name),
         ..record
     };
-    let mut session = session(endpoints, endpoint).await?;
     session.upsert_record(zone, &record).await?;
     session
         .get_record(zone, &record.name, record.kind)
@@ -85,58 +86,24 @@ pub async fn delete(
     Ok(session.delete_record(zone, &fqdn(name), kind).await?)
 }
 
-/// Refuses values that are not of the record's kind: addresses for A and AAAA, one name for
-/// CNAME, at least one value, a TTL of at least one second.
+/// Refuses values that are not of the record's kind (the rules every DNS adapter applies
+/// too, from `dns-names`: addresses for A and AAAA, one host name for CNAME, at least one
+/// value) and a TTL under one second, before any adapter sees them.
 pub fn check_values(record: &DnsRecord) -> anyhow::Result<()> {
-    let bad = |why: String| {
-        Err(Refusal::invalid(format!(
-            "{} record {}: {why}",
-            record.kind, record.name
-        )))
-    };
-    if record.values.is_empty() {
-        return bad("no value given".into());
-    }
     if record.ttl == 0 {
-        return bad("the TTL must be at least 1 second".into());
+        return Err(Refusal::invalid(format!(
+            "{} record {}: the TTL must be at least 1 second",
+            record.kind, record.name
+        )));
     }
-    for value in &record.values {
-        let fits = match record.kind {
-            RecordKind::A => value.parse::<std::net::Ipv4Addr>().is_ok(),
-            RecordKind::Aaaa => value.parse::<std::net::Ipv6Addr>().is_ok(),
-            RecordKind::Cname => is_host_name(value),
-        };
-        if !fits {
-            let wanted = match record.kind {
-                RecordKind::A => "an IPv4 address",
-                RecordKind::Aaaa => "an IPv6 address",
-                RecordKind::Cname => "a host name",
-            };
-            return bad(format!("'{value}' is not {wanted}"));
-        }
-    }
-    if record.kind == RecordKind::Cname && record.values.len() != 1 {
-        return bad(format!(
-            "a CNAME names one target, not {}",
-            record.values.len()
-        ));
-    }
+    let kind = match record.kind {
+        RecordKind::A => dns_names::Kind::A,
+        RecordKind::Aaaa => dns_names::Kind::Aaaa,
+        RecordKind::Cname => dns_names::Kind::Cname,
+    };
+    dns_names::check_values(&record.name, kind, &record.values)
+        .map_err(|refused| Refusal::invalid(refused.to_string()))?;
     Ok(())
-}
-
-/// Labels of letters, digits, `-` and `_`, 1–63 bytes each, 253 in all.
-fn is_host_name(name: &str) -> bool {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            (1..=63).contains(&label.len())
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 #[cfg(test)]

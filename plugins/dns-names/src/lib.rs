@@ -1,31 +1,69 @@
-//! Names, zones and values as PowerDNS wants them, checked before anything is sent: names in
-//! lower case and fully qualified, the zone a name lives in, values canonical for their kind.
-//! Pure functions, so every rule is tested without a server.
+//! Names, zones and values as DNS adapters check them before anything is sent: names in
+//! lower case and fully qualified, the zone a name lives in, values canonical for their
+//! kind. Pure functions of their input with no SDK dependency unless the `contract` feature
+//! asks for the conversions to the contract's types, so they build for the host and for
+//! `wasm32-wasip2` alike and every rule is tested without a server.
 
+use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use tidemark_sdk::{AdapterError, AdapterResult, RecordKind};
+#[cfg(feature = "contract")]
+mod contract;
 
 /// The longest name DNS allows, without the final dot.
 const MAX_NAME: usize = 253;
 
-/// The record type as PowerDNS spells it.
-pub fn rtype(kind: RecordKind) -> &'static str {
-    match kind {
-        RecordKind::A => "A",
-        RecordKind::Aaaa => "AAAA",
-        RecordKind::Cname => "CNAME",
+/// The record kinds the `dns` contract knows; adapters map the contract's enum onto it so
+/// this crate needs no bindings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// IPv4 addresses.
+    A,
+    /// IPv6 addresses.
+    Aaaa,
+    /// One target host name.
+    Cname,
+}
+
+impl Kind {
+    /// The record type as DNS servers and their APIs spell it (`A`, `AAAA`, `CNAME`).
+    pub fn rtype(self) -> &'static str {
+        match self {
+            Kind::A => "A",
+            Kind::Aaaa => "AAAA",
+            Kind::Cname => "CNAME",
+        }
     }
 }
 
+/// Why a name, value or zone was refused; the message says what was wrong and is meant for
+/// the operator as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    /// The input is malformed or outside the zone (the contract's `invalid`).
+    Invalid(String),
+    /// The zone does not exist where the adapter looked (the contract's `not-found`).
+    NotFound(String),
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Invalid(m) | NameError::NotFound(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
 /// A record name or CNAME target in lower case with its final dot: the contract accepts names
-/// with or without it, PowerDNS wants it (`is not canonical` otherwise). Labels are letters,
-/// digits, `-` and `_`, 1–63 bytes; a first label `*` (a wildcard) is allowed.
-pub fn normalise(name: &str) -> AdapterResult<String> {
+/// with or without it, servers want it. Labels are letters, digits, `-` and `_`, 1–63 bytes;
+/// a first label `*` (a wildcard) is allowed.
+pub fn normalise(name: &str) -> Result<String, NameError> {
     let lower = name.trim().to_ascii_lowercase();
     let bare = lower.strip_suffix('.').unwrap_or(&lower);
     let bad = |why: &str| {
-        Err(AdapterError::Invalid(format!(
+        Err(NameError::Invalid(format!(
             "'{name}' is not a DNS name: {why}"
         )))
     };
@@ -58,7 +96,7 @@ pub fn normalise(name: &str) -> AdapterResult<String> {
     Ok(format!("{bare}."))
 }
 
-/// A zone name as the server lists it, for comparing: lower case with the final dot. Not
+/// A zone name as a server lists it, for comparing: lower case with the final dot. Not
 /// checked like a record name, since a server's zones may use forms (`0/26.2.0.192.in-addr.
 /// arpa.`) no record name here would.
 pub fn zone_key(zone: &str) -> String {
@@ -75,18 +113,19 @@ pub fn within(name: &str, zone: &str) -> bool {
     zone == "." || name == zone || name.ends_with(&format!(".{zone}"))
 }
 
-/// The zone `name` lives in, as an index into `zones` (normalised with [`zone_key`]).
+/// The zone `name` lives in, as an index into `zones` (normalised with [`zone_key`], each
+/// once). `holder` says whose zones they are in messages (`PowerDNS server 'localhost'`).
 ///
-/// With `given` empty the longest zone holding the name is chosen; none is `not-found`
-/// naming the name. With a zone given it must be one of the server's (`not-found`), hold the
-/// name (`invalid`), and no longer zone of the server may hold it too (`invalid`: that
-/// record belongs to the child zone, and writing it in the parent would be shadowed).
+/// With `given` empty the longest zone holding the name is chosen; none is `NotFound`
+/// naming the name. With a zone given it must be one of `zones` (`NotFound`), hold the
+/// name (`Invalid`), and no longer zone may hold it too (`Invalid`: that record belongs to
+/// the child zone, and writing it in the parent would be shadowed).
 pub fn choose_zone(
     zones: &[String],
     given: &str,
     name: &str,
-    server: &str,
-) -> AdapterResult<usize> {
+    holder: &str,
+) -> Result<usize, NameError> {
     let longest = zones
         .iter()
         .enumerate()
@@ -96,28 +135,28 @@ pub fn choose_zone(
     let given = given.trim();
     if given.is_empty() {
         return longest.ok_or_else(|| {
-            AdapterError::NotFound(format!(
-                "no zone of PowerDNS server '{server}' holds {name} (zones: {})",
+            NameError::NotFound(format!(
+                "no zone of {holder} holds {name} (zones: {})",
                 listed(zones)
             ))
         });
     }
     let given = zone_key(given);
     let Some(at) = zones.iter().position(|z| *z == given) else {
-        return Err(AdapterError::NotFound(format!(
-            "zone {given} is not on PowerDNS server '{server}' (zones: {})",
+        return Err(NameError::NotFound(format!(
+            "zone {given} is not on {holder} (zones: {})",
             listed(zones)
         )));
     };
     if !within(name, &given) {
-        return Err(AdapterError::Invalid(format!(
+        return Err(NameError::Invalid(format!(
             "{name} is outside zone {given} (names are fully qualified)"
         )));
     }
     match longest {
-        Some(child) if child != at => Err(AdapterError::Invalid(format!(
-            "{name} belongs to zone {}, which PowerDNS server '{server}' holds below {given}: a \
-             record for it in {given} would not be served; name zone {} instead",
+        Some(child) if child != at => Err(NameError::Invalid(format!(
+            "{name} belongs to zone {}, which {holder} holds below {given}: a record for it in \
+             {given} would not be served; name zone {} instead",
             zones[child], zones[child]
         ))),
         _ => Ok(at),
@@ -133,36 +172,32 @@ fn listed(zones: &[String]) -> String {
     }
 }
 
-/// The values as PowerDNS will hold them, or `invalid` saying which one is wrong: addresses
+/// The values as a server will hold them, or `Invalid` saying which one is wrong: addresses
 /// of the kind for A and AAAA (in canonical form, so a read-back matches), exactly one host
-/// name for CNAME (fully qualified), at least one value. Duplicates are dropped: an rrset
-/// holds each value once, and PowerDNS refuses a repeated one.
-pub fn check_values(name: &str, kind: RecordKind, values: &[String]) -> AdapterResult<Vec<String>> {
-    let what = rtype(kind);
-    let bad = |why: String| {
-        Err(AdapterError::Invalid(format!(
-            "{what} record {name}: {why}"
-        )))
-    };
+/// name for CNAME (fully qualified, not a wildcard), at least one value. Duplicates are
+/// dropped: a record set holds each value once, and servers refuse a repeated one.
+pub fn check_values(name: &str, kind: Kind, values: &[String]) -> Result<Vec<String>, NameError> {
+    let what = kind.rtype();
+    let bad = |why: String| Err(NameError::Invalid(format!("{what} record {name}: {why}")));
     if values.is_empty() {
         return bad("no value given".into());
     }
-    if kind == RecordKind::Cname && values.len() != 1 {
+    if kind == Kind::Cname && values.len() != 1 {
         return bad(format!("a CNAME names one target, not {}", values.len()));
     }
     let mut out: Vec<String> = Vec::with_capacity(values.len());
     for value in values {
         let raw = value.trim();
         let canonical = match kind {
-            RecordKind::A => raw.parse::<Ipv4Addr>().ok().map(|a| a.to_string()),
-            RecordKind::Aaaa => raw.parse::<Ipv6Addr>().ok().map(|a| a.to_string()),
-            RecordKind::Cname => normalise(raw).ok().filter(|n| !n.starts_with("*.")),
+            Kind::A => raw.parse::<Ipv4Addr>().ok().map(|a| a.to_string()),
+            Kind::Aaaa => raw.parse::<Ipv6Addr>().ok().map(|a| a.to_string()),
+            Kind::Cname => normalise(raw).ok().filter(|n| !n.starts_with("*.")),
         };
         let Some(canonical) = canonical else {
             let wanted = match kind {
-                RecordKind::A => "an IPv4 address",
-                RecordKind::Aaaa => "an IPv6 address",
-                RecordKind::Cname => "a host name",
+                Kind::A => "an IPv4 address",
+                Kind::Aaaa => "an IPv6 address",
+                Kind::Cname => "a host name",
             };
             return bad(format!("'{value}' is not {wanted}"));
         };
@@ -177,15 +212,25 @@ pub fn check_values(name: &str, kind: RecordKind, values: &[String]) -> AdapterR
 mod tests {
     use super::*;
 
+    const HOLDER: &str = "PowerDNS server 'localhost'";
+
     fn zones(z: &[&str]) -> Vec<String> {
         z.iter().map(|z| zone_key(z)).collect()
     }
 
-    fn invalid(r: AdapterResult<impl std::fmt::Debug>) -> String {
+    fn invalid(r: Result<impl std::fmt::Debug, NameError>) -> String {
         match r {
-            Err(AdapterError::Invalid(m)) => m,
+            Err(NameError::Invalid(m)) => m,
             other => panic!("expected invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn record_types_are_spelled_as_servers_spell_them() {
+        assert_eq!(
+            [Kind::A.rtype(), Kind::Aaaa.rtype(), Kind::Cname.rtype()],
+            ["A", "AAAA", "CNAME"]
+        );
     }
 
     #[test]
@@ -225,31 +270,27 @@ mod tests {
     #[test]
     fn without_a_zone_the_longest_holding_the_name_is_chosen() {
         let z = zones(&["example.com.", "sub.example.com.", "other.org"]);
+        assert_eq!(choose_zone(&z, "", "db.example.com.", HOLDER).unwrap(), 0);
         assert_eq!(
-            choose_zone(&z, "", "db.example.com.", "localhost").unwrap(),
-            0
-        );
-        assert_eq!(
-            choose_zone(&z, "", "db.sub.example.com.", "localhost").unwrap(),
+            choose_zone(&z, "", "db.sub.example.com.", HOLDER).unwrap(),
             1
         );
-        assert_eq!(
-            choose_zone(&z, " ", "sub.example.com.", "localhost").unwrap(),
-            1
-        );
-        assert_eq!(choose_zone(&z, "", "other.org.", "localhost").unwrap(), 2);
-        match choose_zone(&z, "", "db.nowhere.net.", "localhost") {
-            Err(AdapterError::NotFound(m)) => {
+        assert_eq!(choose_zone(&z, " ", "sub.example.com.", HOLDER).unwrap(), 1);
+        assert_eq!(choose_zone(&z, "", "other.org.", HOLDER).unwrap(), 2);
+        match choose_zone(&z, "", "db.nowhere.net.", HOLDER) {
+            Err(NameError::NotFound(m)) => {
                 assert!(
-                    m.contains("db.nowhere.net.") && m.contains("sub.example.com."),
+                    m.contains("db.nowhere.net.")
+                        && m.contains("sub.example.com.")
+                        && m.contains(HOLDER),
                     "{m}"
                 )
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            choose_zone(&[], "", "db.example.com.", "localhost"),
-            Err(AdapterError::NotFound(m)) if m.contains("none")
+            choose_zone(&[], "", "db.example.com.", HOLDER),
+            Err(NameError::NotFound(m)) if m.contains("none")
         ));
     }
 
@@ -257,29 +298,39 @@ mod tests {
     fn a_given_zone_must_exist_hold_the_name_and_not_be_a_parent_of_its_zone() {
         let z = zones(&["example.com.", "sub.example.com."]);
         assert_eq!(
-            choose_zone(&z, "Example.com", "db.example.com.", "localhost").unwrap(),
+            choose_zone(&z, "Example.com", "db.example.com.", HOLDER).unwrap(),
             0
         );
         assert_eq!(
-            choose_zone(&z, "sub.example.com.", "x.sub.example.com.", "l").unwrap(),
+            choose_zone(&z, "sub.example.com.", "x.sub.example.com.", HOLDER).unwrap(),
             1
         );
-        match choose_zone(&z, "nope.invalid.", "www.nope.invalid.", "localhost") {
-            Err(AdapterError::NotFound(m)) => assert!(m.contains("nope.invalid."), "{m}"),
+        match choose_zone(&z, "nope.invalid.", "www.nope.invalid.", HOLDER) {
+            Err(NameError::NotFound(m)) => assert!(m.contains("nope.invalid."), "{m}"),
             other => panic!("{other:?}"),
         }
         let m = invalid(choose_zone(
             &z,
             "example.com.",
             "db.elsewhere.invalid.",
-            "l",
+            HOLDER,
         ));
         assert!(m.contains("outside zone example.com."), "{m}");
-        let m = invalid(choose_zone(&z, "sub.example.com.", "db.example.com.", "l"));
+        let m = invalid(choose_zone(
+            &z,
+            "sub.example.com.",
+            "db.example.com.",
+            HOLDER,
+        ));
         assert!(m.contains("outside"), "{m}");
-        let m = invalid(choose_zone(&z, "example.com.", "x.sub.example.com.", "l"));
+        let m = invalid(choose_zone(
+            &z,
+            "example.com.",
+            "x.sub.example.com.",
+            HOLDER,
+        ));
         assert!(m.contains("belongs to zone sub.example.com."), "{m}");
-        let m = invalid(choose_zone(&z, "example.com.", "sub.example.com.", "l"));
+        let m = invalid(choose_zone(&z, "example.com.", "sub.example.com.", HOLDER));
         assert!(m.contains("belongs to zone sub.example.com."), "{m}");
     }
 
@@ -288,43 +339,43 @@ mod tests {
         let v = |vs: &[&str]| vs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let n = "db.example.com.";
         assert_eq!(
-            check_values(
-                n,
-                RecordKind::A,
-                &v(&["192.0.2.1", " 192.0.2.2", "192.0.2.1"])
-            )
-            .unwrap(),
+            check_values(n, Kind::A, &v(&["192.0.2.1", " 192.0.2.2", "192.0.2.1"])).unwrap(),
             v(&["192.0.2.1", "192.0.2.2"])
         );
         assert_eq!(
-            check_values(n, RecordKind::Aaaa, &v(&["2001:DB8:0:0::10"])).unwrap(),
+            check_values(n, Kind::Aaaa, &v(&["2001:DB8:0:0::10"])).unwrap(),
             v(&["2001:db8::10"])
         );
         assert_eq!(
-            check_values(n, RecordKind::Cname, &v(&["Web.Example.com"])).unwrap(),
+            check_values(n, Kind::Cname, &v(&["Web.Example.com"])).unwrap(),
             v(&["web.example.com."])
         );
         for (kind, values, says) in [
-            (RecordKind::A, v(&[]), "no value"),
+            (Kind::A, v(&[]), "no value"),
             (
-                RecordKind::A,
+                Kind::A,
                 v(&["not-an-address"]),
                 "'not-an-address' is not an IPv4",
             ),
-            (RecordKind::A, v(&["2001:db8::1"]), "not an IPv4"),
-            (RecordKind::A, v(&["192.0.2.01"]), "not an IPv4"),
-            (RecordKind::Aaaa, v(&["192.0.2.1"]), "not an IPv6"),
+            (Kind::A, v(&["2001:db8::1"]), "not an IPv4"),
+            (Kind::A, v(&["192.0.2.01"]), "not an IPv4"),
+            (Kind::Aaaa, v(&["192.0.2.1"]), "not an IPv6"),
             (
-                RecordKind::Cname,
+                Kind::Cname,
                 v(&["a.example.", "b.example."]),
                 "one target, not 2",
             ),
-            (RecordKind::Cname, v(&["bad name!"]), "not a host name"),
-            (RecordKind::Cname, v(&["*.example.com."]), "not a host name"),
-            (RecordKind::Cname, v(&[]), "no value"),
+            (Kind::Cname, v(&["bad name!"]), "not a host name"),
+            (Kind::Cname, v(&["*.example.com."]), "not a host name"),
+            (Kind::Cname, v(&[]), "no value"),
         ] {
             let m = invalid(check_values(n, kind, &values));
             assert!(m.contains(says) && m.contains(n), "{values:?}: {m}");
         }
+    }
+
+    #[test]
+    fn errors_display_their_message() {
+        assert_eq!(NameError::NotFound("gone".into()).to_string(), "gone");
     }
 }
