@@ -13,17 +13,52 @@ mod wasm_target;
 /// (package, features picking its component, file name in OUT_DIR, env var naming its path
 /// for tests). A crate building several components (one per world) has a row for each.
 const ADAPTERS: &[(&str, &str, &str, &str)] = &[
-    ("lab-hypervisor", "", "lab_hypervisor.wasm", "TIDEMARK_LAB_HYPERVISOR_WASM"),
+    (
+        "lab-hypervisor",
+        "",
+        "lab_hypervisor.wasm",
+        "TIDEMARK_LAB_HYPERVISOR_WASM",
+    ),
     ("lab-array", "", "lab_array.wasm", "TIDEMARK_LAB_ARRAY_WASM"),
     ("qsd-array", "", "qsd_array.wasm", "TIDEMARK_QSD_ARRAY_WASM"),
-    ("template-array", "", "template_array.wasm", "TIDEMARK_TEMPLATE_ARRAY_WASM"),
-    ("libvirt-hypervisor", "", "libvirt_hypervisor.wasm", "TIDEMARK_LIBVIRT_HYPERVISOR_WASM"),
+    (
+        "template-array",
+        "",
+        "template_array.wasm",
+        "TIDEMARK_TEMPLATE_ARRAY_WASM",
+    ),
+    (
+        "libvirt-hypervisor",
+        "",
+        "libvirt_hypervisor.wasm",
+        "TIDEMARK_LIBVIRT_HYPERVISOR_WASM",
+    ),
     ("powerdns", "", "powerdns.wasm", "TIDEMARK_POWERDNS_WASM"),
     ("redfish", "", "redfish.wasm", "TIDEMARK_REDFISH_WASM"),
-    ("aws", "route53", "aws-route53.wasm", "TIDEMARK_AWS_ROUTE53_WASM"),
-    ("misbehaving", "", "misbehaving.wasm", "TIDEMARK_MISBEHAVING_WASM"),
-    ("contract-v0-2", "", "contract_v0_2.wasm", "TIDEMARK_CONTRACT_V0_2_WASM"),
-    ("broken-array", "", "broken_array.wasm", "TIDEMARK_BROKEN_ARRAY_WASM"),
+    (
+        "aws",
+        "route53",
+        "aws-route53.wasm",
+        "TIDEMARK_AWS_ROUTE53_WASM",
+    ),
+    (
+        "misbehaving",
+        "",
+        "misbehaving.wasm",
+        "TIDEMARK_MISBEHAVING_WASM",
+    ),
+    (
+        "contract-v0-2",
+        "",
+        "contract_v0_2.wasm",
+        "TIDEMARK_CONTRACT_V0_2_WASM",
+    ),
+    (
+        "broken-array",
+        "",
+        "broken_array.wasm",
+        "TIDEMARK_BROKEN_ARRAY_WASM",
+    ),
 ];
 
 fn main() {

@@ -9,10 +9,10 @@
 use tidemark_sdk::{AdapterError, AdapterResult};
 
 use super::errors;
-use super::io::Io;
 use super::settings::Settings;
 use super::xml::{self, HostedZone, SetPage};
 use crate::sigv4::{self, Options, Request, Scope};
+use tidemark_sdk::http::Io;
 
 /// The API version every path starts with.
 const VERSION: &str = "/2013-04-01";
@@ -118,7 +118,7 @@ impl<'a> Api<'a> {
         what: &str,
     ) -> AdapterResult<Vec<u8>> {
         let secrets = self.settings.secrets();
-        let scrub = |e| errors::scrubbed(e, &secrets);
+        let scrub = |e| tidemark_sdk::scrubbed(e, &secrets);
         let query_string = sigv4::canonical_query(query);
         let url = if query_string.is_empty() {
             format!("{}{path}", self.settings.base)

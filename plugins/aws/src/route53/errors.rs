@@ -116,26 +116,6 @@ fn describe(status: u16, said: Option<&ErrorBody>, body: &[u8]) -> String {
     }
 }
 
-/// `error` with every occurrence of each secret replaced, so no message can carry one
-/// (whatever a server or a proxy echoes back).
-pub fn scrubbed(error: AdapterError, secrets: &[&str]) -> AdapterError {
-    let clean = |mut m: String| {
-        for secret in secrets.iter().filter(|s| !s.is_empty()) {
-            m = m.replace(secret, "<secret>");
-        }
-        m
-    };
-    match error {
-        AdapterError::NotFound(m) => AdapterError::NotFound(clean(m)),
-        AdapterError::Conflict(m) => AdapterError::Conflict(clean(m)),
-        AdapterError::Invalid(m) => AdapterError::Invalid(clean(m)),
-        AdapterError::Unsupported(m) => AdapterError::Unsupported(clean(m)),
-        AdapterError::Denied(m) => AdapterError::Denied(clean(m)),
-        AdapterError::Transient(m) => AdapterError::Transient(clean(m)),
-        AdapterError::Internal(m) => AdapterError::Internal(clean(m)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,16 +232,5 @@ mod tests {
             error(400, &aws("SomethingNew", "")),
             AdapterError::Internal(m) if m.contains("SomethingNew")
         ));
-    }
-
-    #[test]
-    fn secrets_are_scrubbed_from_messages() {
-        let e = scrubbed(
-            AdapterError::Denied("key AKID7 secret s3cr3t refused".into()),
-            &["AKID7", "s3cr3t", ""],
-        );
-        assert!(
-            matches!(e, AdapterError::Denied(m) if m == "key <secret> secret <secret> refused")
-        );
     }
 }

@@ -11,9 +11,9 @@ use tidemark_sdk::http::Response;
 use tidemark_sdk::{AdapterError, AdapterResult, DnsRecord, RecordKind};
 
 use super::api::Api;
-use super::io::Io;
 use super::records;
 use super::settings::Settings;
+use tidemark_sdk::http::Io;
 
 /// HTTP/1.1 over a fresh connection per request (`Connection: close`), plain `http://` only.
 struct StdIo;
@@ -57,6 +57,7 @@ impl Io for StdIo {
     fn sleep_ms(&self, ms: u64) {
         std::thread::sleep(Duration::from_millis(ms));
     }
+    fn log(&self, _: tidemark_sdk::http::LogLevel, _: &str) {}
 }
 
 /// Status, headers and body of a whole HTTP/1.1 answer (chunked bodies decoded).

@@ -11,7 +11,6 @@
 
 pub mod api;
 pub mod errors;
-pub mod io;
 pub mod names;
 pub mod records;
 pub mod settings;
@@ -22,40 +21,17 @@ mod live_tests;
 #[cfg(test)]
 mod tests;
 
-use tidemark_sdk::http::Response;
 use tidemark_sdk::{About, AdapterResult, DnsRecord, RecordKind};
 
 use api::Api;
-use io::Io;
 use settings::Settings;
 
 /// The Route 53 adapter.
 pub struct Route53;
 
-/// The real world: the SDK's HTTP client, the WASI clock, a thread sleep.
-struct Wasi;
-
-impl Io for Wasi {
-    fn send(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> AdapterResult<Response> {
-        tidemark_sdk::http::request(method, url, headers, body)
-    }
-    fn now_ms(&self) -> u64 {
-        tidemark_sdk::now_ms()
-    }
-    fn sleep_ms(&self, ms: u64) {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-    }
-}
-
 /// Runs `f` on the API of this endpoint's settings.
 fn with_api<T>(f: impl FnOnce(&Api) -> AdapterResult<T>) -> AdapterResult<T> {
-    f(&Api::new(Settings::read()?, &Wasi))
+    f(&Api::new(Settings::read()?, &tidemark_sdk::http::Wasi))
 }
 
 impl tidemark_sdk::Dns for Route53 {

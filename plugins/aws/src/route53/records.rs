@@ -49,8 +49,7 @@ pub fn get(
 /// address beside a CNAME, and replacing an alias or routing-policy set.
 pub fn upsert(api: &Api, zone: &str, entry: &DnsRecord) -> AdapterResult<()> {
     let name = dns_names::normalise(&entry.name)?;
-    let values =
-        dns_names::check_values(&name, dns_names::Kind::from(entry.kind), &entry.values)?;
+    let values = dns_names::check_values(&name, dns_names::Kind::from(entry.kind), &entry.values)?;
     let (name, zone) = locate(api, zone, &name)?;
     let rtype = dns_names::Kind::from(entry.kind).rtype();
     let existing = sets_named(api, &zone, &name)?;

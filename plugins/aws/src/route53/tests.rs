@@ -9,10 +9,10 @@ use tidemark_sdk::http::Response;
 use tidemark_sdk::{AdapterError, AdapterResult, DnsRecord, RecordKind};
 
 use super::api::Api;
-use super::io::Io;
 use super::records;
 use super::settings::Settings;
 use super::xml::RecordSet;
+use tidemark_sdk::http::Io;
 
 const ORIGIN: &str = "http://127.0.0.1:5055";
 const KEY_ID: &str = "AKIATESTKEY000000001";
@@ -261,6 +261,7 @@ impl Io for Fake {
     fn sleep_ms(&self, ms: u64) {
         self.slept.borrow_mut().push(ms);
     }
+    fn log(&self, _: tidemark_sdk::http::LogLevel, _: &str) {}
 }
 
 fn api(fake: &Fake) -> Api<'_> {
