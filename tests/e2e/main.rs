@@ -2,8 +2,8 @@
 //! adapters, on a fresh data directory each.
 
 mod adapters_live;
-mod aws_route53;
 mod api;
+mod aws_route53;
 mod bad_input;
 mod client;
 mod conformance;
