@@ -17,6 +17,7 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 use super::auth::{Role, required_role};
 use super::error::ErrorBody;
 use crate::engine::JobRequest;
+use crate::model::{BootDevice, RecordKind};
 
 /// Name of the security scheme every operation requires.
 const BEARER: &str = "bearer";
@@ -32,7 +33,8 @@ const BEARER: &str = "bearer";
                        `{error, message, details}`."
     ),
     security(("bearer" = [])),
-    components(schemas(ErrorBody))
+    // Enums used as path parameters are referenced, not inlined: they must be listed here.
+    components(schemas(ErrorBody, RecordKind, BootDevice))
 )]
 struct Base;
 
