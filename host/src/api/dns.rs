@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ApiState;
-use super::error::{ApiError, ErrorBody, ObjectJson};
+use super::error::{ApiError, ErrorBody, ObjectJson, whole_number};
 use crate::engine::services::dns;
 use crate::model::{DnsRecord, RecordKind};
 
@@ -38,6 +38,10 @@ fn record_at(
         .map_err(|e: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e))?;
     Ok((endpoint, name, kind))
 }
+
+/// The TTL of a record set without one: five minutes, short enough for a cut-over to take
+/// effect soon, long enough not to load the server.
+const DEFAULT_TTL: u32 = 300;
 
 /// A record as the API answers it; `zone` is null when the caller left the choice to the
 /// adapter (the contract does not report which zone it chose).
@@ -106,9 +110,10 @@ pub struct RecordRequest {
     /// Addresses (A, AAAA) or the one target name (CNAME).
     #[schema(min_items = 1)]
     pub values: Vec<String>,
-    /// Seconds.
-    #[schema(minimum = 1, maximum = 2147483647)]
-    pub ttl: u32,
+    /// Seconds (`300` when absent); `60` and `60.0` alike, as JSON Schema has both integers.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 2147483647, default = 300, value_type = u32)]
+    pub ttl: Option<u32>,
     /// The zone (the adapter picks when absent).
     pub zone: Option<String>,
 }
@@ -144,7 +149,7 @@ pub async fn set_dns_record(
         name,
         kind,
         values: request.values,
-        ttl: request.ttl,
+        ttl: request.ttl.unwrap_or(DEFAULT_TTL),
     };
     let held = dns::set(state.data.endpoints(), &endpoint, &zone, record)
         .await
