@@ -212,6 +212,23 @@ pub fn wait_listening(port: u16, name: &str, limit: Duration) {
     }
 }
 
+/// Waits until nothing accepts connections on 127.0.0.1:`port` any more (a stopped daemon's
+/// socket is gone); panics past `limit` naming `name` and what `ss` says listens there.
+pub fn wait_closed(port: u16, name: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+        if Instant::now() >= deadline {
+            let listening = Command::new("ss")
+                .args(["-ltnp", &format!("sport = :{port}")])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            panic!("{port} still accepts {limit:?} after {name} was stopped: {listening}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

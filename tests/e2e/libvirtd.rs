@@ -201,6 +201,11 @@ impl Libvirtd {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Its processes are gone; the listening socket goes with the last of them, which
+        // under load can be a moment after `kill` returned.
+        if !std::thread::panicking() {
+            daemons::wait_closed(self.port, "libvirtd", Duration::from_secs(10));
+        }
     }
 
     /// Stops the domains that run (`destroy`: QEMU closes its images) and then the daemon,
