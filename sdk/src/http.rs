@@ -59,6 +59,95 @@ impl Io for Wasi {
     }
 }
 
+/// An [`Io`] on `std::net` for an adapter's native tests against a real server (the
+/// component uses [`Wasi`]): HTTP/1.1 over a fresh connection per request
+/// (`Connection: close`), plain `http://` only, logs to stderr.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct StdIo;
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Io for StdIo {
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> AdapterResult<Response> {
+        let rest = url.strip_prefix("http://").expect("a plain http:// URL");
+        let (authority, target) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let transient = |e: std::io::Error| AdapterError::Transient(format!("{url}: {e}"));
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(authority).map_err(transient)?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .map_err(transient)?;
+        let mut head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\
+             Content-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).map_err(transient)?;
+        stream.write_all(body).map_err(transient)?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).map_err(transient)?;
+        parse_answer(&answer).ok_or_else(|| AdapterError::Internal(format!("{url}: not HTTP")))
+    }
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+    fn sleep_ms(&self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        eprintln!("{level:?}: {message}");
+    }
+}
+
+/// Status, headers and body of a whole HTTP/1.1 answer (chunked bodies decoded).
+#[cfg(not(target_arch = "wasm32"))]
+fn parse_answer(raw: &[u8]) -> Option<Response> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers: Vec<(String, Vec<u8>)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case(b"chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let end = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..end]).ok()?.trim(), 16).ok()?;
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(rest.get(end + 2..end + 2 + size)?);
+            rest = rest.get(end + 4 + size..)?;
+        }
+        body = out;
+    }
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
 /// An HTTP answer, read whole.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -220,5 +309,22 @@ fn http_error(url: &str, authority: &str, error: ErrorCode) -> AdapterError {
              ({error:?})"
         )),
         other => AdapterError::Internal(format!("{url}: {other:?}")),
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_parsed_whole_or_chunked() {
+        let plain = parse_answer(b"HTTP/1.1 403 FORBIDDEN\r\nContent-Length: 2\r\n\r\nno").unwrap();
+        assert_eq!((plain.status, plain.body.as_slice()), (403, &b"no"[..]));
+        let chunked = parse_answer(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(chunked.body, b"abcde");
+        assert!(parse_answer(b"garbage").is_none());
     }
 }

@@ -849,66 +849,6 @@ fn redirects_are_followed_on_the_bmc_only() {
     assert!(text(&e).contains("elsewhere.test"));
 }
 
-/// Plain HTTP/1.1 over std TCP with a real clock: for [`against_a_live_bmc`] only.
-struct Live;
-
-impl Io for Live {
-    fn send(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> AdapterResult<Response> {
-        use std::io::{Read, Write};
-        let rest = url.strip_prefix("http://").expect("http only");
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let mut stream = std::net::TcpStream::connect(authority)
-            .map_err(|e| AdapterError::Transient(e.to_string()))?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\ncontent-length: {}\r\n",
-            body.len()
-        );
-        for (n, v) in headers {
-            head.push_str(&format!("{n}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec()))
-            .collect();
-        Ok(Response {
-            status,
-            headers,
-            body: raw[split + 4..].to_vec(),
-        })
-    }
-    fn now_ms(&self) -> u64 {
-        tidemark_sdk::now_ms()
-    }
-    fn sleep_ms(&self, ms: u64) {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-    }
-    fn log(&self, level: Level, message: &str) {
-        eprintln!("{level:?}: {message}");
-    }
-}
-
 /// The whole adapter against a real BMC (sushy-tools as in `tests/e2e/redfish.rs`) when
 /// `REDFISH_LIVE_URL`, `REDFISH_LIVE_USER`, `REDFISH_LIVE_PASSWORD` and `REDFISH_LIVE_MEDIA`
 /// (an image URL the BMC can fetch) are set; skipped otherwise.
@@ -927,7 +867,7 @@ fn against_a_live_bmc() {
         },
     )
     .unwrap();
-    let c = Client::new(settings, &Live);
+    let c = Client::new(settings, &tidemark_sdk::http::StdIo);
     let ids = system::list(&c).unwrap();
     let id = &ids[0];
     eprintln!("{:?}", inventory::get(&c, id).unwrap());
